@@ -1,1 +1,27 @@
-//! placeholder
+//! The sipharness engine: plays every server a phone talks to, breaks them on purpose, records every message, and judges the phone from the trace.
+
+pub mod case;
+pub mod cli;
+pub mod dns;
+pub mod dut;
+pub mod elements;
+pub mod error;
+pub mod expect;
+pub mod faults;
+pub mod lab;
+pub mod ladder;
+mod net;
+pub mod provision;
+pub mod runner;
+pub mod timing;
+pub mod topology;
+pub mod trace;
+
+pub use case::{Case, CaseFuture, CaseResult, Needs, Verdict};
+pub use error::{CaseError, HarnessError, Violation};
+pub use expect::{Expect, Register};
+pub use faults::{Fault, FaultTarget};
+pub use lab::{Lab, LabSpec};
+pub use provision::Configuration;
+pub use topology::{Element, Party, Topology};
+pub use trace::{Trace, TraceEvent, Transport};

@@ -1,0 +1,121 @@
+//! Cases and their results: what a conformance case declares about itself, and the verdict it earns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::error::{CaseError, Violation};
+use crate::faults::Fault;
+use crate::lab::Lab;
+use crate::provision::Configuration;
+use crate::trace::Transport;
+
+/// The future a case body returns.
+pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CaseError>> + Send + 'a>>;
+
+/// A case body: drives the lab and waits for expectations.
+pub type CaseFn = for<'a> fn(&'a mut Lab, Option<Fault>) -> CaseFuture<'a>;
+
+/// What a case needs of the phone; a phone without it skips the case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub backup_registrar: bool,
+    pub backup_proxy: bool,
+}
+
+/// One conformance case.
+#[derive(Clone)]
+pub struct Case {
+    /// `<area>.<configuration>.<behaviour>[.<fault>].<transport>` (BRIEF §5).
+    pub id: String,
+    /// The requirement IDs it checks (`R1.2`).
+    pub requirements: Vec<&'static str>,
+    pub configuration: Configuration,
+    pub transport: Transport,
+    pub fault: Option<Fault>,
+    pub needs: Needs,
+    pub run: CaseFn,
+}
+
+impl Case {
+    /// Builds the id from its parts.
+    pub fn id_of(area: &str, configuration: Configuration, behaviour: &str, fault: Option<Fault>, transport: Transport) -> String {
+        let mut id = format!("{area}.{}.{behaviour}", configuration.id_segment());
+        if let Some(fault) = fault {
+            id.push('.');
+            id.push_str(&fault.id_segment());
+        }
+        id.push('.');
+        id.push_str(transport.name());
+        id
+    }
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case").field("id", &self.id).field("requirements", &self.requirements).finish()
+    }
+}
+
+/// The verdicts of BRIEF §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Xfail,
+    Xpass,
+    Skip,
+    Error,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Xfail => "XFAIL",
+            Verdict::Xpass => "XPASS",
+            Verdict::Skip => "SKIP",
+            Verdict::Error => "ERROR",
+        }
+    }
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub id: String,
+    pub verdict: Verdict,
+    pub duration: Duration,
+    pub failures: Vec<Violation>,
+    /// Why the case was skipped, errored, or expected to fail.
+    pub note: Option<String>,
+    /// The normalised ladder up to the last matched expectation (snapshots compare this).
+    pub ladder: String,
+    /// The whole trace as a ladder, for reading a failure.
+    pub full_ladder: String,
+}
+
+/// The JSON Lines form of a result (BRIEF §5).
+#[derive(serde::Serialize)]
+pub struct JsonResult<'a> {
+    pub id: &'a str,
+    pub verdict: Verdict,
+    pub duration_ms: u128,
+    pub failures: &'a [Violation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+}
+
+impl CaseResult {
+    pub fn json(&self) -> JsonResult<'_> {
+        JsonResult {
+            id: &self.id,
+            verdict: self.verdict,
+            duration_ms: self.duration.as_millis(),
+            failures: &self.failures,
+            note: self.note.as_deref(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The lab's authoritative DNS: hickory-server's catalog answers from the case's zone, every query and answer recorded in the trace.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
+use hickory_server::proto::op::Message as DnsMessage;
+use hickory_server::proto::rr::{LowerName, Name, Record};
+use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::proto::serialize::txt::Parser;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponse, ZoneType};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::error::HarnessError;
+use crate::faults::Fault;
+use crate::topology::{Element, Topology};
+use crate::trace::{Direction, DnsRecord, Fate, Payload, Record as TraceRecord, Trace, Transport};
+
+/// The zone template every case starts from (`fixtures/zones/lab.test.zone`).
+pub const ZONE_TEMPLATE: &str = include_str!("../../fixtures/zones/lab.test.zone");
+
+/// Fills the zone template with the case's addresses.
+pub fn render_zone(template: &str, topology: &Topology) -> String {
+    let mut text = template.replace("{{zone}}", &topology.zone);
+    for element in Element::ALL {
+        text = text.replace(&format!("{{{{{}}}}}", element.name()), &topology.ip(element).to_string());
+    }
+    text
+}
+
+/// The zone's records and the catalog that answers from them.
+pub struct Zone {
+    pub handler: Arc<InMemoryZoneHandler>,
+    catalog: Catalog,
+}
+
+impl Zone {
+    /// Parses a rendered master file into an authoritative zone.
+    pub fn load(text: &str, topology: &Topology) -> Result<Zone, HarnessError> {
+        let origin = Name::from_ascii(format!("{}.", topology.zone))
+            .map_err(|e| HarnessError::Zone { path: "lab.test.zone".into(), detail: e.to_string() })?;
+        let zone_error = |detail: String| HarnessError::Zone { path: "fixtures/zones/lab.test.zone".into(), detail };
+        let (origin, records) = Parser::new(text, None, Some(origin)).parse().map_err(|e| zone_error(e.to_string()))?;
+        let handler = InMemoryZoneHandler::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
+            .map_err(zone_error)?;
+        let handler = Arc::new(handler);
+        let mut catalog = Catalog::new();
+        catalog.upsert(LowerName::from(origin), vec![handler.clone()]);
+        Ok(Zone { handler, catalog })
+    }
+}
+
+/// Collects the encoded response instead of sending it, so the DNS loop can record and send it itself.
+#[derive(Clone, Default)]
+struct CapturedResponse(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for CapturedResponse {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        let info = response.destructive_emit(&mut encoder)?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+/// What the DNS loop shares with the lab.
+pub(crate) struct DnsContext {
+    pub topology: Arc<Topology>,
+    pub trace: Trace,
+    pub fault: watch::Receiver<Option<Fault>>,
+    pub zone: Arc<Zone>,
+}
+
+/// Serves DNS on UDP until aborted. `silent` drops queries; `refuse` closes the port.
+pub(crate) async fn run_udp(ctx: DnsContext, socket: UdpSocket) {
+    let addr = ctx.topology.dns_addr();
+    let mut socket = Some(socket);
+    let mut fault_rx = ctx.fault.clone();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let fault = *fault_rx.borrow_and_update();
+        if fault == Some(Fault::Refuse) {
+            socket = None;
+            if fault_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let sock = match &socket {
+            Some(s) => s,
+            None => match crate::net::bind_udp(addr) {
+                Ok(s) => socket.insert(s),
+                Err(e) => {
+                    tracing::error!("dns: cannot rebind {addr}: {e}");
+                    if fault_rx.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        tokio::select! {
+            received = sock.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    if let Some(answer) = answer_query(&ctx, fault, &buf[..n], source).await {
+                        if let Err(e) = sock.send_to(&answer, source).await {
+                            tracing::debug!("dns: send to {source}: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("dns: recv: {e}"),
+            },
+            changed = fault_rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Records the query, asks the catalog, records the answer; `None` when nothing is to be sent.
+async fn answer_query(ctx: &DnsContext, fault: Option<Fault>, bytes: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
+    let local = ctx.topology.dns_addr();
+    let record = |direction, payload, fate| TraceRecord {
+        element: Element::Dns,
+        direction,
+        transport: Transport::Udp,
+        local,
+        remote: source,
+        payload: Payload::Dns(payload),
+        fate,
+    };
+    let fate = match fault {
+        Some(Fault::Silent) => Fate::Dropped("silent".into()),
+        _ => Fate::Delivered,
+    };
+    let request = match Request::from_bytes(bytes.to_vec(), source, Protocol::Udp) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.trace.record(record(Direction::Received, DnsRecord::Malformed { detail: e.to_string() }, fate));
+            return None;
+        }
+    };
+    let (id, name, record_type) = match request.request_info() {
+        Ok(info) => (request.metadata.id, info.query.name().to_string(), info.query.query_type().to_string()),
+        Err(_) => (request.metadata.id, String::new(), String::new()),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    ctx.trace.record(record(
+        Direction::Received,
+        DnsRecord::Query { id, name: name.clone(), record_type: record_type.clone() },
+        fate.clone(),
+    ));
+    if fate != Fate::Delivered {
+        return None;
+    }
+    let captured = CapturedResponse::default();
+    ctx.zone.catalog.handle_request::<_, TokioTime>(&request, captured.clone()).await;
+    let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    let (rcode, answers) = match DnsMessage::from_vec(&bytes) {
+        Ok(m) => (
+            m.metadata.response_code.to_string(),
+            m.answers.iter().map(|r| format!("{} {} {}", r.record_type(), r.ttl, r.data)).collect(),
+        ),
+        Err(e) => (format!("undecodable: {e}"), Vec::new()),
+    };
+    ctx.trace.record(record(
+        Direction::Sent,
+        DnsRecord::Answer { id, name, record_type, rcode, answers },
+        Fate::Delivered,
+    ));
+    Some(bytes)
+}

@@ -1,0 +1,180 @@
+//! The refphone driver: writes the case's cfg files, starts `refphone` as a child on the phone's address, and makes sure it never outlives the run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use super::{Capabilities, Dut, LabAddresses, Stimulus, TimeoutModel};
+use crate::error::HarnessError;
+use crate::provision::Provisioning;
+use crate::trace::Transport;
+
+/// Finds the refphone binary: next to our executable (or one level up, for test binaries in
+/// `target/*/deps`), else on PATH, else at `SIPHARNESS_REFPHONE` (BRIEF §6).
+pub fn find_refphone() -> Result<PathBuf, HarnessError> {
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join("refphone");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("refphone");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("SIPHARNESS_REFPHONE") {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(HarnessError::DutStart(format!("SIPHARNESS_REFPHONE={} is not a file", path.display())));
+    }
+    Err(HarnessError::DutStart(
+        "refphone not found next to this executable, on PATH, or at SIPHARNESS_REFPHONE; build it with `cargo build -p phone`".into(),
+    ))
+}
+
+/// Drives the reference phone over its command line and cfg files.
+pub struct RefphoneDriver {
+    binary: PathBuf,
+    quirks: Vec<String>,
+    name: String,
+    capabilities: Capabilities,
+    args: Vec<String>,
+    log: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl RefphoneDriver {
+    pub fn new(binary: PathBuf, quirks: Vec<String>, name: String) -> RefphoneDriver {
+        RefphoneDriver {
+            binary,
+            quirks,
+            name,
+            capabilities: Capabilities {
+                backup_registrar: true,
+                backup_proxy: true,
+                transports: vec![Transport::Udp],
+                reads_icmp: true,
+                timeout_model: TimeoutModel::TransactionTimer,
+                startup: Duration::from_secs(2),
+                expected_failures: Vec::new(),
+            },
+            args: Vec::new(),
+            log: None,
+            child: None,
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let Some(log) = &self.log else { return String::new() };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+}
+
+#[async_trait::async_trait]
+impl Dut for RefphoneDriver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn provision(&mut self, provisioning: &Provisioning, lab: &LabAddresses, dir: &Path) -> Result<(), HarnessError> {
+        let global = dir.join("aastra.cfg");
+        let mac = dir.join(format!("{}.cfg", provisioning.mac));
+        let state = dir.join("state");
+        std::fs::write(&global, &provisioning.global_cfg)?;
+        std::fs::write(&mac, &provisioning.mac_cfg)?;
+        std::fs::create_dir_all(&state)?;
+        let mut args = vec![
+            "--config".to_owned(),
+            global.display().to_string(),
+            "--config".to_owned(),
+            mac.display().to_string(),
+            "--mac".to_owned(),
+            provisioning.mac.clone(),
+            "--bind".to_owned(),
+            lab.phone.to_string(),
+            "--dns".to_owned(),
+            lab.dns.to_string(),
+            "--state-dir".to_owned(),
+            state.display().to_string(),
+        ];
+        for quirk in &self.quirks {
+            args.push("--quirk".to_owned());
+            args.push(quirk.clone());
+        }
+        self.args = args;
+        self.log = Some(dir.join("refphone.log"));
+        Ok(())
+    }
+
+    async fn start(&mut self) -> Result<(), HarnessError> {
+        let log_path = self.log.clone().ok_or_else(|| HarnessError::DutStart("start before provision".into()))?;
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("SIPHARNESS_PHONE_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .map_err(|e| HarnessError::DutStart(format!("{}: {e}", self.binary.display())))?;
+        tracing::info!(pid = child.id(), "refphone started: {} {}", self.binary.display(), self.args.join(" "));
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn stimulate(&mut self, stimulus: Stimulus) -> Result<(), HarnessError> {
+        Err(HarnessError::Other(format!("refphone's XML push is not available yet ({stimulus:?})")))
+    }
+
+    fn check_alive(&mut self) -> Result<(), HarnessError> {
+        let Some(child) = &mut self.child else { return Ok(()) };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(HarnessError::DutStart(format!("refphone exited ({status}): {}", self.log_tail()))),
+            Err(e) => Err(HarnessError::Io(e)),
+        }
+    }
+
+    async fn stop(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the kernel to kill the child when the thread that spawned it dies, so no refphone
+/// outlives the harness even on SIGKILL or a panic that aborts (kill_on_drop covers unwinding).
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! The harness's two failure types: a `Violation` (the phone broke a requirement) and a `HarnessError` (the environment broke).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Something went wrong in the harness or its environment: nothing was learned about the phone.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("no free loopback block after {attempts} attempts (last error: {last})")]
+    NoFreeAddresses { attempts: u32, last: std::io::Error },
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: String, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("zone file {path}: {detail}")]
+    Zone { path: PathBuf, detail: String },
+    #[error("the DUT could not be started: {0}")]
+    DutStart(String),
+    #[error("the DUT could not be provisioned: {0}")]
+    Provision(String),
+    #[error("bad DUT profile {profile:?}: {detail}")]
+    Profile { profile: String, detail: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("watchdog: the case ran longer than its budget of {budget_s:.1} s")]
+    Watchdog { budget_s: f64 },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The phone broke a requirement: what was expected, what arrived instead.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// The requirement ID the check cites (`R1.2`).
+    pub requirement: String,
+    pub expected: String,
+    pub arrived: String,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}\n    expected: {}\n    arrived:  {}",
+            self.requirement, self.message, self.expected, self.arrived
+        )
+    }
+}
+
+/// Why a case stopped early: the phone failed a check, or the harness broke.
+#[derive(Debug)]
+pub enum CaseError {
+    Violation(Violation),
+    Harness(HarnessError),
+}
+
+impl From<Violation> for CaseError {
+    fn from(v: Violation) -> CaseError {
+        CaseError::Violation(v)
+    }
+}
+
+impl From<HarnessError> for CaseError {
+    fn from(e: HarnessError) -> CaseError {
+        CaseError::Harness(e)
+    }
+}
+
+impl From<std::io::Error> for CaseError {
+    fn from(e: std::io::Error) -> CaseError {
+        CaseError::Harness(HarnessError::Io(e))
+    }
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseError::Violation(v) => write!(f, "{v}"),
+            CaseError::Harness(e) => write!(f, "harness error: {e}"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Expectations: what a case waits for, as pure functions of the trace, each citing the requirement it checks.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sip::{HeaderName, Method};
+
+use crate::topology::{Element, Party, Topology};
+use crate::trace::{Direction, Fate, Payload, TraceEvent};
+
+/// What an expectation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectKind {
+    /// A REGISTER from the phone reaches the element (with the element in its Request-URI).
+    RegisterRequest,
+    /// The element accepts a REGISTER that adds a binding: it sends the phone a 2xx with a Contact.
+    Registered,
+}
+
+/// When an expectation must be met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Within this long of the moment the case starts waiting.
+    Within(Duration),
+    /// Before this time on the trace's clock.
+    Before(Duration),
+}
+
+/// One expectation: `Register::at(REGISTRAR_A).aor_of(PROXY_A)` and friends.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub kind: ExpectKind,
+    pub at: Element,
+    pub aor_of: Option<Element>,
+    pub requirement: &'static str,
+    pub deadline: Option<Deadline>,
+    /// Why the deadline is what it is, in words (`registration period 2 s + jitter 0.4 s`).
+    pub deadline_reason: String,
+}
+
+/// Expectations about registrations.
+#[derive(Debug)]
+pub struct Register;
+
+impl Register {
+    /// The registrar accepts a registration of the phone (a 2xx adding a binding).
+    pub fn at(registrar: Element) -> Expect {
+        Expect::new(ExpectKind::Registered, registrar)
+    }
+
+    /// A REGISTER from the phone reaches the registrar.
+    pub fn request_at(registrar: Element) -> Expect {
+        Expect::new(ExpectKind::RegisterRequest, registrar)
+    }
+}
+
+impl Expect {
+    fn new(kind: ExpectKind, at: Element) -> Expect {
+        Expect { kind, at, aor_of: None, requirement: "", deadline: None, deadline_reason: String::new() }
+    }
+
+    /// The AOR registered is the one of this proxy (`sip:<user>@<proxy host>`).
+    pub fn aor_of(mut self, proxy: Element) -> Expect {
+        self.aor_of = Some(proxy);
+        self
+    }
+
+    /// The requirement this expectation checks (`R1.2`).
+    pub fn requirement(mut self, id: &'static str) -> Expect {
+        self.requirement = id;
+        self
+    }
+
+    pub fn within(mut self, limit: Duration, reason: impl Into<String>) -> Expect {
+        self.deadline = Some(Deadline::Within(limit));
+        self.deadline_reason = reason.into();
+        self
+    }
+
+    pub fn before(mut self, at: Duration, reason: impl Into<String>) -> Expect {
+        self.deadline = Some(Deadline::Before(at));
+        self.deadline_reason = reason.into();
+        self
+    }
+
+    /// Whether `event` meets the expectation.
+    pub fn matches(&self, event: &TraceEvent, topology: &Topology) -> bool {
+        if event.element != self.at {
+            return false;
+        }
+        let Some(message) = event.sip() else { return false };
+        if topology.party(event.remote.ip()) != Party::Phone {
+            return false;
+        }
+        let aor_ok = |m: &sip::Message| match self.aor_of {
+            None => true,
+            Some(proxy) => aor_host(m).is_some_and(|h| h.eq_ignore_ascii_case(&topology.fqdn(proxy))),
+        };
+        match self.kind {
+            ExpectKind::RegisterRequest => {
+                event.direction == Direction::Received && message.method() == Some(&Method::Register) && aor_ok(message)
+            }
+            ExpectKind::Registered => {
+                event.direction == Direction::Sent
+                    && message.status().is_some_and(|s| (200..300).contains(&s))
+                    && message.cseq().is_ok_and(|c| c.method == Method::Register)
+                    && message.contacts().is_ok_and(|c| c.iter().any(|c| c.expires() != Some(0)))
+                    && aor_ok(message)
+            }
+        }
+    }
+
+    /// The expectation in words, for a failure report.
+    pub fn describe(&self, topology: &Topology, limit: Duration) -> String {
+        let mut text = match self.kind {
+            ExpectKind::RegisterRequest => format!("REGISTER at {}", self.at),
+            ExpectKind::Registered => format!("registration accepted by {}", self.at),
+        };
+        if let Some(proxy) = self.aor_of {
+            let _ = write!(text, " with AOR host {}", topology.fqdn(proxy));
+        }
+        let _ = write!(text, " within {:.2} s", limit.as_secs_f64());
+        if !self.deadline_reason.is_empty() {
+            let _ = write!(text, " ({})", self.deadline_reason);
+        }
+        text
+    }
+}
+
+/// The host of the To URI: the AOR a REGISTER registers.
+pub fn aor_host(message: &sip::Message) -> Option<String> {
+    let to = message.to().ok()?;
+    Some(to.uri.as_sip()?.host.to_string())
+}
+
+/// Checks the Request-URI of the REGISTER a 2xx answered names the registrar (BRIEF §2: "at
+/// registrar X means ... with X in its Request-URI"). Returns a complaint, or `None` if it does.
+pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topology: &Topology) -> Option<String> {
+    let message = response.sip()?;
+    let call_id = message.call_id().ok()?;
+    let cseq = message.cseq().ok()?.seq;
+    let request = events.iter().rev().find(|e| {
+        e.index < response.index
+            && e.element == response.element
+            && e.direction == Direction::Received
+            && e.sip().is_some_and(|m| {
+                m.is_request() && m.call_id().ok() == Some(call_id) && m.cseq().is_ok_and(|c| c.seq == cseq)
+            })
+    })?;
+    let uri = request.sip()?.request_uri()?.ok()?;
+    let host = uri.as_sip()?.host.to_string();
+    if topology.element_named(&host) == Some(response.element) {
+        None
+    } else {
+        Some(format!("the REGISTER reached {} but its Request-URI names {host}", response.element))
+    }
+}
+
+/// What the phone sent since `from`, in a sentence: for "arrived" in a failure report.
+pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for event in events {
+        if event.direction != Direction::Received || topology.party(event.remote.ip()) != Party::Phone {
+            continue;
+        }
+        let what = match &event.payload {
+            Payload::Sip(m) if m.is_request() => {
+                let method = m.method().map(|m| m.to_string()).unwrap_or_default();
+                let mut s = format!("{method} at {}", event.element);
+                if m.method() == Some(&Method::Register) {
+                    if let Some(host) = aor_host(m) {
+                        let _ = write!(s, " (AOR host {host}");
+                        if m.header(&HeaderName::Expires) == Some("0") {
+                            s.push_str(", Expires 0");
+                        }
+                        s.push(')');
+                    }
+                }
+                s
+            }
+            Payload::Sip(m) => format!("{} response at {}", m.status().unwrap_or(0), event.element),
+            Payload::Malformed(_) => format!("a malformed message at {}", event.element),
+            Payload::Dns(crate::trace::DnsRecord::Query { name, record_type, .. }) => format!("DNS {record_type} {name}"),
+            Payload::Dns(_) => continue,
+            Payload::Stun(_) => format!("STUN at {}", event.element),
+            Payload::KeepAlive => format!("keep-alive at {}", event.element),
+            Payload::Action(_) => continue,
+        };
+        let what = match &event.fate {
+            Fate::Delivered => what,
+            Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),
+        };
+        match groups.last_mut() {
+            Some((last, n)) if *last == what => *n += 1,
+            _ => groups.push((what, 1)),
+        }
+    }
+    if groups.is_empty() {
+        return "nothing from the phone".into();
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(what, n)| if n == 1 { what } else { format!("{n}x {what}") })
+        .collect();
+    parts.join("; ")
+}

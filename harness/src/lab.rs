@@ -1,0 +1,284 @@
+//! The lab: one case's private topology (elements, DNS, phone) on its own loopback block, with the verbs cases use: expect, fail, restore.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::dns::{self, DnsContext, Zone};
+use crate::dut::{Dut, LabAddresses};
+use crate::elements::{self, Behaviour, DigestAuth, ElementContext, NotImplemented, Proxy, Registrar, RegistrarConfig};
+use crate::error::{CaseError, HarnessError, Violation};
+use crate::expect::{self, Deadline, Expect};
+use crate::faults::{Fault, FaultTarget};
+use crate::ladder;
+use crate::net::bind_udp;
+use crate::provision::{Configuration, Provisioning, Timers, DEFAULT_MAC};
+use crate::timing::Timing;
+use crate::topology::{self, Element, Topology};
+use crate::trace::{Direction, Fate, Payload, Record, Trace, TraceEvent, Transport};
+
+/// How a case wants its lab built.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    pub configuration: Configuration,
+    pub transport: Transport,
+    pub timers: Timers,
+    /// Whether registrars demand digest authentication.
+    pub digest: bool,
+    pub zone: String,
+}
+
+impl LabSpec {
+    pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
+        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, zone: "lab.test".into() }
+    }
+}
+
+/// The sockets of a claimed block, before the elements take them.
+struct ClaimedBlock {
+    topology: Topology,
+    sip: Vec<(Element, UdpSocket)>,
+    dns: UdpSocket,
+}
+
+/// Binds every element's UDP port on a fresh block; a taken address moves on to the next block.
+fn claim_block(zone: &str) -> Result<ClaimedBlock, HarnessError> {
+    let mut last = std::io::Error::other("no attempt made");
+    'blocks: for attempt in 0..topology::CLAIM_ATTEMPTS {
+        let mut topology = Topology::new(topology::candidate_block(attempt), zone);
+        let mut sip = Vec::new();
+        for element in Element::SIP {
+            match bind_udp(topology.sip_addr(element)) {
+                Ok(socket) => sip.push((element, socket)),
+                Err(e) => {
+                    last = e;
+                    continue 'blocks;
+                }
+            }
+        }
+        // The phone's own port must be free too; it binds it itself.
+        if let Err(e) = std::net::UdpSocket::bind(SocketAddr::new(topology.phone_ip(), 5060)) {
+            last = e;
+            continue 'blocks;
+        }
+        let dns = match bind_udp(topology.dns_addr()) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                match bind_udp(SocketAddr::new(topology.ip(Element::Dns), 0)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        last = e;
+                        continue 'blocks;
+                    }
+                }
+            }
+            Err(e) => {
+                last = e;
+                continue 'blocks;
+            }
+        };
+        topology.dns_port = dns.local_addr()?.port();
+        return Ok(ClaimedBlock { topology, sip, dns });
+    }
+    Err(topology::no_free_block(last))
+}
+
+/// One case's running lab. Dropping it stops every element task and the phone.
+pub struct Lab {
+    pub topology: Arc<Topology>,
+    pub provisioning: Provisioning,
+    trace: Trace,
+    faults: HashMap<Element, watch::Sender<Option<Fault>>>,
+    tasks: Vec<JoinHandle<()>>,
+    dut: Box<dyn Dut>,
+    timing: Timing,
+    /// Expectations look at events from here on.
+    cursor: usize,
+    /// The last event an expectation matched: the snapshot ends there.
+    last_match: Option<usize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Claims a block, starts the elements and the DNS, provisions and starts the phone.
+    pub async fn start(spec: &LabSpec, mut dut: Box<dyn Dut>) -> Result<Lab, HarnessError> {
+        let block = claim_block(&spec.zone)?;
+        let topology = Arc::new(block.topology);
+        let trace = Trace::new();
+        let provisioning = Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, DEFAULT_MAC);
+        let mut faults = HashMap::new();
+        let mut tasks = Vec::new();
+
+        let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);
+        let zone = Arc::new(Zone::load(&zone_text, &topology)?);
+        let (dns_fault, dns_fault_rx) = watch::channel(None);
+        faults.insert(Element::Dns, dns_fault);
+        let dns_ctx = DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone };
+        tasks.push(tokio::spawn(dns::run_udp(dns_ctx, block.dns)));
+
+        let auth = spec.digest.then(|| DigestAuth {
+            realm: topology.zone.clone(),
+            users: HashMap::from([(provisioning.line.auth_name.clone(), provisioning.line.password.clone())]),
+        });
+        for (element, socket) in block.sip {
+            let behaviour: Arc<Mutex<dyn Behaviour>> = if element.is_registrar() {
+                let config = RegistrarConfig { auth: auth.clone(), ..RegistrarConfig::default() };
+                Arc::new(Mutex::new(Registrar::new(element, topology.clone(), config)))
+            } else if element.is_proxy() {
+                Arc::new(Mutex::new(Proxy::new(element, topology.clone())))
+            } else {
+                Arc::new(Mutex::new(NotImplemented))
+            };
+            let (fault, fault_rx) = watch::channel(None);
+            faults.insert(element, fault);
+            let ctx = ElementContext { element, topology: topology.clone(), trace: trace.clone(), fault: fault_rx, behaviour };
+            tasks.push(tokio::spawn(elements::run_udp(ctx, socket)));
+        }
+
+        let dir = tempfile::Builder::new().prefix("sipharness-").tempdir()?;
+        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr() };
+        dut.provision(&provisioning, &addresses, dir.path()).await?;
+        let timing = Timing::new(spec.timers, dut.capabilities().clone());
+        dut.start().await?;
+        tracing::info!(block = %topology.ip(Element::Dns), "lab up");
+        Ok(Lab { topology, provisioning, trace, faults, tasks, dut, timing, cursor: 0, last_match: None, _dir: dir })
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    fn note(&self, element: Element, text: String) {
+        let addr = self.topology.sip_addr(element);
+        self.trace.record(Record {
+            element,
+            direction: Direction::Sent,
+            transport: Transport::Udp,
+            local: addr,
+            remote: addr,
+            payload: Payload::Action(text),
+            fate: Fate::Delivered,
+        });
+    }
+
+    /// Puts a lasting fault on an element (all its transports, for now UDP only).
+    pub fn fail(&mut self, target: impl Into<FaultTarget>, fault: Fault) {
+        let target = target.into();
+        self.note(target.element, format!("fail {target} {fault}"));
+        if let Some(sender) = self.faults.get(&target.element) {
+            sender.send_replace(Some(fault));
+        }
+        self.cursor = self.trace.len();
+    }
+
+    /// Lifts a lasting fault.
+    pub fn restore(&mut self, target: impl Into<FaultTarget>) {
+        let target = target.into();
+        self.note(target.element, format!("restore {target}"));
+        if let Some(sender) = self.faults.get(&target.element) {
+            sender.send_replace(None);
+        }
+        self.cursor = self.trace.len();
+    }
+
+    /// Waits for `expectation`; a missed deadline is a violation of its requirement.
+    pub async fn expect(&mut self, expectation: Expect) -> Result<TraceEvent, CaseError> {
+        let now = self.trace.now();
+        let limit = match expectation.deadline {
+            Some(Deadline::Within(d)) => d,
+            Some(Deadline::Before(at)) => at.saturating_sub(now),
+            None => return Err(HarnessError::Other("an expectation without a deadline".into()).into()),
+        };
+        let deadline = Instant::now() + limit;
+        let topology = self.topology.clone();
+        let found = self.trace.wait_for(self.cursor, deadline, |e| expectation.matches(e, &topology)).await;
+        let window = self.trace.events_from(self.cursor);
+        match found {
+            Some(event) => {
+                if let Some(complaint) = expect::request_uri_complaint(&self.trace.snapshot(), &event, &topology) {
+                    return Err(Violation {
+                        requirement: expectation.requirement.into(),
+                        expected: expectation.describe(&topology, limit),
+                        arrived: complaint.clone(),
+                        message: complaint,
+                    }
+                    .into());
+                }
+                self.cursor = event.index + 1;
+                self.last_match = Some(event.index);
+                Ok(event)
+            }
+            None => {
+                self.dut.check_alive()?;
+                let expected = expectation.describe(&topology, limit);
+                Err(Violation {
+                    requirement: expectation.requirement.into(),
+                    message: format!("missed: {expected}"),
+                    expected,
+                    arrived: expect::arrivals(&window, &topology),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Checks over everything recorded so far that no event matches `forbidden`.
+    pub fn expect_none_so_far(&self, forbidden: &Expect, what: &str) -> Result<(), CaseError> {
+        let events = self.trace.snapshot();
+        match events.iter().find(|e| forbidden.matches(e, &self.topology)) {
+            None => Ok(()),
+            Some(event) => Err(Violation {
+                requirement: forbidden.requirement.into(),
+                expected: what.to_owned(),
+                arrived: format!("{} at {:.2} s", ladder::describe_event(event, &self.topology), event.at.as_secs_f64()),
+                message: format!("unexpected: {}", ladder::describe_event(event, &self.topology)),
+            }
+            .into()),
+        }
+    }
+
+    /// The normalised ladder of the case up to its last matched expectation (BRIEF §7).
+    pub fn ladder(&self) -> String {
+        let events = self.trace.snapshot();
+        let end = self.last_match.map_or(0, |i| i + 1);
+        ladder::render(&events[..end.min(events.len())], &self.topology)
+    }
+
+    /// The whole trace so far as a ladder, for failure reports.
+    pub fn full_ladder(&self) -> String {
+        ladder::render(&self.trace.snapshot(), &self.topology)
+    }
+
+    /// Stops the phone and every element.
+    pub async fn shutdown(&mut self) {
+        if let Err(e) = self.dut.stop().await {
+            tracing::warn!("stopping the DUT: {e}");
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// How long the case may run before the watchdog stops it.
+    pub fn budget(&self) -> Duration {
+        self.timing.case_budget()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

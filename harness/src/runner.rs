@@ -1,0 +1,137 @@
+//! The runner: one case in its own lab under a watchdog, or many at once, each with a verdict.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::case::{Case, CaseResult, Verdict};
+use crate::dut::Profile;
+use crate::error::{CaseError, HarnessError};
+use crate::lab::{Lab, LabSpec};
+
+/// Selects case ids (BRIEF §5): whole dotted segments from the start, or a glob when it holds `*`.
+pub fn filter_matches(filter: &str, id: &str) -> bool {
+    if filter.contains('*') {
+        return glob::Pattern::new(filter).is_ok_and(|p| p.matches(id));
+    }
+    let mut id_segments = id.split('.');
+    filter.split('.').all(|segment| id_segments.next() == Some(segment))
+}
+
+fn skip_reason(case: &Case, profile: &Profile) -> Result<Option<String>, HarnessError> {
+    let dut = profile.driver()?;
+    let caps = dut.capabilities();
+    if !caps.transports.contains(&case.transport) {
+        return Ok(Some(format!("{} does not support {}", profile, case.transport)));
+    }
+    if case.needs.backup_registrar && !caps.backup_registrar {
+        return Ok(Some(format!("{profile} has no backup registrar")));
+    }
+    if case.needs.backup_proxy && !caps.backup_proxy {
+        return Ok(Some(format!("{profile} has no backup proxy")));
+    }
+    Ok(None)
+}
+
+fn expected_failure(case: &Case, profile: &Profile) -> Option<String> {
+    let dut = profile.driver().ok()?;
+    dut.capabilities()
+        .expected_failures
+        .iter()
+        .find(|(pattern, _)| filter_matches(pattern, &case.id) || pattern == &case.id)
+        .map(|(_, reason)| reason.clone())
+}
+
+/// Runs one case against a fresh phone of `profile`.
+pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
+    let started = Instant::now();
+    let result = |verdict, failures, note, ladder, full_ladder| CaseResult {
+        id: case.id.clone(),
+        verdict,
+        duration: started.elapsed(),
+        failures,
+        note,
+        ladder,
+        full_ladder,
+    };
+    match skip_reason(case, profile) {
+        Ok(Some(reason)) => return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new()),
+        Ok(None) => {}
+        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
+    }
+    let dut = match profile.driver() {
+        Ok(d) => d,
+        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
+    };
+    let spec = LabSpec::new(case.configuration, case.transport);
+    let mut lab = match Lab::start(&spec, dut).await {
+        Ok(lab) => lab,
+        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
+    };
+    let budget = lab.budget();
+    let outcome = match tokio::time::timeout(budget, (case.run)(&mut lab, case.fault)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(CaseError::Harness(HarnessError::Watchdog { budget_s: budget.as_secs_f64() })),
+    };
+    lab.shutdown().await;
+    let (ladder, full_ladder) = (lab.ladder(), lab.full_ladder());
+    let (verdict, failures, note) = match outcome {
+        Ok(()) => (Verdict::Pass, Vec::new(), None),
+        Err(CaseError::Violation(v)) => (Verdict::Fail, vec![v], None),
+        Err(CaseError::Harness(e)) => (Verdict::Error, Vec::new(), Some(e.to_string())),
+    };
+    let (verdict, note) = match (verdict, expected_failure(case, profile)) {
+        (Verdict::Fail, Some(reason)) => (Verdict::Xfail, Some(reason)),
+        (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
+        (v, _) => (v, note),
+    };
+    result(verdict, failures, note, ladder, full_ladder)
+}
+
+/// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress).
+pub async fn run_cases(
+    cases: Vec<Case>,
+    profile: &Profile,
+    jobs: usize,
+    mut on_result: impl FnMut(&CaseResult, usize, usize),
+) -> Vec<CaseResult> {
+    let total = cases.len();
+    let permits = Arc::new(Semaphore::new(jobs.max(1)));
+    let mut set = JoinSet::new();
+    for (position, case) in cases.into_iter().enumerate() {
+        let permits = permits.clone();
+        let profile = profile.clone();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let id = case.id.clone();
+            // A panic in a case is the harness's fault: it becomes an `error` verdict, not a lost case.
+            let result = match tokio::spawn(async move { run_case(&case, &profile).await }).await {
+                Ok(result) => result,
+                Err(e) => CaseResult {
+                    id,
+                    verdict: Verdict::Error,
+                    duration: std::time::Duration::ZERO,
+                    failures: Vec::new(),
+                    note: Some(format!("the case panicked: {e}")),
+                    ladder: String::new(),
+                    full_ladder: String::new(),
+                },
+            };
+            (position, result)
+        });
+    }
+    let mut results: Vec<(usize, CaseResult)> = Vec::with_capacity(total);
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((position, result)) => {
+                on_result(&result, results.len() + 1, total);
+                results.push((position, result));
+            }
+            Err(e) => tracing::error!("a runner task failed: {e}"),
+        }
+    }
+    results.sort_by_key(|(position, _)| *position);
+    results.into_iter().map(|(_, r)| r).collect()
+}

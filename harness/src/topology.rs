@@ -1,0 +1,191 @@
+//! The lab's topology: its elements, the loopback block each case claims, and the names the zone gives them.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::error::HarnessError;
+
+/// A server the harness plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Element {
+    Dns,
+    ProxyA,
+    ProxyB,
+    RegistrarA,
+    RegistrarB,
+    OutboundA,
+    OutboundB,
+}
+
+impl Element {
+    pub const ALL: [Element; 7] = [
+        Element::Dns,
+        Element::ProxyA,
+        Element::ProxyB,
+        Element::RegistrarA,
+        Element::RegistrarB,
+        Element::OutboundA,
+        Element::OutboundB,
+    ];
+
+    /// The SIP elements (everything but the DNS).
+    pub const SIP: [Element; 6] = [
+        Element::ProxyA,
+        Element::ProxyB,
+        Element::RegistrarA,
+        Element::RegistrarB,
+        Element::OutboundA,
+        Element::OutboundB,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Element::Dns => "dns",
+            Element::ProxyA => "proxy-a",
+            Element::ProxyB => "proxy-b",
+            Element::RegistrarA => "registrar-a",
+            Element::RegistrarB => "registrar-b",
+            Element::OutboundA => "outbound-a",
+            Element::OutboundB => "outbound-b",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Element> {
+        Element::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// The element's offset inside the case's address block.
+    fn offset(self) -> u8 {
+        match self {
+            Element::Dns => 1,
+            Element::ProxyA => 2,
+            Element::ProxyB => 3,
+            Element::RegistrarA => 4,
+            Element::RegistrarB => 5,
+            Element::OutboundA => 6,
+            Element::OutboundB => 7,
+        }
+    }
+
+    pub fn is_registrar(self) -> bool {
+        matches!(self, Element::RegistrarA | Element::RegistrarB)
+    }
+
+    pub fn is_proxy(self) -> bool {
+        matches!(self, Element::ProxyA | Element::ProxyB)
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One end of a recorded message: an element, the phone, or an address the topology does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    Element(Element),
+    Phone,
+    Unknown(IpAddr),
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Party::Element(e) => write!(f, "{e}"),
+            Party::Phone => f.write_str("phone"),
+            Party::Unknown(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Where the phone sits relative to the element addresses.
+const PHONE_OFFSET: u8 = 10;
+/// Addresses per case block: elements at +1..+7, the phone at +10.
+const BLOCK_SIZE: u8 = 16;
+
+/// The addresses and names of one case's topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    base: Ipv4Addr,
+    /// The zone the DNS serves, without the trailing dot (`lab.test`).
+    pub zone: String,
+    /// The port the DNS listens on (53, or a high port when 53 cannot be bound).
+    pub dns_port: u16,
+}
+
+impl Topology {
+    pub fn new(base: Ipv4Addr, zone: &str) -> Topology {
+        Topology { base, zone: zone.trim_end_matches('.').to_owned(), dns_port: 53 }
+    }
+
+    pub fn ip(&self, element: Element) -> IpAddr {
+        self.offset_ip(element.offset())
+    }
+
+    pub fn phone_ip(&self) -> IpAddr {
+        self.offset_ip(PHONE_OFFSET)
+    }
+
+    fn offset_ip(&self, offset: u8) -> IpAddr {
+        let [a, b, c, d] = self.base.octets();
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d + offset))
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip(Element::Dns), self.dns_port)
+    }
+
+    pub fn sip_addr(&self, element: Element) -> SocketAddr {
+        SocketAddr::new(self.ip(element), 5060)
+    }
+
+    /// `proxy-a.lab.test`
+    pub fn fqdn(&self, element: Element) -> String {
+        format!("{}.{}", element.name(), self.zone)
+    }
+
+    /// Which party an address belongs to.
+    pub fn party(&self, ip: IpAddr) -> Party {
+        if ip == self.phone_ip() {
+            return Party::Phone;
+        }
+        Element::ALL
+            .into_iter()
+            .find(|e| self.ip(*e) == ip)
+            .map(Party::Element)
+            .unwrap_or(Party::Unknown(ip))
+    }
+
+    /// Which element a host name or address names, if any.
+    pub fn element_named(&self, host: &str) -> Option<Element> {
+        let host = host.trim_end_matches('.');
+        Element::ALL.into_iter().find(|e| {
+            host.eq_ignore_ascii_case(&self.fqdn(*e)) || host == self.ip(*e).to_string()
+        })
+    }
+}
+
+static NEXT_CANDIDATE: AtomicU32 = AtomicU32::new(0);
+
+/// Candidate base addresses for a case block: 127.X.Y.Z with X in 100..=227, never 127.0.0.0/16
+/// (127.0.0.1 and 127.0.0.53 belong to the host). The start is derived from the process id so
+/// concurrent test processes start far apart; a taken block is detected by binding.
+pub(crate) fn candidate_block(attempt: u32) -> Ipv4Addr {
+    let n = NEXT_CANDIDATE.fetch_add(1, Ordering::Relaxed);
+    let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(n.wrapping_mul(40_503)).wrapping_add(attempt);
+    let blocks_per_octet = 256 / u32::from(BLOCK_SIZE);
+    let x = 100 + (seed >> 16) % 128;
+    let y = (seed >> 4) % 256;
+    let z = (seed % blocks_per_octet) * u32::from(BLOCK_SIZE);
+    Ipv4Addr::new(127, x as u8, y as u8, z as u8)
+}
+
+/// How many blocks to try before giving up.
+pub(crate) const CLAIM_ATTEMPTS: u32 = 64;
+
+pub(crate) fn no_free_block(last: std::io::Error) -> HarnessError {
+    HarnessError::NoFreeAddresses { attempts: CLAIM_ATTEMPTS, last }
+}
