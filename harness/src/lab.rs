@@ -31,12 +31,14 @@ pub struct LabSpec {
     pub timers: Timers,
     /// Whether registrars demand digest authentication.
     pub digest: bool,
+    /// Registrars answer 423 with this Min-Expires to shorter requests.
+    pub min_expires: u32,
     pub zone: String,
 }
 
 impl LabSpec {
     pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
-        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, zone: "lab.test".into() }
+        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, zone: "lab.test".into() }
     }
 }
 
@@ -128,7 +130,7 @@ impl Lab {
         });
         for (element, socket) in block.sip {
             let behaviour: Arc<Mutex<dyn Behaviour>> = if element.is_registrar() {
-                let config = RegistrarConfig { auth: auth.clone(), ..RegistrarConfig::default() };
+                let config = RegistrarConfig { auth: auth.clone(), min_expires: spec.min_expires, ..RegistrarConfig::default() };
                 Arc::new(Mutex::new(Registrar::new(element, topology.clone(), config)))
             } else if element.is_proxy() {
                 Arc::new(Mutex::new(Proxy::new(element, topology.clone())))

@@ -1,12 +1,14 @@
 //! DUT drivers: one trait for every phone the harness can drive, the profiles that name them, and what each declares about itself.
 
 mod refphone;
+mod scripted;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 pub use refphone::{RefphoneDriver, find_refphone};
+pub use scripted::ScriptedPhone;
 
 use crate::error::HarnessError;
 use crate::provision::Provisioning;

@@ -1,0 +1,303 @@
+//! Drives the mock elements and the DNS with a scripted client and asserts what a phone would observe, fault by fault.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use assert_matches::assert_matches;
+use harness::dut::ScriptedPhone;
+use harness::trace::{DnsRecord, Payload};
+use harness::{Configuration, Element, Fault, Lab, LabSpec, Transport};
+use sip::{Challenge, Credentials, HeaderName, Message, Method};
+use tokio::net::UdpSocket;
+
+/// How long a test waits for an answer that should come at once on loopback.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(2);
+/// The bounded observation window for "no answer comes".
+const SILENCE_WINDOW: Duration = Duration::from_millis(600);
+
+async fn lab() -> Lab {
+    lab_with(LabSpec::new(Configuration::NoOutbound, Transport::Udp)).await
+}
+
+async fn lab_with(spec: LabSpec) -> Lab {
+    Lab::start(&spec, Box::new(ScriptedPhone::default())).await.expect("lab starts")
+}
+
+/// A phone's connected UDP flow to one element, bound to the phone's address first (BRIEF §4).
+struct Flow {
+    socket: UdpSocket,
+    cseq: u32,
+    call_id: String,
+}
+
+impl Flow {
+    async fn open(lab: &Lab, element: Element) -> Flow {
+        let socket = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
+        socket.connect(lab.topology.sip_addr(element)).await.unwrap();
+        Flow { socket, cseq: 0, call_id: format!("test-{}", rand_suffix()) }
+    }
+
+    fn request(&mut self, lab: &Lab, method: Method, target: Element) -> Message {
+        self.cseq += 1;
+        let local = self.socket.local_addr().unwrap();
+        let mut m = Message::request(method.clone(), format!("sip:{}", lab.topology.fqdn(target)));
+        m.push_header(HeaderName::Via, format!("SIP/2.0/UDP {local};branch=z9hG4bK{}{};rport", self.cseq, rand_suffix()));
+        m.push_header(HeaderName::MaxForwards, 70);
+        m.push_header(HeaderName::From, format!("<sip:1001@{}>;tag=t{}", lab.topology.fqdn(Element::ProxyA), self.cseq));
+        m.push_header(HeaderName::To, format!("<sip:1001@{}>", lab.topology.fqdn(Element::ProxyA)));
+        m.push_header(HeaderName::CallId, &self.call_id);
+        m.push_header(HeaderName::CSeq, format!("{} {method}", self.cseq));
+        m.push_header(HeaderName::Contact, format!("<sip:1001@{}:5060>", lab.topology.phone_ip()));
+        m
+    }
+
+    async fn send(&self, message: &Message) -> std::io::Result<usize> {
+        self.socket.send(&message.to_bytes()).await
+    }
+
+    async fn receive(&self, within: Duration) -> Result<std::io::Result<Message>, tokio::time::error::Elapsed> {
+        let mut buf = vec![0u8; 65_536];
+        tokio::time::timeout(within, async {
+            let n = self.socket.recv(&mut buf).await?;
+            Ok(Message::parse(&buf[..n]).expect("elements send well-formed SIP"))
+        })
+        .await
+    }
+
+    async fn exchange(&self, message: &Message) -> Message {
+        self.send(message).await.unwrap();
+        self.receive(ANSWER_DEADLINE).await.expect("an answer in time").expect("no socket error")
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(1);
+    N.fetch_add(1, Ordering::Relaxed) * 7919 + std::process::id()
+}
+
+fn authorize(lab: &Lab, request: &mut Message, challenge: &Challenge) {
+    let uri = request.request_uri().unwrap().unwrap().to_string();
+    let line = &lab.provisioning.line;
+    let credentials = Credentials::answer(challenge, &line.auth_name, &line.password, "REGISTER", &uri, "c0ffee", 1);
+    request.set_header(HeaderName::Authorization, credentials);
+}
+
+#[tokio::test]
+async fn registrar_challenges_then_binds() {
+    let lab = lab().await;
+    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    register.push_header(HeaderName::Expires, 60);
+    let challenge = flow.exchange(&register).await;
+    assert_eq!(challenge.status(), Some(401));
+    let challenges = challenge.challenges().unwrap();
+    assert_eq!(challenges[0].realm(), Some("lab.test"));
+
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    register.push_header(HeaderName::Expires, 60);
+    authorize(&lab, &mut register, &challenges[0]);
+    let ok = flow.exchange(&register).await;
+    assert_eq!(ok.status(), Some(200));
+    let contacts = ok.contacts().unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].expires(), Some(60));
+
+    // A wrong password is challenged again, not accepted.
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    let line = &lab.provisioning.line;
+    let wrong = Credentials::answer(&challenges[0], &line.auth_name, "wrong", "REGISTER", "sip:x", "c0ffee", 2);
+    register.set_header(HeaderName::Authorization, wrong);
+    assert_eq!(flow.exchange(&register).await.status(), Some(401));
+}
+
+#[tokio::test]
+async fn registrar_answers_423_below_min_expires_and_removes_on_expires_zero() {
+    let lab = lab_with(LabSpec { min_expires: 30, ..LabSpec::new(Configuration::NoOutbound, Transport::Udp) }).await;
+    let mut flow = Flow::open(&lab, Element::RegistrarB).await;
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarB);
+    let challenge = flow.exchange(&register).await.challenges().unwrap().remove(0);
+    authorize(&lab, &mut register, &challenge);
+    register.set_header(HeaderName::Expires, 10);
+    let too_brief = flow.exchange(&register).await;
+    assert_eq!(too_brief.status(), Some(423));
+    assert_eq!(too_brief.min_expires().unwrap(), Some(30));
+
+    register.set_header(HeaderName::Expires, 45);
+    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 5));
+    let ok = flow.exchange(&register).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.contacts().unwrap()[0].expires(), Some(45));
+
+    register.set_header(HeaderName::Expires, 0);
+    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 10));
+    let ok = flow.exchange(&register).await;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.contacts().unwrap().is_empty(), "Expires: 0 leaves no binding");
+}
+
+#[tokio::test]
+async fn every_element_answers_options() {
+    let lab = lab().await;
+    for element in Element::SIP {
+        let mut flow = Flow::open(&lab, element).await;
+        let options = flow.request(&lab, Method::Options, element);
+        let answer = flow.exchange(&options).await;
+        assert_eq!(answer.status(), Some(200), "{element} answers OPTIONS");
+    }
+}
+
+#[tokio::test]
+async fn silent_swallows_and_restore_answers_again() {
+    let mut lab = lab().await;
+    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    lab.fail(Element::RegistrarA, Fault::Silent);
+    let options = flow.request(&lab, Method::Options, Element::RegistrarA);
+    flow.send(&options).await.unwrap();
+    assert!(flow.receive(SILENCE_WINDOW).await.is_err(), "a silent element answers nothing");
+    let dropped = lab.trace().snapshot().into_iter().any(|e| e.fate == harness::trace::Fate::Dropped("silent".into()));
+    assert!(dropped, "the trace records the swallowed request");
+
+    lab.restore(Element::RegistrarA);
+    let options = flow.request(&lab, Method::Options, Element::RegistrarA);
+    assert_eq!(flow.exchange(&options).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn refuse_gives_icmp_port_unreachable() {
+    let mut lab = lab().await;
+    let mut flow = Flow::open(&lab, Element::ProxyA).await;
+    lab.fail(Element::ProxyA, Fault::Refuse);
+    // The socket loop closes the port when it sees the fault; wait for the kernel to say so.
+    let deadline = tokio::time::Instant::now() + ANSWER_DEADLINE;
+    let refused = loop {
+        let options = flow.request(&lab, Method::Options, Element::ProxyA);
+        let _ = flow.send(&options).await;
+        match flow.receive(Duration::from_millis(100)).await {
+            Ok(Err(e)) => break e,
+            Ok(Ok(m)) => assert!(tokio::time::Instant::now() < deadline, "still answered: {m:?}"),
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "neither answer nor ICMP error"),
+        }
+    };
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    lab.restore(Element::ProxyA);
+    let deadline = tokio::time::Instant::now() + ANSWER_DEADLINE;
+    loop {
+        let options = flow.request(&lab, Method::Options, Element::ProxyA);
+        let _ = flow.send(&options).await;
+        if let Ok(Ok(m)) = flow.receive(Duration::from_millis(100)).await {
+            assert_eq!(m.status(), Some(200));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "port not reopened after restore");
+    }
+}
+
+#[tokio::test]
+async fn reject_answers_every_request_with_its_code() {
+    let mut lab = lab().await;
+    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    lab.fail(Element::RegistrarA, Fault::Reject { code: 503, retry_after: Some(30) });
+    let register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    let answer = flow.exchange(&register).await;
+    assert_eq!(answer.status(), Some(503));
+    assert_eq!(answer.retry_after().unwrap().map(|r| r.seconds), Some(30));
+    assert!(String::from_utf8_lossy(&answer.to_bytes()).starts_with("SIP/2.0 503 Service Unavailable\r\n"));
+
+    lab.fail(Element::RegistrarA, Fault::reject(408));
+    let options = flow.request(&lab, Method::Options, Element::RegistrarA);
+    assert_eq!(flow.exchange(&options).await.status(), Some(408));
+}
+
+#[tokio::test]
+async fn proxy_accepts_subscribe_and_notifies_with_a_body() {
+    let lab = lab().await;
+    let listener = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 5060)).await.unwrap();
+    let mut flow = Flow::open(&lab, Element::ProxyA).await;
+    let mut subscribe = flow.request(&lab, Method::Subscribe, Element::ProxyA);
+    subscribe.push_header(HeaderName::Event, "dialog");
+    subscribe.push_header(HeaderName::Expires, 120);
+    let ok = flow.exchange(&subscribe).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.expires().unwrap(), Some(120));
+    let to_tag = ok.to().unwrap().tag().map(str::to_owned).expect("200 carries a To tag");
+
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = tokio::time::timeout(ANSWER_DEADLINE, listener.recv_from(&mut buf)).await.expect("NOTIFY in time").unwrap();
+    let notify = Message::parse(&buf[..n]).unwrap();
+    assert_eq!(notify.method(), Some(&Method::Notify));
+    assert_eq!(notify.header(&HeaderName::Event), Some("dialog"));
+    assert_eq!(notify.subscription_state().unwrap().unwrap().state, "active");
+    assert_eq!(notify.from().unwrap().tag(), Some(to_tag.as_str()));
+    assert!(String::from_utf8_lossy(&notify.body).contains("<dialog-info"));
+
+    // A refresh of a dialog the proxy never saw gets 481.
+    let mut stranger = flow.request(&lab, Method::Subscribe, Element::ProxyA);
+    stranger.set_header(HeaderName::To, format!("<sip:1001@{}>;tag=unknown", lab.topology.fqdn(Element::ProxyA)));
+    stranger.set_header(HeaderName::CallId, "unknown-dialog");
+    stranger.push_header(HeaderName::Event, "dialog");
+    assert_eq!(flow.exchange(&stranger).await.status(), Some(481));
+}
+
+#[tokio::test]
+async fn malformed_datagrams_are_recorded_not_fatal() {
+    let lab = lab().await;
+    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    flow.socket.send(b"REGISTER nonsense\r\n\r\n").await.unwrap();
+    flow.socket.send(b"\x00\x01garbage").await.unwrap();
+    let options = flow.request(&lab, Method::Options, Element::RegistrarA);
+    assert_eq!(flow.exchange(&options).await.status(), Some(200), "the element still serves");
+    let malformed = lab.trace().snapshot().into_iter().filter(|e| matches!(e.payload, Payload::Malformed(_))).count();
+    assert_eq!(malformed, 2);
+}
+
+async fn dns_query(lab: &Lab, name: &str, record_type: hickory_resolver::proto::rr::RecordType) -> hickory_resolver::proto::op::Message {
+    use hickory_resolver::proto::op::{Message as DnsMessage, Query};
+    use hickory_resolver::proto::rr::Name;
+    let socket = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
+    let mut query = DnsMessage::query();
+    query.add_query(Query::query(Name::from_ascii(name).unwrap(), record_type));
+    query.metadata.id = 4242;
+    socket.send_to(&query.to_vec().unwrap(), lab.topology.dns_addr()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(ANSWER_DEADLINE, socket.recv(&mut buf)).await.expect("DNS answer in time").unwrap();
+    DnsMessage::from_vec(&buf[..n]).unwrap()
+}
+
+#[tokio::test]
+async fn dns_answers_its_zone_refuses_others_and_logs_queries() {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::rr::{RData, RecordType};
+    let lab = lab().await;
+    let answer = dns_query(&lab, "registrar-a.lab.test.", RecordType::A).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_matches!(&answer.answers[0].data, RData::A(a) if std::net::IpAddr::V4(a.0) == lab.topology.ip(Element::RegistrarA));
+
+    let srv = dns_query(&lab, "_sip._udp.registrar-b.lab.test.", RecordType::SRV).await;
+    assert_matches!(&srv.answers[0].data, RData::SRV(s) if s.port == 5060);
+
+    let outside = dns_query(&lab, "example.com.", RecordType::A).await;
+    assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
+
+    let queries: Vec<String> = lab
+        .trace()
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Payload::Dns(DnsRecord::Query { name, record_type, .. }) => Some(format!("{record_type} {name}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queries, ["A registrar-a.lab.test", "SRV _sip._udp.registrar-b.lab.test", "A example.com"]);
+}
+
+#[tokio::test]
+async fn concurrent_labs_claim_distinct_blocks() {
+    let (a, b) = tokio::join!(lab(), lab());
+    assert_ne!(a.topology.phone_ip(), b.topology.phone_ip());
+    for element in Element::ALL {
+        let ip = a.topology.ip(element);
+        assert!(!ip.to_string().starts_with("127.0.0."), "never the host's own 127.0.0.x");
+    }
+}
