@@ -5,7 +5,7 @@ use std::fmt;
 use crate::auth::{Challenge, Credentials};
 use crate::error::{Diagnostic, Malformed};
 use crate::header::{Header, HeaderName};
-use crate::scan::{is_token, trim_lws};
+use crate::scan::{is_token, parse_digits, trim_lws};
 use crate::views::{CSeq, Contact, NameAddr, RetryAfter, SubscriptionState, Via, split_list};
 use crate::{Error, Uri};
 
@@ -190,13 +190,16 @@ impl Message {
         let mut headers: Vec<Header> = Vec::with_capacity(16);
         for line in lines {
             if line.starts_with([' ', '\t']) {
-                // Folded continuation (RFC 3261 §7.3.1).
-                match headers.last_mut() {
-                    Some(last) => {
+                // Folded continuation (RFC 3261 §7.3.1): joined with one space, and nothing for a blank one.
+                let Some(last) = headers.last_mut() else {
+                    return Err(malformed("header-line", "continuation line before any header".into()));
+                };
+                let more = trim_lws(line);
+                if !more.is_empty() {
+                    if !last.value.is_empty() {
                         last.value.push(' ');
-                        last.value.push_str(trim_lws(line));
                     }
-                    None => return Err(malformed("header-line", "continuation line before any header".into())),
+                    last.value.push_str(more);
                 }
                 continue;
             }
@@ -211,27 +214,24 @@ impl Message {
         }
 
         let available = bytes.len() - body_start;
-        let content_length = headers.iter().find(|h| h.name == HeaderName::ContentLength);
-        let body_len = match content_length {
-            None => available,
-            Some(h) => match h.value.parse::<usize>() {
-                Ok(n) if n <= available => {
-                    if n < available {
-                        diagnostics.push(Diagnostic::warning(
-                            "trailing-octets",
-                            format!("{} octets after the body are ignored (RFC 4475 §3.1.1.8)", available - n),
-                        ));
-                    }
-                    n
-                }
-                Ok(n) => {
-                    return Err(malformed(
-                        "content-length",
-                        format!("Content-Length {n} exceeds the {available} octets after the headers"),
+        let body_len = match content_length(&headers) {
+            Err(message) => return Err(malformed("content-length", message)),
+            Ok(None) => available,
+            Ok(Some(n)) if n <= available => {
+                if n < available {
+                    diagnostics.push(Diagnostic::warning(
+                        "trailing-octets",
+                        format!("{} octets after the body are ignored (RFC 4475 §3.1.1.8)", available - n),
                     ));
                 }
-                Err(_) => return Err(malformed("content-length", format!("bad Content-Length {:?}", h.value))),
-            },
+                n
+            }
+            Ok(Some(n)) => {
+                return Err(malformed(
+                    "content-length",
+                    format!("Content-Length {n} exceeds the {available} octets after the headers"),
+                ));
+            }
         };
         Ok(Message {
             start: start_line,
@@ -342,10 +342,9 @@ impl Message {
     fn number(&self, name: HeaderName, label: &'static str) -> Result<Option<u32>, Error> {
         match self.header(&name) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<u32>()
+            Some(v) => parse_digits::<u32>(v)
                 .map(Some)
-                .map_err(|_| Error::syntax(label, format!("expected a number, got {v:?}"))),
+                .ok_or_else(|| Error::syntax(label, format!("expected a number, got {v:?}"))),
         }
     }
 
@@ -484,8 +483,23 @@ impl Message {
     }
 }
 
+/// The one Content-Length the headers agree on (`l` included), `None` when there is none.
+fn content_length(headers: &[Header]) -> Result<Option<usize>, String> {
+    let mut found: Option<usize> = None;
+    for header in headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
+        let n = parse_digits::<usize>(&header.value).ok_or_else(|| format!("bad Content-Length {:?}", header.value))?;
+        match found {
+            Some(previous) if previous != n => {
+                return Err(format!("Content-Length headers disagree: {previous} and {n}"));
+            }
+            _ => found = Some(n),
+        }
+    }
+    Ok(found)
+}
+
 /// Finds the end of the header section: returns (end of last header line, start of body).
-fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\n' {
@@ -504,7 +518,9 @@ fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, String> {
-    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+    // The SIP-Version string is case-insensitive (RFC 3261 §7.1).
+    let status_line = line.get(..8).filter(|prefix| prefix.eq_ignore_ascii_case("SIP/2.0 ")).and(line.get(8..));
+    if let Some(rest) = status_line {
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         let status = code
             .parse::<u16>()
@@ -524,7 +540,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, String> {
     if !is_token(method) {
         return Err(format!("bad method {method:?}"));
     }
-    if version != "SIP/2.0" {
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
         return Err(format!("unsupported version {version:?}"));
     }
     Uri::parse(uri).map_err(|e| format!("bad Request-URI: {e}"))?;

@@ -53,11 +53,8 @@ impl Params {
         Ok(Params(params))
     }
 
-    /// Parses a parameter string that starts after the first `;` (or is empty).
+    /// Parses the parameters after a `;`: at least one, so a trailing `;` is an empty parameter.
     pub(crate) fn parse(s: &str) -> Result<Params, Error> {
-        if trim_lws(s).is_empty() {
-            return Ok(Params::default());
-        }
         Params::parse_items(split_outside_quotes(s, b';').into_iter())
     }
 

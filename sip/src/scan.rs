@@ -78,3 +78,33 @@ pub(crate) fn quote(s: &str) -> String {
 pub(crate) fn trim_lws(s: &str) -> &str {
     s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
 }
+
+/// Parses `1*DIGIT` into a number: unlike `str::parse`, a sign or any other character is refused.
+pub(crate) fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The index of the first `target` byte outside quoted strings.
+pub(crate) fn find_unquoted(s: &str, target: u8) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_quotes = false;
+            }
+        } else if c == b'"' {
+            in_quotes = true;
+        } else if c == target {
+            return Some(i);
+        }
+    }
+    None
+}

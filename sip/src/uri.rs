@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::params::Params;
-use crate::scan::trim_lws;
+use crate::scan::{find_unquoted, parse_digits, trim_lws};
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +94,7 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), Error> {
     let (host, port) = if s.starts_with('[') {
         match s.find(']') {
             Some(end) => {
-                let rest = &s[end + 1..];
+                let rest = trim_lws(&s[end + 1..]);
                 let port = match rest {
                     "" => None,
                     _ => Some(
@@ -115,9 +115,7 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), Error> {
     let port = match port {
         None => None,
         Some(p) => Some(
-            trim_lws(p)
-                .parse::<u16>()
-                .map_err(|_| Error::syntax("port", format!("bad port in {s:?}")))?,
+            parse_digits::<u16>(trim_lws(p)).ok_or_else(|| Error::syntax("port", format!("bad port in {s:?}")))?,
         ),
     };
     Ok((Host::parse(trim_lws(host))?, port))
@@ -151,7 +149,7 @@ impl SipUri {
     }
 
     fn parse_after_scheme(scheme: Scheme, rest: &str) -> Result<SipUri, Error> {
-        let (userinfo, hostpart) = match rest.find('@') {
+        let (userinfo, hostpart) = match find_unquoted(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
@@ -169,8 +167,8 @@ impl SipUri {
                 (Some(user.to_owned()), password)
             }
         };
-        let (hostpart, headers) = match hostpart.split_once('?') {
-            Some((h, hdrs)) => (h, Some(hdrs.to_owned())),
+        let (hostpart, headers) = match find_unquoted(hostpart, b'?') {
+            Some(i) => (&hostpart[..i], Some(hostpart[i + 1..].to_owned())),
             None => (hostpart, None),
         };
         let (hostport, params) = match hostpart.split_once(';') {
@@ -264,7 +262,7 @@ impl Uri {
         {
             return Err(Error::syntax("uri", format!("bad scheme in {s:?}")));
         }
-        if rest.bytes().any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f) {
+        if !uri_characters_ok(rest) {
             return Err(Error::syntax("uri", format!("bad character in {s:?}")));
         }
         if scheme.eq_ignore_ascii_case("sip") {
@@ -291,6 +289,33 @@ impl Uri {
             _ => None,
         }
     }
+}
+
+/// Whether `rest` holds only URI characters. Tolerated beyond RFC 3261: quoted parameter values
+/// (`;+sip.instance="<urn:uuid:...>"`, which some phones put inside the Contact URI), within which
+/// `<`, `>` and spaces may appear.
+fn uri_characters_ok(rest: &str) -> bool {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in rest.bytes() {
+        if c >= 0x7f || c < b' ' {
+            return false;
+        }
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_quotes = false;
+            }
+        } else if c == b'"' {
+            in_quotes = true;
+        } else if c == b' ' || c == b'<' || c == b'>' {
+            return false;
+        }
+    }
+    !in_quotes
 }
 
 impl From<SipUri> for Uri {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::params::Params;
-use crate::scan::{is_token, quote, split_outside_quotes, trim_lws, unquote};
+use crate::scan::{find_unquoted, is_token, parse_digits, quote, split_outside_quotes, trim_lws, unquote};
 use crate::uri::{Host, parse_host_port};
 use crate::{Error, Method, Uri};
 
@@ -33,8 +33,8 @@ impl NameAddr {
         let value = trim_lws(value);
         if let Some(open) = find_unquoted(value, b'<') {
             let display = trim_lws(&value[..open]);
-            let close = value[open..]
-                .find('>')
+            // The URI may carry quoted parameter values holding '>' (`;+sip.instance="<urn:...>"`).
+            let close = find_unquoted(&value[open..], b'>')
                 .map(|i| i + open)
                 .ok_or_else(|| Error::syntax("name-addr", format!("unclosed '<' in {value:?}")))?;
             let uri = Uri::parse(&value[open + 1..close])?;
@@ -74,26 +74,6 @@ impl NameAddr {
     }
 }
 
-fn find_unquoted(s: &str, target: u8) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, &c) in s.as_bytes().iter().enumerate() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_quotes = false;
-            }
-        } else if c == b'"' {
-            in_quotes = true;
-        } else if c == target {
-            return Some(i);
-        }
-    }
-    None
-}
 
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,12 +109,17 @@ impl Contact {
 
     /// The `expires` parameter, if present and numeric.
     pub fn expires(&self) -> Option<u32> {
-        self.address()?.params.value("expires")?.parse().ok()
+        parse_digits(self.address()?.params.value("expires")?)
     }
 
-    /// The `q` parameter.
+    /// The `q` parameter, when it follows the `qvalue` grammar (0 to 1, at most three decimals).
     pub fn q(&self) -> Option<f32> {
-        self.address()?.params.value("q")?.parse().ok()
+        let q = self.address()?.params.value("q")?;
+        let (whole, fraction) = q.split_once('.').unwrap_or((q, ""));
+        let valid = fraction.len() <= 3
+            && fraction.bytes().all(|c| c.is_ascii_digit())
+            && (whole == "0" || (whole == "1" && fraction.bytes().all(|c| c == b'0')));
+        if valid { q.parse().ok() } else { None }
     }
 
     /// `+sip.instance`, without its quotes (`<urn:uuid:...>`).
@@ -143,7 +128,7 @@ impl Contact {
     }
 
     pub fn reg_id(&self) -> Option<u32> {
-        self.address()?.params.value("reg-id")?.parse().ok()
+        parse_digits(self.address()?.params.value("reg-id")?)
     }
 
     /// Whether the Contact URI carries `;ob` (RFC 5626 §5.4).
@@ -244,9 +229,8 @@ impl CSeq {
         let (seq, method) = value
             .split_once([' ', '\t'])
             .ok_or_else(|| Error::syntax("CSeq", format!("expected '<number> <method>' in {value:?}")))?;
-        let seq = seq
-            .parse::<u32>()
-            .map_err(|_| Error::syntax("CSeq", format!("bad sequence number in {value:?}")))?;
+        let seq = parse_digits::<u32>(seq)
+            .ok_or_else(|| Error::syntax("CSeq", format!("bad sequence number in {value:?}")))?;
         let method = trim_lws(method);
         if !is_token(method) {
             return Err(Error::syntax("CSeq", format!("bad method in {value:?}")));
@@ -273,17 +257,15 @@ impl RetryAfter {
     pub fn parse(value: &str) -> Result<RetryAfter, Error> {
         let value = trim_lws(value);
         let digits_end = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-        let seconds = value[..digits_end]
-            .parse::<u32>()
-            .map_err(|_| Error::syntax("Retry-After", format!("bad delta-seconds in {value:?}")))?;
+        let seconds = parse_digits::<u32>(&value[..digits_end])
+            .ok_or_else(|| Error::syntax("Retry-After", format!("bad delta-seconds in {value:?}")))?;
         let mut rest = trim_lws(&value[digits_end..]);
         let mut comment = None;
-        if let Some(after_open) = rest.strip_prefix('(') {
-            let close = after_open
-                .rfind(')')
+        if rest.starts_with('(') {
+            let end = comment_end(rest)
                 .ok_or_else(|| Error::syntax("Retry-After", format!("unclosed comment in {value:?}")))?;
-            comment = Some(after_open[..close].to_owned());
-            rest = trim_lws(&after_open[close + 1..]);
+            comment = Some(rest[1..end].to_owned());
+            rest = trim_lws(&rest[end + 1..]);
         }
         let params = match rest {
             "" => Params::default(),
@@ -293,6 +275,36 @@ impl RetryAfter {
         };
         Ok(RetryAfter { seconds, comment, params })
     }
+
+    /// The `duration` parameter: how long the callee expects to be available once back.
+    pub fn duration(&self) -> Option<u32> {
+        parse_digits(self.params.value("duration")?)
+    }
+}
+
+/// The index of the `)` that closes the comment `s` opens with `(`, honouring nesting and
+/// quoted-pairs (RFC 3261 §25 `comment`).
+fn comment_end(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in s.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            b'\\' => escaped = true,
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `Subscription-State: active;expires=N` or `terminated;reason=deactivated` (RFC 6665 §8.2.3).
@@ -321,6 +333,6 @@ impl SubscriptionState {
     }
 
     pub fn expires(&self) -> Option<u32> {
-        self.params.value("expires")?.parse().ok()
+        parse_digits(self.params.value("expires")?)
     }
 }
