@@ -1,0 +1,93 @@
+//! The `sipharness` command line as scripts rely on it (BRIEF §5): output formats and exit codes.
+
+use std::process::{Command, Output};
+
+fn sipharness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sipharness")).args(args).output().expect("sipharness runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn list_prints_id_requirements_transport() {
+    let output = sipharness(&["list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.lines().count() >= 4, "{text}");
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert!(fields[1].split(',').all(|r| r.starts_with('R')), "{line}");
+        assert!(["udp", "tcp", "tls"].contains(&fields[2]), "{line}");
+        assert!(fields[0].ends_with(&format!(".{}", fields[2])), "the transport is the id's last segment: {line}");
+    }
+}
+
+#[test]
+fn filter_matches_whole_segments_or_globs() {
+    let register = stdout(&sipharness(&["list", "register"]));
+    assert_eq!(register.lines().count(), 1, "{register}");
+    let glob = stdout(&sipharness(&["list", "failover.*.silent.*"]));
+    assert_eq!(glob.lines().count(), 1, "{glob}");
+    // `regist` is not a whole segment.
+    assert_eq!(sipharness(&["list", "regist"]).status.code(), Some(2));
+    assert_eq!(sipharness(&["run", "nothing.matches", "--phone", "refphone"]).status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let bad_profile = sipharness(&["run", "--phone", "nokia"]);
+    assert_eq!(bad_profile.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad_profile.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(sipharness(&["run"]).status.code(), Some(2), "--phone is required");
+    assert_eq!(sipharness(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(sipharness(&["run", "--phone", "refphone", "--jobs", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn run_json_reports_failures_with_requirement_and_exit_1() {
+    let output = sipharness(&["run", "register", "--phone", "refphone:quirk=late-refresh", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = stdout(&output);
+    let line = text.lines().next().expect("one JSON line");
+    let value: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(value["id"], "register.no-outbound.basic.udp");
+    assert_eq!(value["verdict"], "fail");
+    assert!(value["duration_ms"].as_u64().is_some());
+    let failure = &value["failures"][0];
+    assert_eq!(failure["requirement"], "R1.1");
+    for key in ["expected", "arrived", "message"] {
+        assert!(failure[key].as_str().is_some_and(|s| !s.is_empty()), "{key} in {line}");
+    }
+}
+
+#[test]
+fn lint_reports_ok_warnings_malformed_and_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.sip");
+    let warn = dir.path().join("warn.sip");
+    let bad = dir.path().join("bad.sip");
+    let register = "REGISTER sip:registrar-a.lab.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\nTo: <sip:1001@proxy-a.lab.test>\r\nFrom: <sip:1001@proxy-a.lab.test>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@192.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n";
+    std::fs::write(&ok, register).unwrap();
+    std::fs::write(&warn, register.replace("Max-Forwards: 70\r\n", "")).unwrap();
+    std::fs::write(&bad, register.replace("Content-Length: 0", "Content-Length: 500")).unwrap();
+
+    let output = sipharness(&["lint", ok.to_str().unwrap(), warn.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("ok.sip: ok"), "{text}");
+    assert!(text.contains("warn.sip: warning"), "{text}");
+
+    let output = sipharness(&["lint", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("malformed"));
+
+    let missing = dir.path().join("missing.sip");
+    let output = sipharness(&["lint", ok.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+}
