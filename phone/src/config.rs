@@ -216,8 +216,8 @@ impl PhoneConfig {
             let Some((raw_key, raw_value)) = line.split_once(':') else {
                 return Err(error(line, "expected 'key: value'".into()));
             };
-            let key_text = normalise_key(raw_key);
-            let key = Key::parse(&key_text).ok_or_else(|| error(&key_text, "unknown key".into()))?;
+            let key_text = collapse_whitespace(raw_key);
+            let key = Key::parse(&key_text.to_ascii_lowercase()).ok_or_else(|| error(&key_text, "unknown key".into()))?;
             self.set(key, raw_value.trim()).map_err(|reason| error(&key_text, reason))?;
         }
         Ok(())
@@ -328,9 +328,9 @@ impl PhoneConfig {
     }
 }
 
-/// Lowercases a key and collapses its inner whitespace (`sip  T1 timer` is `sip t1 timer`).
-fn normalise_key(raw: &str) -> String {
-    raw.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
+/// A key with its inner whitespace collapsed (`sip  T1 timer` is `sip T1 timer`); keys compare case-insensitively.
+fn collapse_whitespace(raw: &str) -> String {
+    raw.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A key a `sip lineN ...` key may override; also valid as the global `sip ...` key.
@@ -392,7 +392,7 @@ const LINE_KEYS: &[(&str, LineKey)] = &[
     ("registration period", LineKey::RegistrationPeriod),
 ];
 
-/// Global-only keys, complete and lowercased.
+/// Global-only keys, complete, spelled as the vendor does.
 const GLOBAL_KEYS: &[(&str, GlobalKey)] = &[
     ("sip outbound proxy", GlobalKey::OutboundProxy),
     ("sip outbound proxy port", GlobalKey::OutboundProxyPort),
@@ -404,8 +404,8 @@ const GLOBAL_KEYS: &[(&str, GlobalKey)] = &[
     ("sip subscription timeout retry timer", GlobalKey::SubscriptionTimeoutRetryTimer),
     ("sip subscription failed retry timer", GlobalKey::SubscriptionFailedRetryTimer),
     ("sip transport protocol", GlobalKey::TransportProtocol),
-    ("sip t1 timer", GlobalKey::T1Timer),
-    ("sip t2 timer", GlobalKey::T2Timer),
+    ("sip T1 timer", GlobalKey::T1Timer),
+    ("sip T2 timer", GlobalKey::T2Timer),
     ("sip transaction timer", GlobalKey::TransactionTimer),
     ("sip persistent tls keep alive", GlobalKey::PersistentTlsKeepAlive),
     ("refphone failback probe interval", GlobalKey::FailbackProbeInterval),
@@ -431,8 +431,9 @@ enum Key {
 }
 
 impl Key {
+    /// Parses a lowercased key with collapsed whitespace.
     fn parse(normalised: &str) -> Option<Key> {
-        if let Some(&(_, key)) = GLOBAL_KEYS.iter().find(|(k, _)| *k == normalised) {
+        if let Some(&(_, key)) = GLOBAL_KEYS.iter().find(|(k, _)| k.eq_ignore_ascii_case(normalised)) {
             return Some(Key::Global(key));
         }
         let rest = normalised.strip_prefix("sip ")?;
@@ -697,7 +698,7 @@ mod tests {
     #[test]
     fn malformed_values_are_errors_naming_the_key() {
         assert!(error_of("sip proxy port: 70000\n").starts_with("lab/aastra.cfg:1: sip proxy port: expected a port"));
-        assert!(error_of("sip T1 timer: fast\n").starts_with("lab/aastra.cfg:1: sip t1 timer: expected a number of milliseconds"));
+        assert!(error_of("sip T1 timer: fast\n").starts_with("lab/aastra.cfg:1: sip T1 timer: expected a number of milliseconds"));
         assert!(error_of("sip T1 timer: 0\n").contains("above 0"));
         assert!(error_of("sip registration period: -1\n").contains("above 0"));
         assert!(error_of("sip registration period: NaN\n").contains("above 0"));

@@ -1,1 +1,196 @@
-fn main() {}
+//! `refphone`: the command line of the reference phone; reads flags and cfg files, then runs the phone until SIGINT or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use phone::config::{PhoneConfig, supported_keys};
+use phone::core::CoreSettings;
+use phone::quirks::{Quirk, Quirks};
+use phone::PhoneError;
+
+/// The reference phone: an executable model of the vendor's SIP phone (Release 3.2.2 backup
+/// registrar/proxy failover) that the harness tests against.
+///
+/// It reads the vendor's cfg files, registers line 1 over UDP at the primary registrar, moves to
+/// the backup registrar when the primary fails (timeout, ICMP unreachable, 408, 5xx, 6xx) and
+/// answers OPTIONS and NOTIFY. Logs go to stderr; set RUST_LOG (default info).
+#[derive(Debug, Parser)]
+#[command(name = "refphone", version, after_long_help = cfg_help())]
+struct Cli {
+    /// A vendor cfg file (`key: value` lines, `#` comments). Repeatable: files apply in order,
+    /// a later one overriding an earlier one, as aastra.cfg then <MAC>.cfg do on the real phone.
+    #[arg(long = "config", value_name = "FILE", required_unless_present = "list_quirks")]
+    configs: Vec<PathBuf>,
+
+    /// The phone's MAC address (12 hex digits, separators allowed). Accepted now; it will name the
+    /// phone's instance (+sip.instance) once RFC 5626 outbound lands.
+    #[arg(long, value_name = "MAC")]
+    mac: Option<String>,
+
+    /// The phone's own IP address. Every socket binds it before it sends: the SIP listener on
+    /// ADDR:5060 (UDP), one connected UDP socket per server, and the DNS queries. Never a wildcard.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    bind: IpAddr,
+
+    /// The DNS server to ask (the harness's authoritative DNS), e.g. 127.66.0.2:53. Needed when
+    /// the cfg names servers by FQDN; the system's resolver configuration is never read.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns: Option<SocketAddr>,
+
+    /// A PEM file of the CA that signs the servers' TLS certificates. Accepted now; unused until
+    /// TLS lands.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+
+    /// Where to listen for the vendor's XML push over HTTP (`Dial:`, `Command: Reset`). Accepted
+    /// now; unused until XML push lands.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+
+    /// A directory for what survives a reboot (the +sip.instance). Accepted now; unused until
+    /// RFC 5626 outbound lands.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Switch on a deliberate breakage (repeatable), so a conformance case can prove it fails.
+    /// See --list-quirks.
+    #[arg(long = "quirk", value_name = "NAME")]
+    quirks: Vec<String>,
+
+    /// Print every quirk, one per line: `<name> TAB <what it breaks>`, and exit.
+    #[arg(long)]
+    list_quirks: bool,
+}
+
+fn cfg_help() -> String {
+    let mut help = String::from(
+        "Cfg keys (case-insensitive; `sip lineN ...` overrides `sip ...` for line N; hosts are FQDNs or IPs,\n\
+         0.0.0.0 or empty switches a server off, port 0 asks for SRV; timers take fractions):\n",
+    );
+    for key in supported_keys() {
+        help.push_str("  ");
+        help.push_str(&key);
+        help.push('\n');
+    }
+    help.push_str(
+        "Only UDP (sip transport protocol: 1) and line 1 are implemented yet; TCP, TLS and outbound proxies\n\
+         are refused with an error.\n\nExit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 bad flags or cfg.",
+    );
+    help
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // clap's message, up to its usage section, on one line.
+            let rendered = error.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("refphone: {} (see refphone --help)", message.join(" ").trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    if cli.list_quirks {
+        for quirk in Quirk::ALL {
+            println!("{}\t{}", quirk.name(), quirk.breaks());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let settings = match prepare(&cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("refphone: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    match run(settings, cli.dns) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let usage = error.downcast_ref::<PhoneError>().is_some_and(PhoneError::is_usage_error);
+            eprintln!("refphone: {error:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Checks the flags and reads the cfg into the core's settings.
+fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
+    let quirks = Quirks::parse_all(&cli.quirks)?;
+    if let Some(mac) = &cli.mac {
+        check_mac(mac)?;
+    }
+    if cli.bind.is_unspecified() {
+        return Err(PhoneError::BadFlag { flag: "--bind", reason: "a wildcard address would swallow ICMP errors; give the phone's own address".into() });
+    }
+    let config = PhoneConfig::load(&cli.configs)?;
+    config.check_supported()?;
+    let line = config.line(1);
+    let named_server = [&line.registrar, &line.backup_registrar].into_iter().flatten().find(|d| d.host.ip().is_none());
+    if let (Some(server), None) = (named_server, cli.dns) {
+        return Err(PhoneError::BadFlag {
+            flag: "--dns",
+            reason: format!("the cfg names {} by FQDN, so refphone needs a DNS server", server.host),
+        });
+    }
+    Ok(CoreSettings {
+        bind_ip: cli.bind,
+        listen_port: phone::config::DEFAULT_SIP_PORT,
+        user_agent: phone::user_agent(),
+        timers: config.timers(),
+        quirks,
+        line,
+        id_seed: rand::random(),
+    })
+}
+
+fn check_mac(mac: &str) -> Result<(), PhoneError> {
+    let digits: String = mac.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect();
+    if digits.len() == 12 && digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(PhoneError::BadFlag { flag: "--mac", reason: format!("expected 12 hex digits, got {mac:?}") })
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(settings: CoreSettings, dns: Option<SocketAddr>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        phone::io::run(settings, dns, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}

@@ -61,8 +61,17 @@ enum Stage {
     BetweenAttempts,
     /// Waiting for the flow to `remote` to open.
     Connecting { flow: FlowId },
-    /// A client transaction is running on `flow`; `wire` is the request as sent, Via included.
-    Transacting { flow: FlowId, branch: String, timer: ClientTransactionTimer, wire: Message },
+    /// A client transaction is running.
+    Transacting(Box<RunningTransaction>),
+}
+
+/// The client transaction a request is in: on `flow`, with `wire` the request as sent, Via included.
+#[derive(Debug)]
+struct RunningTransaction {
+    flow: FlowId,
+    branch: String,
+    timer: ClientTransactionTimer,
+    wire: Message,
 }
 
 #[derive(Debug)]
@@ -190,7 +199,8 @@ impl RequestSender {
             .requests
             .iter()
             .filter(|(_, r)| match &r.stage {
-                Stage::Connecting { flow: f } | Stage::Transacting { flow: f, .. } => *f == flow,
+                Stage::Connecting { flow: f } => *f == flow,
+                Stage::Transacting(running) => running.flow == flow,
                 Stage::Resolving | Stage::BetweenAttempts => false,
             })
             .map(|(id, _)| *id)
@@ -218,7 +228,7 @@ impl RequestSender {
             return None;
         };
         let request = self.requests.get_mut(&id)?;
-        let Stage::Transacting { timer, .. } = &mut request.stage else { return None };
+        let Stage::Transacting(running) = &mut request.stage else { return None };
         let method_matches = match (response.cseq(), request.message.method()) {
             (Ok(cseq), Some(method)) => cseq.method == *method,
             _ => false,
@@ -228,7 +238,7 @@ impl RequestSender {
             return None;
         }
         if status < 200 {
-            timer.on_provisional();
+            running.timer.on_provisional();
             return None;
         }
         self.end_transaction(cx, id);
@@ -240,11 +250,11 @@ impl RequestSender {
         match timer_id {
             TimerId::Retransmit(id) => {
                 if let Some(request) = self.requests.get_mut(&id)
-                    && let Stage::Transacting { flow, timer, wire, .. } = &mut request.stage
-                    && timer.on_retransmit_timer(now)
+                    && let Stage::Transacting(running) = &mut request.stage
+                    && running.timer.on_retransmit_timer(now)
                 {
-                    cx.push(Output::Send { flow: *flow, message: wire.clone() });
-                    if let Some(next) = timer.next_retransmit() {
+                    cx.push(Output::Send { flow: running.flow, message: running.wire.clone() });
+                    if let Some(next) = running.timer.next_retransmit() {
                         cx.set_timer(TimerId::Retransmit(id), next);
                     }
                 }
@@ -252,7 +262,7 @@ impl RequestSender {
             }
             TimerId::TransactionTimeout(id) => {
                 let timed_out = self.requests.get(&id).and_then(|r| match &r.stage {
-                    Stage::Transacting { timer, .. } if timer.has_timed_out(now) => r.remote,
+                    Stage::Transacting(running) if running.timer.has_timed_out(now) => r.remote,
                     _ => None,
                 });
                 match timed_out {
@@ -311,7 +321,7 @@ impl RequestSender {
         cx.set_timer(TimerId::TransactionTimeout(id), timer.deadline());
         cx.push(Output::Send { flow, message: wire.clone() });
         self.branches.insert(branch.clone(), id);
-        request.stage = Stage::Transacting { flow, branch, timer, wire };
+        request.stage = Stage::Transacting(Box::new(RunningTransaction { flow, branch, timer, wire }));
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
@@ -326,8 +336,8 @@ impl RequestSender {
     /// Forgets the running transaction of `id`, if any: its branch and its timers.
     fn end_transaction(&mut self, cx: &mut Context, id: RequestId) {
         let Some(request) = self.requests.get_mut(&id) else { return };
-        if let Stage::Transacting { branch, .. } = &request.stage {
-            self.branches.remove(branch);
+        if let Stage::Transacting(running) = &request.stage {
+            self.branches.remove(&running.branch);
             cx.cancel_timer(TimerId::Retransmit(id));
             cx.cancel_timer(TimerId::TransactionTimeout(id));
         }

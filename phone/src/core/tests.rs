@@ -207,7 +207,7 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn header<'a>(message: &'a Message, name: HeaderName) -> &'a str {
+fn header(message: &Message, name: HeaderName) -> &str {
     message.header(&name).unwrap_or_else(|| panic!("no {name} in {message:?}"))
 }
 
