@@ -97,6 +97,8 @@ pub struct Lab {
     pub provisioning: Provisioning,
     trace: Trace,
     faults: HashMap<Element, watch::Sender<Option<Fault>>>,
+    /// Faults in force, for explaining what the trace cannot show.
+    active_faults: HashMap<Element, Fault>,
     tasks: Vec<JoinHandle<()>>,
     dut: Box<dyn Dut>,
     timing: Timing,
@@ -149,7 +151,7 @@ impl Lab {
         let timing = Timing::new(spec.timers, dut.capabilities().clone());
         dut.start().await?;
         tracing::info!(block = %topology.ip(Element::Dns), "lab up");
-        Ok(Lab { topology, provisioning, trace, faults, tasks, dut, timing, cursor: 0, last_match: None, _dir: dir })
+        Ok(Lab { topology, provisioning, trace, faults, active_faults: HashMap::new(), tasks, dut, timing, cursor: 0, last_match: None, _dir: dir })
     }
 
     pub fn timing(&self) -> &Timing {
@@ -180,6 +182,7 @@ impl Lab {
         if let Some(sender) = self.faults.get(&target.element) {
             sender.send_replace(Some(fault));
         }
+        self.active_faults.insert(target.element, fault);
         self.cursor = self.trace.len();
     }
 
@@ -190,6 +193,7 @@ impl Lab {
         if let Some(sender) = self.faults.get(&target.element) {
             sender.send_replace(None);
         }
+        self.active_faults.remove(&target.element);
         self.cursor = self.trace.len();
     }
 
@@ -223,11 +227,19 @@ impl Lab {
             None => {
                 self.dut.check_alive()?;
                 let expected = expectation.describe(&topology, limit);
+                let mut arrived = expect::arrivals(&window, &topology);
+                for (element, fault) in &self.active_faults {
+                    if *fault == Fault::Refuse {
+                        arrived.push_str(&format!(
+                            " (what the phone sent to {element} is not recorded: `refuse` closed its port, the kernel answered ICMP)"
+                        ));
+                    }
+                }
                 Err(Violation {
                     requirement: expectation.requirement.into(),
-                    message: format!("missed: {expected}"),
+                    message: format!("the phone did not meet {} in time", expectation.requirement),
                     expected,
-                    arrived: expect::arrivals(&window, &topology),
+                    arrived,
                 }
                 .into())
             }

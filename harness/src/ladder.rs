@@ -198,7 +198,14 @@ fn sort_dns_runs(lines: &mut [String]) {
             while i < lines.len() && is_dns(&lines[i]) {
                 i += 1;
             }
-            lines[start..i].sort();
+            // Order by name and type, each query before its answer: causality survives, the
+            // resolver's concurrency does not.
+            lines[start..i].sort_by_key(|l| {
+                let words: Vec<&str> = l.split(" DNS ").nth(1).unwrap_or("").split(' ').collect();
+                let kind = words.first().copied().unwrap_or("");
+                let rank = if kind == "query" { 0 } else { 1 };
+                (words.get(2).copied().unwrap_or("").to_owned(), words.get(1).copied().unwrap_or("").to_owned(), rank, l.clone())
+            });
         } else {
             i += 1;
         }
