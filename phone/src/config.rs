@@ -37,10 +37,7 @@ pub struct ServerSetting {
 impl ServerSetting {
     /// This setting with every unset part taken from `fallback`.
     fn or(&self, fallback: &ServerSetting) -> ServerSetting {
-        ServerSetting {
-            host: self.host.clone().or_else(|| fallback.host.clone()),
-            port: self.port.or(fallback.port),
-        }
+        ServerSetting { host: self.host.clone().or_else(|| fallback.host.clone()), port: self.port.or(fallback.port) }
     }
 
     /// The server this setting names, if its host is set and not disabled.
@@ -194,7 +191,7 @@ impl PhoneConfig {
         for file in files {
             let file = file.as_ref();
             let text = std::fs::read_to_string(file)
-                .map_err(|source| PhoneError::ConfigUnreadable { file: file.to_owned(), source })?;
+                .map_err(|cause| PhoneError::ConfigUnreadable { file: file.to_owned(), cause })?;
             config.apply(file, &text)?;
         }
         Ok(config)
@@ -217,7 +214,8 @@ impl PhoneConfig {
                 return Err(error(line, "expected 'key: value'".into()));
             };
             let key_text = collapse_whitespace(raw_key);
-            let key = Key::parse(&key_text.to_ascii_lowercase()).ok_or_else(|| error(&key_text, "unknown key".into()))?;
+            let key =
+                Key::parse(&key_text.to_ascii_lowercase()).ok_or_else(|| error(&key_text, "unknown key".into()))?;
             self.set(key, raw_value.trim()).map_err(|reason| error(&key_text, reason))?;
         }
         Ok(())
@@ -258,7 +256,9 @@ impl PhoneConfig {
             G::T1Timer => self.t1 = Some(parse_millis(value)?),
             G::T2Timer => self.t2 = Some(parse_millis(value)?),
             G::TransactionTimer => self.transaction_timer = Some(parse_millis(value)?),
-            G::PersistentTlsKeepAlive => self.persistent_tls_keep_alive = Some(parse_seconds(value, Bound::ZeroAllowed)?),
+            G::PersistentTlsKeepAlive => {
+                self.persistent_tls_keep_alive = Some(parse_seconds(value, Bound::ZeroAllowed)?)
+            }
             G::FailbackProbeInterval => {
                 self.refphone.failback_probe_interval = Some(parse_seconds(value, Bound::Positive)?)
             }
@@ -471,11 +471,7 @@ fn set_line_key(settings: &mut LineSettings, key: LineKey, value: &str) -> Resul
 
 /// A text value; one pair of surrounding double quotes is removed.
 fn parse_text(value: &str) -> String {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-        .to_owned()
+    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value).to_owned()
 }
 
 /// A host: an FQDN, an IPv4 or IPv6 address; `0.0.0.0` or empty switches the server off.
@@ -603,11 +599,8 @@ mod tests {
 
     #[test]
     fn a_global_key_in_a_later_file_does_not_undo_an_earlier_line_override() {
-        let config = parse(&[
-            ("aastra.cfg", "sip line1 user name: 1001\n"),
-            ("mac.cfg", "sip user name: 2000\n"),
-        ])
-        .unwrap();
+        let config =
+            parse(&[("aastra.cfg", "sip line1 user name: 1001\n"), ("mac.cfg", "sip user name: 2000\n")]).unwrap();
         assert_eq!(config.line(1).user_name.as_deref(), Some("1001"));
     }
 
@@ -676,12 +669,18 @@ mod tests {
 
     #[test]
     fn an_unknown_key_names_file_line_and_key() {
-        assert_eq!(error_of("# x\nsip proxy ip: a.test\nsip frobnicate: 1\n"), "lab/aastra.cfg:3: sip frobnicate: unknown key");
+        assert_eq!(
+            error_of("# x\nsip proxy ip: a.test\nsip frobnicate: 1\n"),
+            "lab/aastra.cfg:3: sip frobnicate: unknown key"
+        );
     }
 
     #[test]
     fn a_global_only_key_is_unknown_per_line() {
-        assert_eq!(error_of("sip line1 transport protocol: 1\n"), "lab/aastra.cfg:1: sip line1 transport protocol: unknown key");
+        assert_eq!(
+            error_of("sip line1 transport protocol: 1\n"),
+            "lab/aastra.cfg:1: sip line1 transport protocol: unknown key"
+        );
     }
 
     #[test]
@@ -698,7 +697,10 @@ mod tests {
     #[test]
     fn malformed_values_are_errors_naming_the_key() {
         assert!(error_of("sip proxy port: 70000\n").starts_with("lab/aastra.cfg:1: sip proxy port: expected a port"));
-        assert!(error_of("sip T1 timer: fast\n").starts_with("lab/aastra.cfg:1: sip T1 timer: expected a number of milliseconds"));
+        assert!(
+            error_of("sip T1 timer: fast\n")
+                .starts_with("lab/aastra.cfg:1: sip T1 timer: expected a number of milliseconds")
+        );
         assert!(error_of("sip T1 timer: 0\n").contains("above 0"));
         assert!(error_of("sip registration period: -1\n").contains("above 0"));
         assert!(error_of("sip registration period: NaN\n").contains("above 0"));
@@ -712,7 +714,8 @@ mod tests {
         let supported = |text: &str| parse(&[("a.cfg", text)]).unwrap().check_supported();
         assert!(supported("sip transport protocol: 1\n").is_ok());
         assert!(supported("").is_ok());
-        for unsupported in ["sip transport protocol: 0\n", "sip transport protocol: 2\n", "sip transport protocol: 4\n"] {
+        for unsupported in ["sip transport protocol: 0\n", "sip transport protocol: 2\n", "sip transport protocol: 4\n"]
+        {
             let err = supported(unsupported).unwrap_err().to_string();
             assert!(err.ends_with("is not supported yet"), "{err}");
         }

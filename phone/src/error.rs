@@ -3,15 +3,12 @@
 use std::path::PathBuf;
 
 /// Why refphone cannot start or go on. Configuration and usage errors map to exit code 2.
+/// Each message is complete on its own line: an I/O cause is part of it, not a separate source.
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneError {
     /// A cfg file could not be read.
-    #[error("{}: cannot read: {source}", file.display())]
-    ConfigUnreadable {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: cannot read: {cause}", file.display())]
+    ConfigUnreadable { file: PathBuf, cause: std::io::Error },
 
     /// One line of a cfg file is malformed or names an unknown key, or its value does not fit the key.
     #[error("{}:{line_number}: {key}: {reason}", file.display())]
@@ -34,12 +31,8 @@ pub enum PhoneError {
     UnknownQuirk { name: String, known: String },
 
     /// A socket could not be opened, bound or connected.
-    #[error("{context}: {source}")]
-    Socket {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{context}: {cause}")]
+    Socket { context: String, cause: std::io::Error },
 
     /// The DNS resolver could not be built.
     #[error("DNS resolver: {0}")]

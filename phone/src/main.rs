@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use phone::PhoneError;
 use phone::config::{PhoneConfig, supported_keys};
 use phone::core::CoreSettings;
 use phone::quirks::{Quirk, Quirks};
-use phone::PhoneError;
 
 /// The reference phone: an executable model of the vendor's SIP phone (Release 3.2.2 backup
 /// registrar/proxy failover) that the harness tests against.
@@ -135,7 +135,10 @@ fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
         check_mac(mac)?;
     }
     if cli.bind.is_unspecified() {
-        return Err(PhoneError::BadFlag { flag: "--bind", reason: "a wildcard address would swallow ICMP errors; give the phone's own address".into() });
+        return Err(PhoneError::BadFlag {
+            flag: "--bind",
+            reason: "a wildcard address would swallow ICMP errors; give the phone's own address".into(),
+        });
     }
     let config = PhoneConfig::load(&cli.configs)?;
     config.check_supported()?;
@@ -170,7 +173,8 @@ fn check_mac(mac: &str) -> Result<(), PhoneError> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 }
 
 fn run(settings: CoreSettings, dns: Option<SocketAddr>) -> anyhow::Result<()> {

@@ -151,12 +151,7 @@ impl Registration {
                 primary_registrar: registrar.clone(),
                 backup_registrar: line.backup_registrar.clone(),
                 primary_aor_host: line.proxy.as_ref().unwrap_or(registrar).host.clone(),
-                contact: SipUri::new(
-                    Scheme::Sip,
-                    Some(user),
-                    Host::from(settings.bind_ip),
-                    Some(settings.listen_port),
-                ),
+                contact: SipUri::new(Scheme::Sip, Some(user), Host::from(settings.bind_ip), Some(settings.listen_port)),
             }),
             _ => None,
         };
@@ -201,7 +196,11 @@ impl Registration {
         match (id, &self.state) {
             (TimerId::RegistrationRefresh(_), RegistrationState::Registered { registrar, .. }) => {
                 if let Some(account) = &self.account {
-                    tracing::debug!("line {}: refreshing registration at {}", self.line, account.registrar(*registrar).host);
+                    tracing::debug!(
+                        "line {}: refreshing registration at {}",
+                        self.line,
+                        account.registrar(*registrar).host
+                    );
                 }
                 self.send_register(now, cx, sender, None, 0);
             }
@@ -212,7 +211,13 @@ impl Registration {
         }
     }
 
-    pub fn on_request_event(&mut self, now: Instant, cx: &mut Context, sender: &mut RequestSender, event: RequestEvent) {
+    pub fn on_request_event(
+        &mut self,
+        now: Instant,
+        cx: &mut Context,
+        sender: &mut RequestSender,
+        event: RequestEvent,
+    ) {
         let Some(pending) = self.pending.take_if(|p| p.request == event.request()) else { return };
         match event {
             RequestEvent::Final { response, .. } => self.on_final_response(now, cx, sender, pending, &response),
@@ -332,17 +337,19 @@ impl Registration {
     ) -> Result<(HeaderName, Credentials), String> {
         let status = response.status().unwrap_or(401);
         if pending.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
-            return Err(format!("{status} again after {} answered challenges: credentials refused", pending.challenges_answered));
+            return Err(format!(
+                "{status} again after {} answered challenges: credentials refused",
+                pending.challenges_answered
+            ));
         }
         let account = self.account.as_ref().ok_or("no account")?;
         let challenges = response.challenges().map_err(|e| format!("{status} with an unreadable challenge: {e}"))?;
-        let challenge = challenges
-            .iter()
-            .find(|c| c.is_digest())
-            .ok_or_else(|| format!("{status} without a Digest challenge"))?;
+        let challenge =
+            challenges.iter().find(|c| c.is_digest()).ok_or_else(|| format!("{status} without a Digest challenge"))?;
         let uri = registrar_uri(account.registrar(pending.registrar)).to_string();
         let cnonce = cx.ids.cnonce();
-        let credentials = Credentials::answer(challenge, &account.auth_name, &account.password, "REGISTER", &uri, &cnonce, 1);
+        let credentials =
+            Credentials::answer(challenge, &account.auth_name, &account.password, "REGISTER", &uri, &cnonce, 1);
         let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
         tracing::debug!("line {}: answering {status} challenge of realm {:?}", self.line, challenge.realm());
         Ok((header, credentials))
@@ -412,7 +419,10 @@ impl Registration {
             }
             _ => {
                 let delay = self.schedule_retry(now, cx);
-                tracing::warn!("registration at {failed_host} failed ({failure}); retrying in {:.3}s", delay.as_secs_f64());
+                tracing::warn!(
+                    "registration at {failed_host} failed ({failure}); retrying in {:.3}s",
+                    delay.as_secs_f64()
+                );
             }
         }
     }

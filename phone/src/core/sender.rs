@@ -60,7 +60,9 @@ enum Stage {
     /// One attempt ended; the next has not begun.
     BetweenAttempts,
     /// Waiting for the flow to `remote` to open.
-    Connecting { flow: FlowId },
+    Connecting {
+        flow: FlowId,
+    },
     /// A client transaction is running.
     Transacting(Box<RunningTransaction>),
 }
@@ -164,7 +166,13 @@ impl RequestSender {
         }
     }
 
-    pub fn on_flow_opened(&mut self, now: Instant, cx: &mut Context, flow: FlowId, local: SocketAddr) -> Vec<RequestEvent> {
+    pub fn on_flow_opened(
+        &mut self,
+        now: Instant,
+        cx: &mut Context,
+        flow: FlowId,
+        local: SocketAddr,
+    ) -> Vec<RequestEvent> {
         let Some(entry) = self.flows.get_mut(&flow) else { return Vec::new() };
         tracing::debug!("flow {} -> {} opened from {local}", flow.0, entry.remote);
         entry.local = Some(local);
@@ -266,7 +274,9 @@ impl RequestSender {
                     _ => None,
                 });
                 match timed_out {
-                    Some(remote) => self.fail_attempt(now, cx, id, FailureCause::Timeout { remote }).into_iter().collect(),
+                    Some(remote) => {
+                        self.fail_attempt(now, cx, id, FailureCause::Timeout { remote }).into_iter().collect()
+                    }
                     None => Vec::new(),
                 }
             }
@@ -325,7 +335,13 @@ impl RequestSender {
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
-    fn fail_attempt(&mut self, now: Instant, cx: &mut Context, id: RequestId, cause: FailureCause) -> Option<RequestEvent> {
+    fn fail_attempt(
+        &mut self,
+        now: Instant,
+        cx: &mut Context,
+        id: RequestId,
+        cause: FailureCause,
+    ) -> Option<RequestEvent> {
         self.end_transaction(cx, id);
         let request = self.requests.get_mut(&id)?;
         tracing::debug!("{id} attempt failed: {cause}");

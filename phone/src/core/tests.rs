@@ -680,7 +680,9 @@ fn a_named_registrar_is_resolved_before_every_register_and_named_in_the_request_
     assert_eq!(lookup, Lookup::Address { host: "registrar-a.lab.test".into(), port: 5060 });
     phone.core.on_resolved(phone.now, request, Ok(vec![addr(REGISTRAR_A)]));
     let (flow, register) = phone.expect_register_to(REGISTRAR_A);
-    assert!(String::from_utf8(register.to_bytes()).unwrap().starts_with("REGISTER sip:registrar-a.lab.test SIP/2.0\r\n"));
+    assert!(
+        String::from_utf8(register.to_bytes()).unwrap().starts_with("REGISTER sip:registrar-a.lab.test SIP/2.0\r\n")
+    );
     phone.ok(flow, &register);
     phone.fire_next_timer();
     // The refresh asks again: the shell's cache answers while the TTL lasts.
@@ -692,7 +694,8 @@ fn a_named_registrar_is_resolved_before_every_register_and_named_in_the_request_
 
 #[test]
 fn port_zero_asks_for_srv() {
-    let cfg = DNS_CFG.replace("sip registrar ip: registrar-a.lab.test\n", "sip registrar ip: lab.test\nsip registrar port: 0\n");
+    let cfg = DNS_CFG
+        .replace("sip registrar ip: registrar-a.lab.test\n", "sip registrar ip: lab.test\nsip registrar port: 0\n");
     let mut phone = TestPhone::started(&cfg, Quirks::none());
     let (_, lookup) = expect_resolve(&mut phone);
     assert_eq!(lookup, Lookup::Service { service: "_sip._udp.lab.test".into(), host: "lab.test".into() });
@@ -799,7 +802,13 @@ fn other_requests_get_501_and_ack_gets_nothing() {
 #[test]
 fn malformed_datagrams_and_keep_alives_are_ignored() {
     let mut phone = TestPhone::new(ROW_1_CFG, Quirks::none());
-    for junk in [&b"\x00\x01garbage"[..], b"NOT SIP AT ALL\r\n\r\n", b"\r\n\r\n", b"", b"OPTIONS sip:x SIP/2.0\r\nVia: bad\r\n\r\n"] {
+    for junk in [
+        &b"\x00\x01garbage"[..],
+        b"NOT SIP AT ALL\r\n\r\n",
+        b"\r\n\r\n",
+        b"",
+        b"OPTIONS sip:x SIP/2.0\r\nVia: bad\r\n\r\n",
+    ] {
         assert_eq!(reply_to(&mut phone, junk), None, "{junk:?}");
     }
     assert_eq!(phone.state(), RegistrationState::Idle);

@@ -4,8 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::config::LookupIpStrategy;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use rand::Rng;
@@ -61,11 +61,7 @@ impl SipResolver {
     }
 
     async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        let answer = self
-            .resolver
-            .lookup_ip(absolute(host))
-            .await
-            .map_err(|e| format!("{host}: {e}"))?;
+        let answer = self.resolver.lookup_ip(absolute(host)).await.map_err(|e| format!("{host}: {e}"))?;
         let addresses: Vec<SocketAddr> = answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         tracing::debug!("DNS {host} -> {addresses:?}");
         Ok(addresses)

@@ -16,7 +16,7 @@ pub fn listen(bind_ip: IpAddr, port: u16) -> Result<UdpSocket, PhoneError> {
         socket.bind(&local.into())?;
         into_tokio(socket)
     });
-    socket.map_err(|source| PhoneError::Socket { context: format!("listening on UDP {local}"), source })
+    socket.map_err(|cause| PhoneError::Socket { context: format!("listening on UDP {local}"), cause })
 }
 
 /// A flow: a UDP socket bound to `bind_ip` on a port the system picks, connected to `remote`, so
