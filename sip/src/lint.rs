@@ -1,8 +1,13 @@
 //! Lint: judges one datagram against the RFC 3261 §25 grammar (errors) and rules the grammar allows but RFCs forbid (warnings).
+//!
+//! The split follows BRIEF §5: an error means the message breaks the grammar or cannot be framed
+//! (Content-Length beyond the datagram); everything the grammar lets through but an RFC forbids,
+//! and octets after the body (RFC 4475 §3.1.1.8), is a warning.
 
 use crate::error::{Diagnostic, Severity};
 use crate::header::HeaderName;
-use crate::{Message, BRANCH_MAGIC_COOKIE};
+use crate::scan::{find_unquoted, is_token};
+use crate::{BRANCH_MAGIC_COOKIE, Challenge, Contact, Credentials, Message};
 
 /// The verdict on one datagram.
 #[derive(Debug, Clone)]
@@ -17,59 +22,101 @@ impl LintReport {
     }
 }
 
-/// Lints `bytes` as one UDP datagram.
+/// Lints `bytes` as one UDP datagram. Errors come first, each group in the order found.
 pub fn lint_datagram(bytes: &[u8]) -> LintReport {
     let message = match Message::parse(bytes) {
         Ok(message) => message,
         Err(malformed) => return LintReport { diagnostics: malformed.diagnostics },
     };
-    let mut diagnostics = message.diagnostics.clone();
+    let mut diagnostics = Vec::new();
+    for diagnostic in &message.diagnostics {
+        if diagnostic.code == "bare-lf" {
+            // The tolerant parser reads LF-only lines; the grammar ends every line with CRLF.
+            diagnostics.push(Diagnostic::error("bare-lf", "a line ends with LF instead of CRLF (RFC 3261 §25)"));
+        } else {
+            diagnostics.push(diagnostic.clone());
+        }
+    }
     grammar_errors(&message, &mut diagnostics);
     rule_warnings(&message, &mut diagnostics);
     diagnostics.sort_by(|a, b| b.severity.cmp(&a.severity));
     LintReport { diagnostics }
 }
 
-/// Every header this crate has a typed view for must parse with it.
+fn grammar_error(out: &mut Vec<Diagnostic>, result: Result<(), crate::Error>) {
+    if let Err(e) = result {
+        out.push(Diagnostic::error("grammar", e.to_string()));
+    }
+}
+
+/// Every header this crate has a typed view for must parse with it; numbers must be digits.
 fn grammar_errors(message: &Message, out: &mut Vec<Diagnostic>) {
-    let mut check = |result: Result<(), crate::Error>| {
-        if let Err(e) = result {
-            out.push(Diagnostic::error("grammar", e.to_string()));
+    for header in &message.headers {
+        if let Some(offset) = bare_control_character(&header.value) {
+            out.push(Diagnostic::error(
+                "control-character",
+                format!("{} holds a control character at offset {offset} (RFC 3261 §25 TEXT-UTF8)", header.name),
+            ));
         }
-    };
+    }
     if let Some(uri) = message.request_uri() {
-        check(uri.map(drop));
+        grammar_error(out, uri.map(drop));
     }
     let present = |name: HeaderName| message.header(&name).is_some();
-    if present(HeaderName::Via) {
-        check(message.vias().map(drop));
-    }
+    grammar_error(out, message.vias().map(drop));
     if present(HeaderName::From) {
-        check(message.from().map(drop));
+        grammar_error(out, message.from().map(drop));
     }
     if present(HeaderName::To) {
-        check(message.to().map(drop));
+        grammar_error(out, message.to().map(drop));
     }
     if present(HeaderName::CallId) {
-        check(message.call_id().map(drop));
+        grammar_error(out, message.call_id().map(drop));
     }
-    if present(HeaderName::CSeq) {
-        check(message.cseq().map(drop));
+    if let Some(cseq) = message.header(&HeaderName::CSeq) {
+        if !cseq_grammar_ok(cseq) {
+            grammar_error(out, message.cseq().map(drop));
+        }
     }
-    check(message.contacts().map(drop));
-    check(message.routes().map(drop));
-    check(message.record_routes().map(drop));
-    check(message.paths().map(drop));
-    check(message.expires().map(drop));
-    check(message.min_expires().map(drop));
-    check(message.max_forwards().map(drop));
-    check(message.flow_timer().map(drop));
-    check(message.event().map(drop));
-    check(message.subscription_state().map(drop));
-    check(message.retry_after().map(drop));
-    check(message.challenges().map(drop));
-    check(message.credentials(false).map(drop));
-    check(message.credentials(true).map(drop));
+    grammar_error(out, message.contacts().map(drop));
+    grammar_error(out, message.routes().map(drop));
+    grammar_error(out, message.record_routes().map(drop));
+    grammar_error(out, message.paths().map(drop));
+    for (name, label) in [
+        (HeaderName::Expires, "Expires"),
+        (HeaderName::MinExpires, "Min-Expires"),
+        (HeaderName::MaxForwards, "Max-Forwards"),
+        (HeaderName::FlowTimer, "Flow-Timer"),
+    ] {
+        for value in message.headers.iter().filter(|h| h.name == name).map(|h| h.value.as_str()) {
+            if !is_digits(value) {
+                out.push(Diagnostic::error("grammar", format!("{label} is malformed: expected digits, got {value:?}")));
+            }
+        }
+    }
+    for (name, label) in [
+        (HeaderName::Supported, "Supported"),
+        (HeaderName::Require, "Require"),
+        (HeaderName::ProxyRequire, "Proxy-Require"),
+        (HeaderName::Unsupported, "Unsupported"),
+    ] {
+        for tag in message.header_values(&name) {
+            if !is_token(tag) {
+                out.push(Diagnostic::error("grammar", format!("{label} is malformed: bad option tag {tag:?}")));
+            }
+        }
+    }
+    grammar_error(out, message.event().map(drop));
+    grammar_error(out, message.subscription_state().map(drop));
+    grammar_error(out, message.retry_after().map(drop));
+    for header in &message.headers {
+        let result = match header.name {
+            HeaderName::WwwAuthenticate | HeaderName::ProxyAuthenticate => Challenge::parse(&header.value).map(drop),
+            HeaderName::Authorization | HeaderName::ProxyAuthorization => Credentials::parse(&header.value).map(drop),
+            _ => continue,
+        };
+        grammar_error(out, result);
+    }
 }
 
 fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
@@ -84,36 +131,140 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
             out.push(Diagnostic::warning("missing-header", format!("no {label} header (RFC 3261 §8.1.1)")));
         }
     }
-    if message.is_request() {
-        if message.header(&HeaderName::MaxForwards).is_none() {
-            out.push(Diagnostic::warning("no-max-forwards", "request without Max-Forwards (RFC 3261 §8.1.1.6)"));
-        }
-        if let Ok(via) = message.top_via() {
-            match via.branch() {
-                None => out.push(Diagnostic::warning("no-branch", "top Via has no branch (RFC 3261 §8.1.1.7)")),
-                Some(b) if !b.starts_with(BRANCH_MAGIC_COOKIE) => out.push(Diagnostic::warning(
-                    "branch-cookie",
-                    format!("branch {b:?} lacks the magic cookie z9hG4bK (RFC 3261 §8.1.1.7)"),
-                )),
-                Some(_) => {}
-            }
-        }
-        if let Ok(cseq) = message.cseq() {
-            if let Some(method) = message.method() {
-                if &cseq.method != method {
-                    out.push(Diagnostic::warning(
-                        "cseq-method",
-                        format!("CSeq method {} differs from the request method {method} (RFC 3261 §8.1.1.5)", cseq.method),
-                    ));
-                }
-            }
-        }
-        let reg_id = message.contacts().unwrap_or_default().iter().any(|c| c.reg_id().is_some());
-        if reg_id && !message.has_option_tag(&HeaderName::Supported, "outbound") {
+    for (name, label) in [
+        (HeaderName::From, "From"),
+        (HeaderName::To, "To"),
+        (HeaderName::CallId, "Call-ID"),
+        (HeaderName::CSeq, "CSeq"),
+        (HeaderName::MaxForwards, "Max-Forwards"),
+        (HeaderName::Expires, "Expires"),
+        (HeaderName::MinExpires, "Min-Expires"),
+    ] {
+        if message.headers.iter().filter(|h| h.name == name).count() > 1 {
             out.push(Diagnostic::warning(
-                "reg-id-without-outbound",
-                "Contact has reg-id but Supported lacks 'outbound' (RFC 5626 §4.2.1)",
+                "duplicate-header",
+                format!("{label} appears more than once but is not a list (RFC 3261 §7.3)"),
             ));
         }
     }
+    range_warnings(message, out);
+    contact_warnings(message, out);
+    if !message.is_request() {
+        return;
+    }
+    if message.header(&HeaderName::MaxForwards).is_none() {
+        out.push(Diagnostic::warning("no-max-forwards", "request without Max-Forwards (RFC 3261 §8.1.1.6)"));
+    }
+    if let Ok(via) = message.top_via() {
+        match via.branch() {
+            None => out.push(Diagnostic::warning("no-branch", "top Via has no branch (RFC 3261 §8.1.1.7)")),
+            Some(b) if !b.starts_with(BRANCH_MAGIC_COOKIE) => out.push(Diagnostic::warning(
+                "branch-cookie",
+                format!("branch {b:?} lacks the magic cookie z9hG4bK (RFC 3261 §8.1.1.7)"),
+            )),
+            Some(_) => {}
+        }
+    }
+    if let (Ok(cseq), Some(method)) = (message.cseq(), message.method()) {
+        if &cseq.method != method {
+            out.push(Diagnostic::warning(
+                "cseq-method",
+                format!("CSeq method {} differs from the request method {method} (RFC 3261 §8.1.1.5)", cseq.method),
+            ));
+        }
+    }
+    if let Some(Ok(uri)) = message.request_uri() {
+        if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
+            out.push(Diagnostic::warning(
+                "request-uri-headers",
+                "the Request-URI carries headers, which it must not (RFC 3261 §19.1.1)",
+            ));
+        }
+    }
+    let contacts = message.contacts().unwrap_or_default();
+    let with_reg_id = || contacts.iter().filter_map(Contact::address).filter(|a| a.params.has("reg-id"));
+    if with_reg_id().next().is_some() && !message.has_option_tag(&HeaderName::Supported, "outbound") {
+        out.push(Diagnostic::warning(
+            "reg-id-without-outbound",
+            "Contact has reg-id but Supported lacks 'outbound' (RFC 5626 §4.2.1)",
+        ));
+    }
+    if with_reg_id().any(|a| !a.params.has("+sip.instance")) {
+        out.push(Diagnostic::warning(
+            "reg-id-without-instance",
+            "Contact has reg-id but no +sip.instance (RFC 5626 §4.2.1)",
+        ));
+    }
+}
+
+/// Numbers the grammar allows as digits but an RFC bounds.
+fn range_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
+    let mut out_of_range = |message: String| out.push(Diagnostic::warning("out-of-range", message));
+    if let Some(value) = message.header(&HeaderName::MaxForwards).filter(|v| is_digits(v)) {
+        if value.parse::<u8>().is_err() {
+            out_of_range(format!("Max-Forwards {value} exceeds 255 (RFC 3261 §20.22)"));
+        }
+    }
+    if let Some((seq, _)) = message.header(&HeaderName::CSeq).and_then(|v| v.trim().split_once([' ', '\t'])) {
+        if is_digits(seq) && !seq.parse::<u32>().is_ok_and(|n| n < 1 << 31) {
+            out_of_range(format!("CSeq number {seq} is not below 2**31 (RFC 3261 §8.1.1.5)"));
+        }
+    }
+    for (name, label) in [
+        (HeaderName::Expires, "Expires"),
+        (HeaderName::MinExpires, "Min-Expires"),
+        (HeaderName::FlowTimer, "Flow-Timer"),
+    ] {
+        if let Some(value) = message.header(&name).filter(|v| is_digits(v)) {
+            if value.parse::<u32>().is_err() {
+                out_of_range(format!("{label} {value} exceeds 2**32-1 (RFC 3261 §20.19)"));
+            }
+        }
+    }
+}
+
+/// Contact parameters whose values the grammar leaves generic but RFC 3261 §20.10 defines.
+fn contact_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
+    for value in message.header_values(&HeaderName::Contact) {
+        let Ok(contact) = Contact::parse(value) else { continue };
+        let Some(address) = contact.address() else { continue };
+        if address.params.value("expires").is_some() && contact.expires().is_none() {
+            out.push(Diagnostic::warning(
+                "contact-expires",
+                format!("Contact expires is not delta-seconds below 2**32 in {value:?} (RFC 3261 §20.10)"),
+            ));
+        }
+        if address.params.has("q") && contact.q().is_none() {
+            out.push(Diagnostic::warning("contact-q", format!("Contact q is not a qvalue in {value:?} (RFC 3261 §20.10)")));
+        }
+        let addr_spec = find_unquoted(value, b'<').is_none();
+        if addr_spec && address.uri.as_sip().is_some_and(|u| u.headers.is_some()) {
+            out.push(Diagnostic::warning(
+                "contact-brackets",
+                format!("a Contact URI with '?' must be enclosed in '<>' in {value:?} (RFC 3261 §20.10)"),
+            ));
+        }
+    }
+}
+
+/// `1*DIGIT LWS Method` with the number of any size: the range is a rule, not grammar.
+fn cseq_grammar_ok(value: &str) -> bool {
+    let value = value.trim_matches([' ', '\t']);
+    match value.split_once([' ', '\t']) {
+        Some((seq, method)) => is_digits(seq) && is_token(method.trim_matches([' ', '\t'])),
+        None => false,
+    }
+}
+
+fn is_digits(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// The offset of a control character (other than HTAB) not escaped by a quoted-pair, if any.
+fn bare_control_character(value: &str) -> Option<usize> {
+    let bytes = value.as_bytes();
+    bytes.iter().enumerate().position(|(i, &c)| {
+        let control = (c < b' ' && c != b'\t') || c == 0x7f;
+        control && i.checked_sub(1).and_then(|before| bytes.get(before)) != Some(&b'\\')
+    })
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::auth::{Challenge, Credentials};
 use crate::error::{Diagnostic, Malformed};
 use crate::header::{Header, HeaderName};
-use crate::scan::{is_token, parse_digits, trim_lws};
+use crate::scan::{is_token, is_word, parse_digits, trim_lws};
 use crate::views::{CSeq, Contact, NameAddr, RetryAfter, SubscriptionState, Via, split_list};
 use crate::{Error, Uri};
 
@@ -313,7 +313,9 @@ impl Message {
 
     pub fn call_id(&self) -> Result<&str, Error> {
         let id = self.required(HeaderName::CallId, "Call-ID")?;
-        if id.is_empty() || id.contains([' ', '\t']) {
+        // callid = word [ "@" word ] (RFC 3261 §25).
+        let (local, host) = id.split_once('@').unwrap_or((id, "x"));
+        if !is_word(local) || !is_word(host) {
             return Err(Error::syntax("Call-ID", format!("bad Call-ID {id:?}")));
         }
         Ok(id)

@@ -9,6 +9,11 @@ pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
 }
 
+/// RFC 3261 `word`, as Call-ID is made of: token characters and a few separators.
+pub(crate) fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| is_token_char(c) || b"()<>:\\\"/[]?{}".contains(&c))
+}
+
 /// Splits `s` at every `sep` that is not inside a quoted string or `<...>`.
 pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
     let bytes = s.as_bytes();

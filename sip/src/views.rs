@@ -37,7 +37,12 @@ impl NameAddr {
             let close = find_unquoted(&value[open..], b'>')
                 .map(|i| i + open)
                 .ok_or_else(|| Error::syntax("name-addr", format!("unclosed '<' in {value:?}")))?;
-            let uri = Uri::parse(&value[open + 1..close])?;
+            // LAQUOT and RAQUOT allow no white space inside the brackets (RFC 3261 §25, RFC 4475 §3.1.2.13).
+            let inner = &value[open + 1..close];
+            if inner.starts_with([' ', '\t']) || inner.ends_with([' ', '\t']) {
+                return Err(Error::syntax("name-addr", format!("white space inside '<>' in {value:?}")));
+            }
+            let uri = Uri::parse(inner)?;
             let display_name = if display.is_empty() {
                 None
             } else if display.starts_with('"') {
