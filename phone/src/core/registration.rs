@@ -137,6 +137,8 @@ pub(crate) struct Registration {
     call_legs: HashMap<(RegistrarRole, String), RegisterCallLeg>,
     pending: Option<PendingRegister>,
     state: RegistrationState,
+    /// The registrar the last REGISTER succeeded at, until one fails: a refresh there is no news.
+    bound_at: Option<RegistrarRole>,
 }
 
 impl Registration {
@@ -162,6 +164,7 @@ impl Registration {
             primary_registrar_failed_since: None,
             call_legs: HashMap::new(),
             pending: None,
+            bound_at: None,
         }
     }
 
@@ -174,7 +177,7 @@ impl Registration {
         self.pending.is_some_and(|p| p.request == request)
     }
 
-    pub fn start(&mut self, now: Instant, cx: &mut Context, sender: &mut RequestSender) {
+    pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender) {
         let Some(account) = &self.account else {
             tracing::warn!("line {}: no user name or no registrar configured; not registering", self.line);
             return;
@@ -186,10 +189,10 @@ impl Registration {
             RegistrarRole::Primary,
             account.primary_registrar.host
         );
-        self.send_register(now, cx, sender, None, 0);
+        self.send_register(now, context, sender, None, 0);
     }
 
-    pub fn on_timer(&mut self, now: Instant, cx: &mut Context, sender: &mut RequestSender, id: TimerId) {
+    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, id: TimerId) {
         if self.pending.is_some() {
             return;
         }
@@ -202,10 +205,10 @@ impl Registration {
                         account.registrar(*registrar).host
                     );
                 }
-                self.send_register(now, cx, sender, None, 0);
+                self.send_register(now, context, sender, None, 0);
             }
             (TimerId::RegistrationRetry(_), RegistrationState::WaitingToRetry { .. }) => {
-                self.send_register(now, cx, sender, None, 0);
+                self.send_register(now, context, sender, None, 0);
             }
             _ => {}
         }
@@ -214,15 +217,15 @@ impl Registration {
     pub fn on_request_event(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         sender: &mut RequestSender,
         event: RequestEvent,
     ) {
         let Some(pending) = self.pending.take_if(|p| p.request == event.request()) else { return };
         match event {
-            RequestEvent::Final { response, .. } => self.on_final_response(now, cx, sender, pending, &response),
+            RequestEvent::Final { response, .. } => self.on_final_response(now, context, sender, pending, &response),
             RequestEvent::Failed { cause, .. } => {
-                self.on_failure(now, cx, sender, pending.registrar, RegisterFailure::NoResponse(cause))
+                self.on_failure(now, context, sender, pending.registrar, RegisterFailure::NoResponse(cause))
             }
         }
     }
@@ -250,7 +253,7 @@ impl Registration {
     fn send_register(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         sender: &mut RequestSender,
         authorization: Option<(HeaderName, Credentials)>,
         challenges_answered: u8,
@@ -259,16 +262,16 @@ impl Registration {
         let registrar = self.active_registrar();
         let destination = account.registrar(registrar).clone();
         let aor = self.aor(account);
-        let bind_ip = cx.settings.bind_ip;
+        let bind_ip = context.settings.bind_ip;
         let leg = self.call_legs.entry((registrar, aor.to_string())).or_insert_with(|| RegisterCallLeg {
-            call_id: cx.ids.call_id(bind_ip),
-            from_tag: cx.ids.tag(),
+            call_id: context.ids.call_id(bind_ip),
+            from_tag: context.ids.tag(),
             next_cseq: 1,
             min_expires: None,
         });
         let seq = leg.next_cseq;
         leg.next_cseq += 1;
-        let configured_expires = whole_seconds(cx.settings.line.registration_period);
+        let configured_expires = whole_seconds(context.settings.line.registration_period);
         let requested_expires = configured_expires.max(leg.min_expires.unwrap_or(0));
 
         let mut register = Message::request(Method::Register, registrar_uri(&destination));
@@ -285,31 +288,31 @@ impl Registration {
         if let Some((header, credentials)) = authorization {
             register.push_header(header, credentials);
         }
-        register.push_header(HeaderName::UserAgent, &cx.settings.user_agent);
+        register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
 
-        let request = sender.send(now, cx, &destination, register);
+        let request = sender.send(now, context, &destination, register);
         self.pending = Some(PendingRegister { request, registrar, challenges_answered, requested_expires });
         self.state = RegistrationState::Registering { registrar };
-        cx.cancel_timer(TimerId::RegistrationRefresh(self.line));
-        cx.cancel_timer(TimerId::RegistrationRetry(self.line));
+        context.cancel_timer(TimerId::RegistrationRefresh(self.line));
+        context.cancel_timer(TimerId::RegistrationRetry(self.line));
     }
 
     fn on_final_response(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         sender: &mut RequestSender,
         pending: PendingRegister,
         response: &Message,
     ) {
         let Some(status) = response.status() else { return };
         match status {
-            200..=299 => self.on_registered(now, cx, sender, pending, response),
-            401 | 407 => match self.answer_challenge(cx, pending, response) {
+            200..=299 => self.on_registered(now, context, sender, pending, response),
+            401 | 407 => match self.answer_challenge(context, pending, response) {
                 Ok(authorization) => {
-                    self.send_register(now, cx, sender, Some(authorization), pending.challenges_answered + 1)
+                    self.send_register(now, context, sender, Some(authorization), pending.challenges_answered + 1)
                 }
-                Err(why) => self.on_failure(now, cx, sender, pending.registrar, RegisterFailure::Unusable(why)),
+                Err(why) => self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why)),
             },
             423 => match response.min_expires() {
                 Ok(Some(min)) if min > pending.requested_expires => {
@@ -317,21 +320,21 @@ impl Registration {
                     if let Some(leg) = self.current_leg_mut(pending.registrar) {
                         leg.min_expires = Some(min);
                     }
-                    self.send_register(now, cx, sender, None, 0);
+                    self.send_register(now, context, sender, None, 0);
                 }
                 _ => {
                     let why = "423 without a usable Min-Expires above the requested expiry".to_owned();
-                    self.on_failure(now, cx, sender, pending.registrar, RegisterFailure::Unusable(why))
+                    self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why))
                 }
             },
-            _ => self.on_failure(now, cx, sender, pending.registrar, RegisterFailure::Status(status)),
+            _ => self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Status(status)),
         }
     }
 
     /// The credentials answering a 401 or 407 for the next REGISTER.
     fn answer_challenge(
         &self,
-        cx: &mut Context,
+        context: &mut Context,
         pending: PendingRegister,
         response: &Message,
     ) -> Result<(HeaderName, Credentials), String> {
@@ -347,7 +350,7 @@ impl Registration {
         let challenge =
             challenges.iter().find(|c| c.is_digest()).ok_or_else(|| format!("{status} without a Digest challenge"))?;
         let uri = registrar_uri(account.registrar(pending.registrar)).to_string();
-        let cnonce = cx.ids.cnonce();
+        let cnonce = context.ids.cnonce();
         let credentials =
             Credentials::answer(challenge, &account.auth_name, &account.password, "REGISTER", &uri, &cnonce, 1);
         let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
@@ -358,7 +361,7 @@ impl Registration {
     fn on_registered(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         sender: &mut RequestSender,
         pending: PendingRegister,
         response: &Message,
@@ -367,38 +370,44 @@ impl Registration {
         let granted = granted_expiry(response, &account.contact).unwrap_or(pending.requested_expires);
         if granted == 0 {
             let why = "2xx granting expires=0".to_owned();
-            return self.on_failure(now, cx, sender, pending.registrar, RegisterFailure::Unusable(why));
+            return self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why));
         }
         let granted_for = Duration::from_secs(u64::from(granted));
-        let refresh_share = if cx.settings.quirks.has(Quirk::LateRefresh) { 1.25 } else { 0.5 };
+        let refresh_share = if context.settings.quirks.has(Quirk::LateRefresh) { 1.25 } else { 0.5 };
         let refresh_at = now + granted_for.mul_f64(refresh_share);
-        tracing::info!(
-            "registered at {} expires={granted} (line {}, {} registrar, aor {})",
-            account.registrar(pending.registrar).host,
-            self.line,
-            pending.registrar,
-            self.aor(account)
-        );
+        let registrar_host = &account.registrar(pending.registrar).host;
+        if self.bound_at == Some(pending.registrar) {
+            tracing::debug!("refreshed at {registrar_host} expires={granted}");
+        } else {
+            tracing::info!(
+                "registered at {registrar_host} expires={granted} (line {}, {} registrar, aor {})",
+                self.line,
+                pending.registrar,
+                self.aor(account)
+            );
+        }
+        self.bound_at = Some(pending.registrar);
         self.state = RegistrationState::Registered { registrar: pending.registrar, expires_at: now + granted_for };
-        cx.set_timer(TimerId::RegistrationRefresh(self.line), refresh_at);
+        context.set_timer(TimerId::RegistrationRefresh(self.line), refresh_at);
     }
 
     /// A REGISTER to `registrar` failed: move to the backup registrar, or retry later.
     fn on_failure(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         sender: &mut RequestSender,
         registrar: RegistrarRole,
         failure: RegisterFailure,
     ) {
+        self.bound_at = None;
         let Some(account) = &self.account else { return };
         let failed_host = account.registrar(registrar).host.clone();
         let primary_host = account.primary_registrar.host.clone();
         let usable_backup = account
             .backup_registrar
             .as_ref()
-            .filter(|_| !cx.settings.quirks.has(Quirk::NoBackupRegistrar))
+            .filter(|_| !context.settings.quirks.has(Quirk::NoBackupRegistrar))
             .map(|backup| backup.host.clone());
         match (registrar, usable_backup) {
             (RegistrarRole::Primary, Some(backup_host)) if failure.means_registrar_down() => {
@@ -406,19 +415,19 @@ impl Registration {
                     "registration at {failed_host} failed ({failure}); primary registrar marked failed, registering at backup registrar {backup_host}"
                 );
                 self.primary_registrar_failed_since = Some(now);
-                self.send_register(now, cx, sender, None, 0);
+                self.send_register(now, context, sender, None, 0);
             }
             (RegistrarRole::Backup, _) if failure.means_registrar_down() => {
                 // Both registrars failed in turn: start over with the primary after the retry timer.
                 self.primary_registrar_failed_since = None;
-                let delay = self.schedule_retry(now, cx);
+                let delay = self.schedule_retry(now, context);
                 tracing::warn!(
                     "registration at backup registrar {failed_host} failed ({failure}); retrying primary registrar {primary_host} in {:.3}s",
                     delay.as_secs_f64()
                 );
             }
             _ => {
-                let delay = self.schedule_retry(now, cx);
+                let delay = self.schedule_retry(now, context);
                 tracing::warn!(
                     "registration at {failed_host} failed ({failure}); retrying in {:.3}s",
                     delay.as_secs_f64()
@@ -428,11 +437,11 @@ impl Registration {
     }
 
     /// Waits `sip registration retry timer` before the next REGISTER to the active registrar.
-    fn schedule_retry(&mut self, now: Instant, cx: &mut Context) -> Duration {
-        let delay = cx.settings.timers.registration_retry;
+    fn schedule_retry(&mut self, now: Instant, context: &mut Context) -> Duration {
+        let delay = context.settings.timers.registration_retry;
         let at = now + delay;
         self.state = RegistrationState::WaitingToRetry { registrar: self.active_registrar(), at };
-        cx.set_timer(TimerId::RegistrationRetry(self.line), at);
+        context.set_timer(TimerId::RegistrationRetry(self.line), at);
         delay
     }
 

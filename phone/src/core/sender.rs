@@ -103,7 +103,13 @@ pub(crate) struct RequestSender {
 
 impl RequestSender {
     /// Starts sending `message` (a request without Via) to `destination`; its outcome comes back as a [`RequestEvent`].
-    pub fn send(&mut self, now: Instant, cx: &mut Context, destination: &Destination, message: Message) -> RequestId {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        destination: &Destination,
+        message: Message,
+    ) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
         let mut request = OutgoingRequest {
@@ -121,7 +127,7 @@ impl RequestSender {
                 request.candidates.push(SocketAddr::new(ip, port));
                 self.requests.insert(id, request);
                 // The one candidate cannot have failed yet, so no event comes back here.
-                let _ = self.try_next_candidate(now, cx, id);
+                let _ = self.try_next_candidate(now, context, id);
             }
             None => {
                 let host = match &destination.host {
@@ -134,7 +140,7 @@ impl RequestSender {
                     Lookup::Address { host, port: destination.port }
                 };
                 self.requests.insert(id, request);
-                cx.push(Output::Resolve { request: id, lookup });
+                context.push(Output::Resolve { request: id, lookup });
             }
         }
         id
@@ -143,7 +149,7 @@ impl RequestSender {
     pub fn on_resolved(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         id: RequestId,
         answer: Result<Vec<SocketAddr>, String>,
     ) -> Vec<RequestEvent> {
@@ -155,7 +161,7 @@ impl RequestSender {
             Ok(addresses) if !addresses.is_empty() => {
                 tracing::debug!("{} resolved to {addresses:?}", request.lookup_name);
                 request.candidates = addresses;
-                self.try_next_candidate(now, cx, id).into_iter().collect()
+                self.try_next_candidate(now, context, id).into_iter().collect()
             }
             other => {
                 let detail = other.err().unwrap_or_else(|| "no addresses".into());
@@ -169,7 +175,7 @@ impl RequestSender {
     pub fn on_flow_opened(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         flow: FlowId,
         local: SocketAddr,
     ) -> Vec<RequestEvent> {
@@ -183,7 +189,7 @@ impl RequestSender {
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {
-            self.start_transaction(now, cx, id, flow, local);
+            self.start_transaction(now, context, id, flow, local);
         }
         Vec::new()
     }
@@ -192,7 +198,7 @@ impl RequestSender {
     pub fn on_transport_error(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         flow: FlowId,
         failure: TransportFailure,
     ) -> Vec<RequestEvent> {
@@ -216,13 +222,13 @@ impl RequestSender {
         affected
             .into_iter()
             .filter_map(|id| {
-                self.fail_attempt(now, cx, id, FailureCause::Transport { remote, failure: failure.clone() })
+                self.fail_attempt(now, context, id, FailureCause::Transport { remote, failure: failure.clone() })
             })
             .collect()
     }
 
     /// A response arrived; a final one ends its transaction and is handed to the request's owner.
-    pub fn on_response(&mut self, _now: Instant, cx: &mut Context, response: Message) -> Option<RequestEvent> {
+    pub fn on_response(&mut self, _now: Instant, context: &mut Context, response: Message) -> Option<RequestEvent> {
         let status = response.status()?;
         let branch = match response.top_via() {
             Ok(via) => via.branch().map(str::to_owned),
@@ -249,21 +255,21 @@ impl RequestSender {
             running.timer.on_provisional();
             return None;
         }
-        self.end_transaction(cx, id);
+        self.end_transaction(context, id);
         self.requests.remove(&id);
         Some(RequestEvent::Final { request: id, response })
     }
 
-    pub fn on_timer(&mut self, now: Instant, cx: &mut Context, timer_id: TimerId) -> Vec<RequestEvent> {
+    pub fn on_timer(&mut self, now: Instant, context: &mut Context, timer_id: TimerId) -> Vec<RequestEvent> {
         match timer_id {
             TimerId::Retransmit(id) => {
                 if let Some(request) = self.requests.get_mut(&id)
                     && let Stage::Transacting(running) = &mut request.stage
                     && running.timer.on_retransmit_timer(now)
                 {
-                    cx.push(Output::Send { flow: running.flow, message: running.wire.clone() });
+                    context.push(Output::Send { flow: running.flow, message: running.wire.clone() });
                     if let Some(next) = running.timer.next_retransmit() {
-                        cx.set_timer(TimerId::Retransmit(id), next);
+                        context.set_timer(TimerId::Retransmit(id), next);
                     }
                 }
                 Vec::new()
@@ -275,7 +281,7 @@ impl RequestSender {
                 });
                 match timed_out {
                     Some(remote) => {
-                        self.fail_attempt(now, cx, id, FailureCause::Timeout { remote }).into_iter().collect()
+                        self.fail_attempt(now, context, id, FailureCause::Timeout { remote }).into_iter().collect()
                     }
                     None => Vec::new(),
                 }
@@ -286,7 +292,7 @@ impl RequestSender {
 
     /// Moves `id` to its next candidate address: reuses an open flow, waits for an opening one, or opens one.
     /// When no candidate is left, the request has failed with its last failure.
-    fn try_next_candidate(&mut self, now: Instant, cx: &mut Context, id: RequestId) -> Option<RequestEvent> {
+    fn try_next_candidate(&mut self, now: Instant, context: &mut Context, id: RequestId) -> Option<RequestEvent> {
         let request = self.requests.get_mut(&id)?;
         let Some(&remote) = request.candidates.get(request.next_candidate) else {
             let cause = request.last_failure.take().unwrap_or_else(|| FailureCause::Unresolvable {
@@ -305,31 +311,38 @@ impl RequestSender {
                 let flow = FlowId(self.next_flow);
                 self.next_flow += 1;
                 self.flows.insert(flow, Flow { remote, local: None });
-                cx.push(Output::OpenFlow { flow, remote });
+                context.push(Output::OpenFlow { flow, remote });
                 (flow, None)
             }
         };
         request.stage = Stage::Connecting { flow };
         if let Some(local) = local {
-            self.start_transaction(now, cx, id, flow, local);
+            self.start_transaction(now, context, id, flow, local);
         }
         None
     }
 
     /// Sends the request on an open flow as a new client transaction with a fresh branch.
-    fn start_transaction(&mut self, now: Instant, cx: &mut Context, id: RequestId, flow: FlowId, local: SocketAddr) {
+    fn start_transaction(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        id: RequestId,
+        flow: FlowId,
+        local: SocketAddr,
+    ) {
         let Some(request) = self.requests.get_mut(&id) else { return };
-        let branch = cx.ids.branch();
+        let branch = context.ids.branch();
         let mut via = Via::new("UDP", Host::from(local.ip()), Some(local.port()), &branch);
         via.params.set("rport", None);
         let mut wire = request.message.clone();
         wire.headers.insert(0, Header { name: HeaderName::Via, value: via.to_string() });
-        let timer = ClientTransactionTimer::start(now, &cx.settings.timers);
+        let timer = ClientTransactionTimer::start(now, &context.settings.timers);
         if let Some(at) = timer.next_retransmit() {
-            cx.set_timer(TimerId::Retransmit(id), at);
+            context.set_timer(TimerId::Retransmit(id), at);
         }
-        cx.set_timer(TimerId::TransactionTimeout(id), timer.deadline());
-        cx.push(Output::Send { flow, message: wire.clone() });
+        context.set_timer(TimerId::TransactionTimeout(id), timer.deadline());
+        context.push(Output::Send { flow, message: wire.clone() });
         self.branches.insert(branch.clone(), id);
         request.stage = Stage::Transacting(Box::new(RunningTransaction { flow, branch, timer, wire }));
     }
@@ -338,24 +351,24 @@ impl RequestSender {
     fn fail_attempt(
         &mut self,
         now: Instant,
-        cx: &mut Context,
+        context: &mut Context,
         id: RequestId,
         cause: FailureCause,
     ) -> Option<RequestEvent> {
-        self.end_transaction(cx, id);
+        self.end_transaction(context, id);
         let request = self.requests.get_mut(&id)?;
         tracing::debug!("{id} attempt failed: {cause}");
         request.last_failure = Some(cause);
-        self.try_next_candidate(now, cx, id)
+        self.try_next_candidate(now, context, id)
     }
 
     /// Forgets the running transaction of `id`, if any: its branch and its timers.
-    fn end_transaction(&mut self, cx: &mut Context, id: RequestId) {
+    fn end_transaction(&mut self, context: &mut Context, id: RequestId) {
         let Some(request) = self.requests.get_mut(&id) else { return };
         if let Stage::Transacting(running) = &request.stage {
             self.branches.remove(&running.branch);
-            cx.cancel_timer(TimerId::Retransmit(id));
-            cx.cancel_timer(TimerId::TransactionTimeout(id));
+            context.cancel_timer(TimerId::Retransmit(id));
+            context.cancel_timer(TimerId::TransactionTimeout(id));
         }
         request.stage = Stage::BetweenAttempts;
     }
