@@ -14,6 +14,27 @@ pub enum Fault {
     Refuse,
     /// Every request is answered with `code` (503 or 408), with an optional Retry-After.
     Reject { code: u16, retry_after: Option<u32> },
+    /// Existing flows are black-holed while new ones are served: TCP/TLS connections open at the
+    /// fault get nothing (no answers, no pongs); on UDP, sources seen before the fault are dropped.
+    Stall,
+}
+
+/// A one-off event: it happens once and leaves nothing to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// Every existing TCP/TLS flow is reset (RST); listening goes on.
+    Reset,
+    /// The element drops all its state (bindings, subscriptions) and its flows, and serves on.
+    Restart,
+}
+
+impl Event {
+    pub fn id_segment(self) -> &'static str {
+        match self {
+            Event::Reset => "reset",
+            Event::Restart => "restart",
+        }
+    }
 }
 
 impl Fault {
@@ -28,6 +49,7 @@ impl Fault {
             Fault::Silent => "silent".into(),
             Fault::Refuse => "refuse".into(),
             Fault::Reject { code, .. } => format!("reject-{code}"),
+            Fault::Stall => "stall".into(),
         }
     }
 
@@ -36,6 +58,7 @@ impl Fault {
         match words {
             ["silent"] => Ok(Fault::Silent),
             ["refuse"] => Ok(Fault::Refuse),
+            ["stall"] => Ok(Fault::Stall),
             ["reject", code, rest @ ..] => {
                 let code: u16 = code
                     .parse()
@@ -53,7 +76,7 @@ impl Fault {
                 };
                 Ok(Fault::Reject { code, retry_after })
             }
-            _ => Err(format!("unknown fault {:?}: expected silent, refuse or reject CODE [retry-after=N]", words.join(" "))),
+            _ => Err(format!("unknown fault {:?}: expected silent, refuse, stall or reject CODE [retry-after=N]", words.join(" "))),
         }
     }
 }
@@ -63,6 +86,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::Silent => f.write_str("silent"),
             Fault::Refuse => f.write_str("refuse"),
+            Fault::Stall => f.write_str("stall"),
             Fault::Reject { code, retry_after: None } => write!(f, "reject {code}"),
             Fault::Reject { code, retry_after: Some(s) } => write!(f, "reject {code} retry-after={s}"),
         }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -12,10 +12,14 @@ use tokio::time::Instant;
 
 use crate::dns::{self, DnsContext, Zone};
 use crate::dut::{Dut, LabAddresses};
-use crate::elements::{self, Behaviour, DigestAuth, ElementContext, NotImplemented, Proxy, Registrar, RegistrarConfig};
+use crate::elements::{
+    self, Behaviour, DigestAuth, EdgeProxy, ElementCommand, ElementShared, OutboundSupport, Proxy, ProxyConfig, Registrar,
+    RegistrarConfig,
+};
 use crate::error::{CaseError, HarnessError, Violation};
 use crate::expect::{self, Deadline, Expect};
-use crate::faults::{Fault, FaultTarget};
+use crate::faults::{Event, Fault, FaultTarget};
+use crate::tls::LabCa;
 use crate::ladder;
 use crate::net::bind_udp;
 use crate::provision::{Configuration, Provisioning, Timers, DEFAULT_MAC};
@@ -33,20 +37,39 @@ pub struct LabSpec {
     pub digest: bool,
     /// Registrars answer 423 with this Min-Expires to shorter requests.
     pub min_expires: u32,
+    /// Registrars' RFC 5626 support (Require: outbound, Flow-Timer).
+    pub outbound: Option<OutboundSupport>,
+    pub proxy: ProxyConfig,
     pub zone: String,
 }
 
 impl LabSpec {
     pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
-        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, zone: "lab.test".into() }
+        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), zone: "lab.test".into() }
     }
+}
+
+/// The sockets of one SIP element, bound before the element's tasks take them.
+struct ElementSockets {
+    udp: UdpSocket,
+    tcp: tokio::net::TcpListener,
+    tls: tokio::net::TcpListener,
 }
 
 /// The sockets of a claimed block, before the elements take them.
 struct ClaimedBlock {
     topology: Topology,
-    sip: Vec<(Element, UdpSocket)>,
+    sip: Vec<(Element, ElementSockets)>,
     dns: UdpSocket,
+}
+
+fn bind_element(topology: &Topology, element: Element) -> std::io::Result<ElementSockets> {
+    let ip = topology.ip(element);
+    Ok(ElementSockets {
+        udp: bind_udp(SocketAddr::new(ip, 5060))?,
+        tcp: crate::elements::bind_tcp(SocketAddr::new(ip, 5060))?,
+        tls: crate::elements::bind_tcp(SocketAddr::new(ip, 5061))?,
+    })
 }
 
 /// Binds every element's UDP port on a fresh block; a taken address moves on to the next block.
@@ -56,8 +79,8 @@ fn claim_block(zone: &str) -> Result<ClaimedBlock, HarnessError> {
         let mut topology = Topology::new(topology::candidate_block(attempt), zone);
         let mut sip = Vec::new();
         for element in Element::SIP {
-            match bind_udp(topology.sip_addr(element)) {
-                Ok(socket) => sip.push((element, socket)),
+            match bind_element(&topology, element) {
+                Ok(sockets) => sip.push((element, sockets)),
                 Err(e) => {
                     last = e;
                     continue 'blocks;
@@ -96,7 +119,12 @@ pub struct Lab {
     pub topology: Arc<Topology>,
     pub provisioning: Provisioning,
     trace: Trace,
-    faults: HashMap<Element, watch::Sender<Option<Fault>>>,
+    elements: HashMap<Element, Arc<ElementShared>>,
+    dns_fault: watch::Sender<Option<Fault>>,
+    /// The zone the DNS serves; cases change records in it while they run.
+    zone: Arc<Zone>,
+    /// The lab's CA; the phone is handed its certificate.
+    ca: Arc<LabCa>,
     /// Faults in force, for explaining what the trace cannot show.
     active_faults: HashMap<Element, Fault>,
     tasks: Vec<JoinHandle<()>>,
@@ -106,7 +134,7 @@ pub struct Lab {
     cursor: usize,
     /// The last event an expectation matched: the snapshot ends there.
     last_match: Option<usize>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Lab {
@@ -116,42 +144,66 @@ impl Lab {
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
         let provisioning = Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, DEFAULT_MAC);
-        let mut faults = HashMap::new();
         let mut tasks = Vec::new();
 
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);
         let zone = Arc::new(Zone::load(&zone_text, &topology)?);
         let (dns_fault, dns_fault_rx) = watch::channel(None);
-        faults.insert(Element::Dns, dns_fault);
-        let dns_ctx = DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone };
+        let dns_ctx = DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone: zone.clone() };
         tasks.push(tokio::spawn(dns::run_udp(dns_ctx, block.dns)));
 
+        let ca = Arc::new(LabCa::new()?);
         let auth = spec.digest.then(|| DigestAuth {
             realm: topology.zone.clone(),
             users: HashMap::from([(provisioning.line.auth_name.clone(), provisioning.line.password.clone())]),
         });
-        for (element, socket) in block.sip {
-            let behaviour: Arc<Mutex<dyn Behaviour>> = if element.is_registrar() {
-                let config = RegistrarConfig { auth: auth.clone(), min_expires: spec.min_expires, ..RegistrarConfig::default() };
-                Arc::new(Mutex::new(Registrar::new(element, topology.clone(), config)))
+        let mut elements = HashMap::new();
+        for (element, sockets) in block.sip {
+            let behaviour: Box<dyn Behaviour> = if element.is_registrar() {
+                let config = RegistrarConfig {
+                    auth: auth.clone(),
+                    min_expires: spec.min_expires,
+                    outbound: spec.outbound,
+                    ..RegistrarConfig::default()
+                };
+                Box::new(Registrar::new(element, topology.clone(), config))
             } else if element.is_proxy() {
-                Arc::new(Mutex::new(Proxy::new(element, topology.clone())))
+                Box::new(Proxy::new(element, topology.clone(), spec.proxy.clone()))
             } else {
-                Arc::new(Mutex::new(NotImplemented))
+                Box::new(EdgeProxy::new(element, topology.clone()))
             };
-            let (fault, fault_rx) = watch::channel(None);
-            faults.insert(element, fault);
-            let ctx = ElementContext { element, topology: topology.clone(), trace: trace.clone(), fault: fault_rx, behaviour };
-            tasks.push(tokio::spawn(elements::run_udp(ctx, socket)));
+            let shared = ElementShared::new(element, topology.clone(), trace.clone(), behaviour);
+            let acceptor = ca.acceptor(element, &topology)?;
+            tasks.push(tokio::spawn(elements::run_udp(shared.clone(), sockets.udp)));
+            tasks.push(tokio::spawn(elements::run_tcp_listener(shared.clone(), sockets.tcp)));
+            tasks.push(tokio::spawn(elements::run_tls_listener(shared.clone(), sockets.tls, acceptor)));
+            elements.insert(element, shared);
         }
 
         let dir = tempfile::Builder::new().prefix("sipharness-").tempdir()?;
-        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr() };
+        let ca_file = dir.path().join("lab-ca.pem");
+        std::fs::write(&ca_file, &ca.certificate_pem)?;
+        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr(), ca_file };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
         let timing = Timing::new(spec.timers, dut.capabilities().clone());
         dut.start().await?;
         tracing::info!(block = %topology.ip(Element::Dns), "lab up");
-        Ok(Lab { topology, provisioning, trace, faults, active_faults: HashMap::new(), tasks, dut, timing, cursor: 0, last_match: None, _dir: dir })
+        Ok(Lab {
+            topology,
+            provisioning,
+            trace,
+            elements,
+            dns_fault,
+            zone,
+            ca,
+            active_faults: HashMap::new(),
+            tasks,
+            dut,
+            timing,
+            cursor: 0,
+            last_match: None,
+            dir,
+        })
     }
 
     pub fn timing(&self) -> &Timing {
@@ -160,6 +212,16 @@ impl Lab {
 
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+
+    /// The lab's CA (tests use it to open TLS flows as a phone would).
+    pub fn ca(&self) -> &LabCa {
+        &self.ca
+    }
+
+    /// Where the lab keeps the case's files (cfg, CA, phone log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     fn note(&self, element: Element, text: String) {
@@ -175,12 +237,15 @@ impl Lab {
         });
     }
 
-    /// Puts a lasting fault on an element (all its transports, for now UDP only).
+    /// Puts a lasting fault on an element or one of its transports. The DNS takes `silent` and `refuse`.
     pub fn fail(&mut self, target: impl Into<FaultTarget>, fault: Fault) {
         let target = target.into();
         self.note(target.element, format!("fail {target} {fault}"));
-        if let Some(sender) = self.faults.get(&target.element) {
-            sender.send_replace(Some(fault));
+        match self.elements.get(&target.element) {
+            Some(shared) => shared.set_fault(&target, Some(fault)),
+            None => {
+                self.dns_fault.send_replace(Some(fault));
+            }
         }
         self.active_faults.insert(target.element, fault);
         self.cursor = self.trace.len();
@@ -190,11 +255,45 @@ impl Lab {
     pub fn restore(&mut self, target: impl Into<FaultTarget>) {
         let target = target.into();
         self.note(target.element, format!("restore {target}"));
-        if let Some(sender) = self.faults.get(&target.element) {
-            sender.send_replace(None);
+        match self.elements.get(&target.element) {
+            Some(shared) => shared.set_fault(&target, None),
+            None => {
+                self.dns_fault.send_replace(None);
+            }
         }
         self.active_faults.remove(&target.element);
         self.cursor = self.trace.len();
+    }
+
+    /// A one-off event: `reset` (every TCP/TLS flow of the target reset) or `restart` (all state dropped).
+    pub fn event(&mut self, target: impl Into<FaultTarget>, event: Event) {
+        let target = target.into();
+        self.note(target.element, format!("{} {target}", event.id_segment()));
+        if let Some(shared) = self.elements.get(&target.element) {
+            match event {
+                Event::Reset => shared.reset_flows(&target),
+                Event::Restart => shared.restart(),
+            }
+        }
+        self.cursor = self.trace.len();
+    }
+
+    /// Gives an element's behaviour a command (a proxy's NOTIFYs, a deactivation).
+    pub async fn command(&mut self, element: Element, command: ElementCommand) {
+        self.note(element, format!("{element} {command:?}"));
+        if let Some(shared) = self.elements.get(&element) {
+            shared.command(&command).await;
+        }
+    }
+
+    /// How many TCP/TLS flows an element holds open.
+    pub fn open_flows(&self, element: Element) -> usize {
+        self.elements.get(&element).map_or(0, |e| e.open_flows())
+    }
+
+    /// The DNS zone, to change records while the case runs.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
     }
 
     /// Waits for `expectation`; a missed deadline is a violation of its requirement.

@@ -15,12 +15,14 @@ pub mod provision;
 pub mod runner;
 pub mod timing;
 pub mod topology;
+pub mod tls;
 pub mod trace;
 
 pub use case::{Case, CaseFuture, CaseResult, Needs, Verdict};
 pub use error::{CaseError, HarnessError, Violation};
 pub use expect::{Expect, Register};
-pub use faults::{Fault, FaultTarget};
+pub use faults::{Event, Fault, FaultTarget};
+pub use elements::ElementCommand;
 pub use lab::{Lab, LabSpec};
 pub use provision::Configuration;
 pub use topology::{Element, Party, Topology};

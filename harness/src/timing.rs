@@ -46,6 +46,9 @@ impl Timing {
             Fault::Refuse if self.capabilities.reads_icmp => Duration::ZERO,
             Fault::Refuse => self.transaction_timeout(),
             Fault::Reject { .. } => Duration::ZERO,
+            // A stalled flow answers nothing: a request on it times out (keep-alive detection,
+            // with its pong timeout, comes with RFC 5626 cases).
+            Fault::Stall => self.transaction_timeout(),
         }
     }
 

@@ -44,6 +44,8 @@ pub struct LabAddresses {
     /// The address the phone binds (BRIEF §4).
     pub phone: std::net::IpAddr,
     pub dns: SocketAddr,
+    /// The lab CA's certificate (PEM), for phones that speak TLS.
+    pub ca_file: std::path::PathBuf,
 }
 
 /// Something the harness asks the phone to do, as a user would at its keypad.

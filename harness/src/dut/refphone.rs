@@ -112,6 +112,8 @@ impl Dut for RefphoneDriver {
             lab.dns.to_string(),
             "--state-dir".to_owned(),
             state.display().to_string(),
+            "--ca".to_owned(),
+            lab.ca_file.display().to_string(),
         ];
         for quirk in &self.quirks {
             args.push("--quirk".to_owned());

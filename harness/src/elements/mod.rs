@@ -1,45 +1,401 @@
-//! The mock SIP elements: one socket loop per element and transport, faults applied on the wire, behaviours (registrar, proxy) behind it.
+//! The mock SIP elements: shared state per element (faults, flows, behaviour), the fault rules applied on the wire, and the behaviours behind them.
 
+mod edge;
 mod proxy;
 mod registrar;
+mod stream;
+mod udp;
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sip::{DatagramKind, HeaderName, Message, Method, StunClass, StunMessage};
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use sip::{HeaderName, Message, Method, StunClass, StunMessage};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use proxy::Proxy;
-pub use registrar::{DigestAuth, Registrar, RegistrarConfig};
+pub use edge::EdgeProxy;
+pub use proxy::{Proxy, ProxyConfig, InviteAnswer};
+pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
+pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
+pub(crate) use udp::run_udp;
 
-use crate::faults::Fault;
+use crate::faults::{Fault, FaultTarget};
 use crate::topology::{Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, Transport};
+
+/// A TCP or TLS connection an element holds, numbered in order of arrival.
+pub type FlowId = u64;
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: Transport,
+    /// The connection it came on; `None` for UDP.
+    pub flow: Option<FlowId>,
+    pub addr: SocketAddr,
+}
+
+/// Where an element sends a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    Flow(FlowId),
+    Udp(SocketAddr),
+}
 
 /// What an element's behaviour wants sent.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A response, sent back where the request came from (RFC 3581 symmetric response).
+    /// A response, sent back the way the request came (same flow, or the UDP source: RFC 3581).
     Reply(Message),
-    /// A request of the element's own (a NOTIFY), sent to `to`.
-    Request { to: SocketAddr, message: Message },
+    /// A request of the element's own, or a message it forwards.
+    Send { to: Destination, message: Message },
 }
 
-/// The part of an element that decides what to answer; the socket loop around it handles faults.
+/// Commands a case gives an element's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementCommand {
+    /// The proxy sends a NOTIFY on every subscription (a state change).
+    NotifyAll,
+    /// The proxy ends every subscription with `terminated;reason=deactivated` (RFC 6665 §4.1.3).
+    DeactivateAll,
+}
+
+/// The part of an element that decides what to answer; the transports around it apply faults.
 pub(crate) trait Behaviour: Send {
-    fn on_request(&mut self, request: &Message, source: SocketAddr, now: Instant) -> Vec<Outgoing>;
+    fn on_request(&mut self, request: &Message, from: &Peer, view: &FlowView<'_>, now: Instant) -> Vec<Outgoing>;
+    fn on_response(&mut self, _response: &Message, _from: &Peer, _view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
+        Vec::new()
+    }
+    fn command(&mut self, _command: &ElementCommand, _now: Instant) -> Vec<Outgoing> {
+        Vec::new()
+    }
+    /// Forget everything (the `restart` event).
+    fn restart(&mut self);
 }
 
-/// Everything an element's socket loop shares with the lab that controls it.
-#[derive(Clone)]
-pub(crate) struct ElementContext {
+/// Which flows are open, as a behaviour may ask (an edge proxy answers 430 for a dead one).
+pub(crate) struct FlowView<'a> {
+    flows: &'a HashMap<FlowId, FlowHandle>,
+}
+
+impl FlowView<'_> {
+    pub fn is_open(&self, flow: FlowId) -> bool {
+        self.flows.contains_key(&flow)
+    }
+}
+
+/// The faults in force on one element, per transport, with what `stall` froze.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FaultSet {
+    pub udp: Option<Fault>,
+    pub tcp: Option<Fault>,
+    pub tls: Option<Fault>,
+    /// Flows numbered below this existed when `stall` began.
+    pub stall_boundary: FlowId,
+    /// UDP sources seen before `stall` began.
+    pub stalled_sources: HashSet<SocketAddr>,
+}
+
+impl FaultSet {
+    pub fn on(&self, transport: Transport) -> Option<Fault> {
+        match transport {
+            Transport::Udp => self.udp,
+            Transport::Tcp => self.tcp,
+            Transport::Tls => self.tls,
+        }
+    }
+
+    fn slot(&mut self, transport: Transport) -> &mut Option<Fault> {
+        match transport {
+            Transport::Udp => &mut self.udp,
+            Transport::Tcp => &mut self.tcp,
+            Transport::Tls => &mut self.tls,
+        }
+    }
+
+    /// Whether a message from `peer` is swallowed, and by which fault.
+    fn swallows(&self, peer: &Peer) -> Option<Fault> {
+        match self.on(peer.transport)? {
+            Fault::Silent => Some(Fault::Silent),
+            Fault::Stall => {
+                let frozen = match peer.flow {
+                    Some(flow) => flow < self.stall_boundary,
+                    None => self.stalled_sources.contains(&peer.addr),
+                };
+                frozen.then_some(Fault::Stall)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Commands to a flow's task.
+#[derive(Debug)]
+pub(crate) enum FlowCommand {
+    Write(Vec<u8>),
+    /// Close with RST (SO_LINGER 0).
+    Reset,
+}
+
+#[derive(Debug)]
+pub(crate) struct FlowHandle {
+    pub transport: Transport,
+    pub peer: SocketAddr,
+    pub commands: mpsc::UnboundedSender<FlowCommand>,
+}
+
+/// Everything about one element that its transports, the lab and its behaviour share.
+pub(crate) struct ElementShared {
     pub element: Element,
     pub topology: Arc<Topology>,
     pub trace: Trace,
-    pub fault: watch::Receiver<Option<Fault>>,
-    pub behaviour: Arc<Mutex<dyn Behaviour>>,
+    behaviour: Mutex<Box<dyn Behaviour>>,
+    pub faults: watch::Sender<FaultSet>,
+    flows: Mutex<HashMap<FlowId, FlowHandle>>,
+    udp: Mutex<Option<Arc<tokio::net::UdpSocket>>>,
+    udp_seen: Mutex<HashSet<SocketAddr>>,
+    next_flow: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ElementShared {
+    pub fn new(element: Element, topology: Arc<Topology>, trace: Trace, behaviour: Box<dyn Behaviour>) -> Arc<ElementShared> {
+        let (faults, _) = watch::channel(FaultSet::default());
+        Arc::new(ElementShared {
+            element,
+            topology,
+            trace,
+            behaviour: Mutex::new(behaviour),
+            faults,
+            flows: Mutex::new(HashMap::new()),
+            udp: Mutex::new(None),
+            udp_seen: Mutex::new(HashSet::new()),
+            next_flow: AtomicU64::new(1),
+        })
+    }
+
+    pub fn local_addr(&self, transport: Transport) -> SocketAddr {
+        let port = if transport == Transport::Tls { 5061 } else { 5060 };
+        SocketAddr::new(self.topology.ip(self.element), port)
+    }
+
+    /// Puts `fault` (or none) on the transports `target` covers.
+    pub fn set_fault(&self, target: &FaultTarget, fault: Option<Fault>) {
+        self.faults.send_modify(|set| {
+            for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+                if target.covers(transport) {
+                    *set.slot(transport) = fault;
+                }
+            }
+            if fault == Some(Fault::Stall) {
+                set.stall_boundary = self.next_flow.load(Ordering::SeqCst);
+                set.stalled_sources = lock(&self.udp_seen).clone();
+            }
+        });
+    }
+
+    pub fn register_flow(&self, transport: Transport, peer: SocketAddr, commands: mpsc::UnboundedSender<FlowCommand>) -> FlowId {
+        let id = self.next_flow.fetch_add(1, Ordering::SeqCst);
+        lock(&self.flows).insert(id, FlowHandle { transport, peer, commands });
+        id
+    }
+
+    pub fn forget_flow(&self, id: FlowId) {
+        lock(&self.flows).remove(&id);
+    }
+
+    /// Resets every flow on the transports `target` covers (the `reset` event, and `refuse`).
+    pub fn reset_flows(&self, target: &FaultTarget) {
+        let flows = lock(&self.flows);
+        for handle in flows.values().filter(|h| target.covers(h.transport)) {
+            let _ = handle.commands.send(FlowCommand::Reset);
+        }
+    }
+
+    /// The `restart` event: state forgotten, flows reset.
+    pub fn restart(&self) {
+        lock(&self.behaviour).restart();
+        lock(&self.udp_seen).clear();
+        self.reset_flows(&FaultTarget::from(self.element));
+    }
+
+    pub fn set_udp_socket(&self, socket: Option<Arc<tokio::net::UdpSocket>>) {
+        *lock(&self.udp) = socket;
+    }
+
+    pub fn open_flows(&self) -> usize {
+        lock(&self.flows).len()
+    }
+
+    fn record(&self, direction: Direction, transport: Transport, remote: SocketAddr, payload: Payload, fate: Fate) {
+        self.trace.record(Record {
+            element: self.element,
+            direction,
+            transport,
+            local: self.local_addr(transport),
+            remote,
+            payload,
+            fate,
+        });
+    }
+
+    /// Sends bytes to a destination; returns false if it is gone.
+    async fn send_bytes(&self, to: Destination, bytes: Vec<u8>) -> bool {
+        match to {
+            Destination::Flow(id) => {
+                let flows = lock(&self.flows);
+                match flows.get(&id) {
+                    Some(handle) => handle.commands.send(FlowCommand::Write(bytes)).is_ok(),
+                    None => false,
+                }
+            }
+            Destination::Udp(addr) => {
+                let socket = lock(&self.udp).clone();
+                match socket {
+                    Some(socket) => socket.send_to(&bytes, addr).await.is_ok(),
+                    None => false,
+                }
+            }
+        }
+    }
+
+    fn destination_info(&self, to: Destination) -> (Transport, SocketAddr) {
+        match to {
+            Destination::Udp(addr) => (Transport::Udp, addr),
+            Destination::Flow(id) => {
+                let flows = lock(&self.flows);
+                flows
+                    .get(&id)
+                    .map(|h| (h.transport, h.peer))
+                    .unwrap_or((Transport::Tcp, SocketAddr::new(self.topology.ip(self.element), 0)))
+            }
+        }
+    }
+
+    /// Sends a SIP message and records it.
+    pub async fn send_message(&self, to: Destination, message: Message) {
+        let (transport, remote) = self.destination_info(to);
+        let delivered = self.send_bytes(to, message.to_bytes()).await;
+        if !delivered {
+            tracing::debug!(element = %self.element, "cannot send to {to:?}: gone");
+        }
+        self.record(Direction::Sent, transport, remote, Payload::Sip(Box::new(message)), Fate::Delivered);
+    }
+
+    /// Runs a case's command on the behaviour and sends what it produces.
+    pub async fn command(&self, command: &ElementCommand) {
+        let outgoing = lock(&self.behaviour).command(command, Instant::now());
+        for out in outgoing {
+            if let Outgoing::Send { to, message } = out {
+                self.send_message(to, message).await;
+            }
+        }
+    }
+
+    /// Handles one thing read off the wire: records it, applies the faults, asks the behaviour,
+    /// sends the answers.
+    pub async fn inbound(&self, peer: Peer, unit: Inbound) {
+        let faults = self.faults.borrow().clone();
+        let swallowed = faults.swallows(&peer);
+        let fate = match swallowed {
+            Some(fault) => Fate::Dropped(fault.to_string()),
+            None => Fate::Delivered,
+        };
+        if peer.transport == Transport::Udp && swallowed.is_none() {
+            lock(&self.udp_seen).insert(peer.addr);
+        }
+        let reply_to = match peer.flow {
+            Some(flow) => Destination::Flow(flow),
+            None => Destination::Udp(peer.addr),
+        };
+        match unit {
+            Inbound::Ping => {
+                self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate.clone());
+                if fate == Fate::Delivered {
+                    self.send_bytes(reply_to, b"\r\n".to_vec()).await;
+                    self.record(Direction::Sent, peer.transport, peer.addr, Payload::KeepAlive, Fate::Delivered);
+                }
+            }
+            Inbound::KeepAlive => {
+                self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate);
+            }
+            Inbound::Stun(request) => {
+                let is_binding = request.class == StunClass::BindingRequest;
+                self.record(Direction::Received, peer.transport, peer.addr, Payload::Stun(request.clone()), fate.clone());
+                if fate == Fate::Delivered && is_binding {
+                    let answer = StunMessage::binding_success(&request, peer.addr);
+                    self.send_bytes(reply_to, answer.encode()).await;
+                    self.record(Direction::Sent, peer.transport, peer.addr, Payload::Stun(answer), Fate::Delivered);
+                }
+            }
+            Inbound::Malformed(malformed) => {
+                tracing::warn!(element = %self.element, "malformed message from {}: {malformed}", peer.addr);
+                self.record(Direction::Received, peer.transport, peer.addr, Payload::Malformed(malformed), fate);
+            }
+            Inbound::Sip(message) => {
+                self.record(Direction::Received, peer.transport, peer.addr, Payload::Sip(message.clone()), fate.clone());
+                if fate != Fate::Delivered {
+                    return;
+                }
+                let outgoing = self.answer(&peer, faults.on(peer.transport), &message);
+                for out in outgoing {
+                    let (to, message) = match out {
+                        Outgoing::Reply(m) => (reply_to, m),
+                        Outgoing::Send { to, message } => (to, message),
+                    };
+                    self.send_message(to, message).await;
+                }
+            }
+        }
+    }
+
+    fn answer(&self, peer: &Peer, fault: Option<Fault>, message: &Message) -> Vec<Outgoing> {
+        let now = Instant::now();
+        if !message.is_request() {
+            let flows = lock(&self.flows);
+            let view = FlowView { flows: &flows };
+            return lock(&self.behaviour).on_response(message, peer, &view, now);
+        }
+        if let Some(Fault::Reject { code, retry_after }) = fault {
+            if message.method() == Some(&Method::Ack) {
+                return Vec::new();
+            }
+            return vec![Outgoing::Reply(rejection(message, code, retry_after, self.element))];
+        }
+        if message.method() == Some(&Method::Options) && self.answers_options_itself(message) {
+            return vec![Outgoing::Reply(options_reply(message, self.element))];
+        }
+        let flows = lock(&self.flows);
+        let view = FlowView { flows: &flows };
+        lock(&self.behaviour).on_request(message, peer, &view, now)
+    }
+
+    /// Every element answers OPTIONS addressed to itself; an edge proxy forwards other OPTIONS.
+    fn answers_options_itself(&self, message: &Message) -> bool {
+        if !matches!(self.element, Element::OutboundA | Element::OutboundB) {
+            return true;
+        }
+        let target = message.request_uri().and_then(Result::ok);
+        let host = target.as_ref().and_then(|u| u.as_sip()).map(|u| u.host.to_string());
+        host.is_none_or(|h| self.topology.element_named(&h).is_none_or(|e| e == self.element))
+    }
+}
+
+/// One unit read off a transport.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Sip(Box<Message>),
+    Malformed(sip::Malformed),
+    /// RFC 5626 CRLF ping (stream).
+    Ping,
+    /// CRLF keep-alive on UDP (answered with nothing).
+    KeepAlive,
+    Stun(StunMessage),
 }
 
 /// A response every element gives to OPTIONS (RFC 3261 §11.2), whatever its behaviour.
@@ -47,6 +403,7 @@ fn options_reply(request: &Message, element: Element) -> Message {
     let mut response = Message::response_to(request, 200, Some(&format!("{}-opt", element.name())));
     response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY");
     response.push_header(HeaderName::Accept, "application/sdp");
+    response.push_header(HeaderName::Supported, "outbound, path");
     response
 }
 
@@ -57,133 +414,4 @@ fn rejection(request: &Message, code: u16, retry_after: Option<u32>, element: El
         response.push_header(HeaderName::RetryAfter, seconds);
     }
     response
-}
-
-/// Runs one element's UDP port until the task is aborted. `refuse` closes the socket, so the
-/// kernel answers ICMP port unreachable; `restore` binds it again.
-pub(crate) async fn run_udp(ctx: ElementContext, socket: UdpSocket) {
-    let addr = ctx.topology.sip_addr(ctx.element);
-    let mut socket = Some(socket);
-    let mut fault_rx = ctx.fault.clone();
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let fault = *fault_rx.borrow_and_update();
-        if fault == Some(Fault::Refuse) {
-            if socket.take().is_some() {
-                tracing::info!(element = %ctx.element, "udp port closed (refuse)");
-            }
-            if fault_rx.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let sock = match &socket {
-            Some(s) => s,
-            None => match crate::net::bind_udp(addr) {
-                Ok(s) => {
-                    tracing::info!(element = %ctx.element, "udp port open again");
-                    socket.insert(s)
-                }
-                Err(e) => {
-                    tracing::error!(element = %ctx.element, "cannot rebind {addr}: {e}");
-                    if fault_rx.changed().await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        tokio::select! {
-            received = sock.recv_from(&mut buf) => match received {
-                Ok((n, source)) => handle_datagram(&ctx, sock, fault, &buf[..n], source).await,
-                // ICMP errors from earlier sends surface here on Linux; they are not ours to act on.
-                Err(e) => tracing::debug!(element = %ctx.element, "udp recv: {e}"),
-            },
-            changed = fault_rx.changed() => if changed.is_err() { return },
-        }
-    }
-}
-
-async fn handle_datagram(ctx: &ElementContext, socket: &UdpSocket, fault: Option<Fault>, bytes: &[u8], source: SocketAddr) {
-    let local = ctx.topology.sip_addr(ctx.element);
-    let record = |direction, remote, payload, fate| Record {
-        element: ctx.element,
-        direction,
-        transport: Transport::Udp,
-        local,
-        remote,
-        payload,
-        fate,
-    };
-    let fate = match fault {
-        Some(Fault::Silent) => Fate::Dropped("silent".into()),
-        _ => Fate::Delivered,
-    };
-    match sip::classify_datagram(bytes) {
-        DatagramKind::KeepAlive => {
-            ctx.trace.record(record(Direction::Received, source, Payload::KeepAlive, fate));
-        }
-        DatagramKind::Stun => {
-            let Some(request) = StunMessage::decode(bytes) else { return };
-            let is_binding = request.class == StunClass::BindingRequest;
-            ctx.trace.record(record(Direction::Received, source, Payload::Stun(request.clone()), fate.clone()));
-            if fate == Fate::Delivered && is_binding {
-                let answer = StunMessage::binding_success(&request, source);
-                send(socket, &answer.encode(), source, ctx).await;
-                ctx.trace.record(record(Direction::Sent, source, Payload::Stun(answer), Fate::Delivered));
-            }
-        }
-        DatagramKind::Sip => {
-            let message = match Message::parse(bytes) {
-                Ok(m) => m,
-                Err(malformed) => {
-                    tracing::warn!(element = %ctx.element, "malformed datagram from {source}: {malformed}");
-                    ctx.trace.record(record(Direction::Received, source, Payload::Malformed(malformed), fate));
-                    return;
-                }
-            };
-            ctx.trace.record(record(Direction::Received, source, Payload::Sip(Box::new(message.clone())), fate.clone()));
-            if fate != Fate::Delivered || !message.is_request() {
-                return;
-            }
-            let outgoing = answer(ctx, fault, &message, source);
-            for out in outgoing {
-                let (to, message) = match out {
-                    Outgoing::Reply(m) => (source, m),
-                    Outgoing::Request { to, message } => (to, message),
-                };
-                send(socket, &message.to_bytes(), to, ctx).await;
-                ctx.trace.record(record(Direction::Sent, to, Payload::Sip(Box::new(message)), Fate::Delivered));
-            }
-        }
-    }
-}
-
-fn answer(ctx: &ElementContext, fault: Option<Fault>, request: &Message, source: SocketAddr) -> Vec<Outgoing> {
-    if request.method() == Some(&Method::Ack) {
-        return Vec::new();
-    }
-    if let Some(Fault::Reject { code, retry_after }) = fault {
-        return vec![Outgoing::Reply(rejection(request, code, retry_after, ctx.element))];
-    }
-    if request.method() == Some(&Method::Options) {
-        return vec![Outgoing::Reply(options_reply(request, ctx.element))];
-    }
-    let mut behaviour = ctx.behaviour.lock().unwrap_or_else(|e| e.into_inner());
-    behaviour.on_request(request, source, Instant::now())
-}
-
-async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr, ctx: &ElementContext) {
-    if let Err(e) = socket.send_to(bytes, to).await {
-        tracing::debug!(element = %ctx.element, "send to {to}: {e}");
-    }
-}
-
-/// A behaviour for elements that only answer OPTIONS (outbound proxies, until they forward).
-pub(crate) struct NotImplemented;
-
-impl Behaviour for NotImplemented {
-    fn on_request(&mut self, request: &Message, _source: SocketAddr, _now: Instant) -> Vec<Outgoing> {
-        vec![Outgoing::Reply(Message::response_to(request, 501, Some("ni")))]
-    }
 }

@@ -1,121 +1,220 @@
-//! The mock proxy: SUBSCRIBE answered with 200 and an initial NOTIFY carrying a proper body (RFC 6665, RFC 4235, RFC 3842).
+//! The mock proxy: SUBSCRIBE with 200 and NOTIFYs carrying proper bodies (RFC 6665, RFC 4235, RFC 3842), state per dialog; INVITE answered or rejected.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sip::{HeaderName, Host, Message, Method, NameAddr, SipUri, Via, Scheme};
+use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
 
-use super::{Behaviour, Outgoing};
+use super::{Behaviour, Destination, ElementCommand, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Subscription expiry the proxy grants at most.
 const MAX_SUBSCRIPTION_EXPIRES: u32 = 3600;
 
+/// How the proxy answers an INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteAnswer {
+    /// 180 Ringing, then 200 OK with an SDP answer.
+    Accept,
+    /// A final response with this code.
+    Reject(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub invite: InviteAnswer,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        ProxyConfig { invite: InviteAnswer::Accept }
+    }
+}
+
+/// One subscription dialog, from the proxy's side (it is the notifier).
 #[derive(Debug)]
 struct Subscription {
+    event: String,
+    /// The subscriber (the SUBSCRIBE's From, with its tag).
+    subscriber: NameAddr,
+    /// The resource (the SUBSCRIBE's To, with our tag).
+    resource: NameAddr,
+    call_id: String,
+    /// The subscriber's Contact: the NOTIFY's Request-URI.
+    target: SipUri,
+    /// The route set from Record-Route, used as Route on NOTIFYs.
+    routes: Vec<String>,
+    /// Where NOTIFYs go.
+    destination: Destination,
     notify_cseq: u32,
+    version: u32,
+    expires_at: Instant,
 }
 
 /// Subscriptions per dialog (Call-ID, subscriber tag).
 pub struct Proxy {
     element: Element,
     topology: Arc<Topology>,
+    config: ProxyConfig,
     subscriptions: HashMap<(String, String), Subscription>,
     counter: u64,
 }
 
 impl Proxy {
-    pub fn new(element: Element, topology: Arc<Topology>) -> Proxy {
-        Proxy { element, topology, subscriptions: HashMap::new(), counter: 0 }
+    pub fn new(element: Element, topology: Arc<Topology>, config: ProxyConfig) -> Proxy {
+        Proxy { element, topology, config, subscriptions: HashMap::new(), counter: 0 }
     }
 
-    fn tag(&mut self) -> String {
+    fn next(&mut self) -> u64 {
         self.counter += 1;
-        format!("{}-{}", self.element.name(), self.counter)
+        self.counter
     }
 
-    fn subscribe(&mut self, request: &Message) -> Vec<Outgoing> {
+    fn reply(&mut self, request: &Message, status: u16) -> Outgoing {
+        let tag = format!("{}-{}", self.element.name(), self.next());
+        Outgoing::Reply(Message::response_to(request, status, Some(&tag)))
+    }
+
+    /// Where requests to the subscriber go: the first Record-Route hop, else the connection the
+    /// SUBSCRIBE came on, else the Contact's address over UDP.
+    fn destination(&self, request: &Message, peer: &Peer, target: &SipUri) -> Option<Destination> {
+        if let Some(first) = request.record_routes().ok().and_then(|r| r.into_iter().next()) {
+            let uri = first.uri.as_sip()?.clone();
+            let ip = match uri.host.ip() {
+                Some(ip) => ip,
+                None => self.topology.ip(self.topology.element_named(&uri.host.to_string())?),
+            };
+            return Some(Destination::Udp(SocketAddr::new(ip, uri.port.unwrap_or(5060))));
+        }
+        if let Some(flow) = peer.flow {
+            return Some(Destination::Flow(flow));
+        }
+        let ip = target.host.ip()?;
+        Some(Destination::Udp(SocketAddr::new(ip, target.port.unwrap_or(5060))))
+    }
+
+    fn subscribe(&mut self, request: &Message, peer: &Peer, now: Instant) -> Vec<Outgoing> {
         let (Ok(from), Ok(to), Ok(call_id), Ok(Some((event, _))), Ok(contacts), Ok(expires)) =
             (request.from(), request.to(), request.call_id(), request.event(), request.contacts(), request.expires())
         else {
-            return vec![Outgoing::Reply(Message::response_to(request, 400, None))];
+            return vec![self.reply(request, 400)];
         };
         if event != "dialog" && event != "message-summary" {
-            return vec![Outgoing::Reply(Message::response_to(request, 489, None))];
+            let mut response = Message::response_to(request, 489, None);
+            response.push_header(HeaderName::AllowEvents, "dialog, message-summary");
+            return vec![Outgoing::Reply(response)];
         }
-        let Some(from_tag) = from.tag() else {
-            return vec![Outgoing::Reply(Message::response_to(request, 400, None))];
-        };
-        let key = (call_id.to_owned(), from_tag.to_owned());
-        // A request inside a dialog the proxy does not know gets 481 (RFC 6665 §4.2.1.2).
-        let our_tag = match to.tag() {
-            Some(tag) => {
-                if !self.subscriptions.contains_key(&key) {
-                    return vec![Outgoing::Reply(Message::response_to(request, 481, None))];
-                }
-                tag.to_owned()
-            }
-            None => self.tag(),
-        };
+        let Some(from_tag) = from.tag().map(str::to_owned) else { return vec![self.reply(request, 400)] };
+        let key = (call_id.to_owned(), from_tag);
         let granted = expires.unwrap_or(MAX_SUBSCRIPTION_EXPIRES).min(MAX_SUBSCRIPTION_EXPIRES);
-        let mut ok = Message::response_to(request, 200, Some(&our_tag));
-        ok.push_header(HeaderName::Expires, granted);
-        ok.push_header(HeaderName::Contact, format!("<sip:{}:5060>", self.topology.fqdn(self.element)));
-        let mut out = vec![Outgoing::Reply(ok)];
-
-        let subscription = self
-            .subscriptions
-            .entry(key.clone())
-            .or_insert(Subscription { notify_cseq: 0 });
-        subscription.notify_cseq += 1;
-        let cseq = subscription.notify_cseq;
-        let state = if granted == 0 {
-            self.subscriptions.remove(&key);
-            "terminated;reason=timeout".to_owned()
-        } else {
-            format!("active;expires={granted}")
+        let our_tag = match to.tag() {
+            // A request inside a dialog the proxy does not know gets 481 (RFC 6665 §4.2.1.2).
+            Some(tag) if !self.subscriptions.contains_key(&key) => {
+                let _ = tag;
+                return vec![Outgoing::Reply(Message::response_to(request, 481, None))];
+            }
+            Some(tag) => tag.to_owned(),
+            None => format!("{}-{}", self.element.name(), self.next()),
         };
         let target = contacts.first().and_then(|c| c.address()).and_then(|a| a.uri.as_sip()).cloned();
-        if let Some(target) = target {
-            if let Some(to_addr) = target.host.ip().map(|ip| SocketAddr::new(ip, target.port.unwrap_or(5060))) {
-                let mut notify = Message::request(Method::Notify, &target);
-                let branch = format!("z9hG4bK{}n{}", self.element.name().replace('-', ""), self.counter);
-                self.counter += 1;
-                let via = Via::new("UDP", Host::from(self.topology.ip(self.element)), Some(5060), &branch);
-                notify.push_header(HeaderName::Via, via);
-                notify.push_header(HeaderName::MaxForwards, 70);
-                let mut notify_from = to.clone();
-                notify_from.params.set("tag", Some(&our_tag));
-                notify.push_header(HeaderName::From, notify_from);
-                notify.push_header(HeaderName::To, from.clone());
-                notify.push_header(HeaderName::CallId, call_id);
-                notify.push_header(HeaderName::CSeq, format!("{cseq} NOTIFY"));
-                notify.push_header(HeaderName::Event, &event);
-                notify.push_header(HeaderName::SubscriptionState, state);
-                let contact = NameAddr::new(SipUri::new(
-                    Scheme::Sip,
-                    None,
-                    Host::Domain(self.topology.fqdn(self.element)),
-                    Some(5060),
-                ));
-                notify.push_header(HeaderName::Contact, contact);
-                let (content_type, body) = notify_body(&event, &to);
-                notify.set_body(content_type, body);
-                out.push(Outgoing::Request { to: to_addr, message: notify });
+        let Some(target) = target else { return vec![self.reply(request, 400)] };
+        let Some(destination) = self.destination(request, peer, &target) else { return vec![self.reply(request, 400)] };
+
+        let mut ok = Message::response_to(request, 200, Some(&our_tag));
+        ok.push_header(HeaderName::Expires, granted);
+        ok.push_header(HeaderName::Contact, self.contact());
+        for route in request.header_values(&HeaderName::RecordRoute) {
+            ok.push_header(HeaderName::RecordRoute, route);
+        }
+        let mut out = vec![Outgoing::Reply(ok)];
+
+        let mut resource = to.clone();
+        resource.params.set("tag", Some(&our_tag));
+        let routes = request.header_values(&HeaderName::RecordRoute).into_iter().map(str::to_owned).collect();
+        let subscription = self.subscriptions.entry(key.clone()).or_insert(Subscription {
+            event: event.clone(),
+            subscriber: from.clone(),
+            resource,
+            call_id: call_id.to_owned(),
+            target: target.clone(),
+            routes,
+            destination,
+            notify_cseq: 0,
+            version: 0,
+            expires_at: now,
+        });
+        subscription.expires_at = now + std::time::Duration::from_secs(u64::from(granted));
+        subscription.target = target;
+        let state = if granted == 0 { "terminated;reason=timeout".to_owned() } else { format!("active;expires={granted}") };
+        let notify = self.notify(&key, &state);
+        if granted == 0 {
+            self.subscriptions.remove(&key);
+        }
+        out.extend(notify);
+        out
+    }
+
+    fn contact(&self) -> NameAddr {
+        NameAddr::new(SipUri::new(Scheme::Sip, None, Host::Domain(self.topology.fqdn(self.element)), Some(5060)))
+    }
+
+    /// A NOTIFY on the subscription `key` with `Subscription-State: state`.
+    fn notify(&mut self, key: &(String, String), state: &str) -> Option<Outgoing> {
+        let n = self.next();
+        let element = self.element;
+        let via_host = Host::from(self.topology.ip(element));
+        let contact = self.contact();
+        let subscription = self.subscriptions.get_mut(key)?;
+        subscription.notify_cseq += 1;
+        let mut notify = Message::request(Method::Notify, &subscription.target);
+        let branch = format!("z9hG4bK{}n{n}", element.name().replace('-', ""));
+        notify.push_header(HeaderName::Via, Via::new("UDP", via_host, Some(5060), &branch));
+        notify.push_header(HeaderName::MaxForwards, 70);
+        for route in &subscription.routes {
+            notify.push_header(HeaderName::Route, route);
+        }
+        notify.push_header(HeaderName::From, &subscription.resource);
+        notify.push_header(HeaderName::To, &subscription.subscriber);
+        notify.push_header(HeaderName::CallId, &subscription.call_id);
+        notify.push_header(HeaderName::CSeq, format!("{} NOTIFY", subscription.notify_cseq));
+        notify.push_header(HeaderName::Event, &subscription.event);
+        notify.push_header(HeaderName::SubscriptionState, state);
+        notify.push_header(HeaderName::Contact, contact);
+        let (content_type, body) = notify_body(&subscription.event, &subscription.resource, subscription.version);
+        subscription.version += 1;
+        notify.set_body(content_type, body);
+        Some(Outgoing::Send { to: subscription.destination, message: notify })
+    }
+
+    fn invite(&mut self, request: &Message) -> Vec<Outgoing> {
+        match self.config.invite {
+            InviteAnswer::Reject(code) => vec![self.reply(request, code)],
+            InviteAnswer::Accept => {
+                let tag = format!("{}-{}", self.element.name(), self.next());
+                let ringing = Message::response_to(request, 180, Some(&tag));
+                let mut ok = Message::response_to(request, 200, Some(&tag));
+                ok.push_header(HeaderName::Contact, self.contact());
+                for route in request.header_values(&HeaderName::RecordRoute) {
+                    ok.push_header(HeaderName::RecordRoute, route);
+                }
+                let ip = self.topology.ip(self.element);
+                let sdp = format!(
+                    "v=0\r\no=sipharness 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+                );
+                ok.set_body("application/sdp", sdp);
+                vec![Outgoing::Reply(ringing), Outgoing::Reply(ok)]
             }
         }
-        out
     }
 }
 
-/// The NOTIFY body for an event package: an empty dialog-info document (RFC 4235 §4) or a
-/// message summary with no waiting messages (RFC 3842 §5).
-fn notify_body(event: &str, resource: &NameAddr) -> (&'static str, String) {
+/// The NOTIFY body: a dialog-info document (RFC 4235 §4) or a message summary (RFC 3842 §5).
+fn notify_body(event: &str, resource: &NameAddr, version: u32) -> (&'static str, String) {
     if event == "dialog" {
         let body = format!(
-            "<?xml version=\"1.0\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"0\" state=\"full\" entity=\"{}\"/>\r\n",
+            "<?xml version=\"1.0\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{version}\" state=\"full\" entity=\"{}\"/>\r\n",
             resource.uri
         );
         ("application/dialog-info+xml", body)
@@ -125,15 +224,39 @@ fn notify_body(event: &str, resource: &NameAddr) -> (&'static str, String) {
 }
 
 impl Behaviour for Proxy {
-    fn on_request(&mut self, request: &Message, _source: SocketAddr, _now: Instant) -> Vec<Outgoing> {
+    fn on_request(&mut self, request: &Message, peer: &Peer, _view: &FlowView<'_>, now: Instant) -> Vec<Outgoing> {
         match request.method() {
-            Some(Method::Subscribe) => self.subscribe(request),
-            // NOTIFYs the phone answers arrive as responses; a stray NOTIFY to the proxy is refused.
+            Some(Method::Subscribe) => self.subscribe(request, peer, now),
+            Some(Method::Invite) => self.invite(request),
+            Some(Method::Ack) => Vec::new(),
+            Some(Method::Bye) | Some(Method::Cancel) => vec![self.reply(request, 200)],
             _ => {
                 let mut response = Message::response_to(request, 405, None);
-                response.push_header(HeaderName::Allow, "SUBSCRIBE, OPTIONS");
+                response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, SUBSCRIBE, OPTIONS");
                 vec![Outgoing::Reply(response)]
             }
         }
+    }
+
+    fn command(&mut self, command: &ElementCommand, _now: Instant) -> Vec<Outgoing> {
+        let keys: Vec<(String, String)> = self.subscriptions.keys().cloned().collect();
+        let mut out = Vec::new();
+        for key in keys {
+            match command {
+                ElementCommand::NotifyAll => {
+                    let state = "active".to_owned();
+                    out.extend(self.notify(&key, &state));
+                }
+                ElementCommand::DeactivateAll => {
+                    out.extend(self.notify(&key, "terminated;reason=deactivated"));
+                    self.subscriptions.remove(&key);
+                }
+            }
+        }
+        out
+    }
+
+    fn restart(&mut self) {
+        self.subscriptions.clear();
     }
 }

@@ -1,14 +1,13 @@
 //! The mock registrar (RFC 3261 §10.3): bindings per AOR with expiry, 423 below a floor, optional digest challenge.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sip::{Challenge, Contact, HeaderName, Message, Method, NameAddr};
 use tokio::time::Instant;
 
-use super::{Behaviour, Outgoing};
+use super::{Behaviour, FlowId, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Digest credentials the registrar demands (RFC 3261 §22.4).
@@ -29,20 +28,34 @@ pub struct RegistrarConfig {
     /// Granted when a REGISTER names no expiry.
     pub default_expires: u32,
     pub auth: Option<DigestAuth>,
+    /// RFC 5626 on the server side: when set, a REGISTER with `+sip.instance`, `reg-id` and
+    /// `Supported: outbound` gets `Require: outbound` and, if given, `Flow-Timer`.
+    pub outbound: Option<OutboundSupport>,
+}
+
+/// What the registrar says in a 2xx to an outbound registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundSupport {
+    pub flow_timer: Option<u32>,
 }
 
 impl Default for RegistrarConfig {
     fn default() -> RegistrarConfig {
-        RegistrarConfig { min_expires: 1, max_expires: 7200, default_expires: 3600, auth: None }
+        RegistrarConfig { min_expires: 1, max_expires: 7200, default_expires: 3600, auth: None, outbound: None }
     }
 }
 
 #[derive(Debug, Clone)]
 struct Binding {
     contact: NameAddr,
+    /// `(+sip.instance, reg-id)` for an RFC 5626 binding: it replaces any binding with the same pair.
+    flow_key: Option<(String, u32)>,
     call_id: String,
     cseq: u32,
     expires_at: Instant,
+    /// The Path the REGISTER carried (RFC 3327), and the connection it came on.
+    path: Vec<String>,
+    flow: Option<FlowId>,
 }
 
 /// Bindings per AOR; time comes in with each request.
@@ -92,7 +105,7 @@ impl Registrar {
         self.nonces.contains(nonce) && credentials.verify("REGISTER", password)
     }
 
-    fn register(&mut self, request: &Message, now: Instant) -> Outgoing {
+    fn register(&mut self, request: &Message, peer: &Peer, now: Instant) -> Outgoing {
         if let Some(auth) = self.config.auth.clone() {
             if !self.authorized(request, &auth) {
                 return self.challenge(request, &auth);
@@ -127,7 +140,14 @@ impl Registrar {
                     return Outgoing::Reply(response);
                 }
                 let granted = requested.min(self.config.max_expires);
-                let existing = bindings.iter().position(|b| same_contact(&b.contact, address));
+                let flow_key = match (contact.instance(), contact.reg_id()) {
+                    (Some(instance), Some(reg_id)) => Some((instance.to_owned(), reg_id)),
+                    _ => None,
+                };
+                let existing = bindings.iter().position(|b| match (&flow_key, &b.flow_key) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => same_contact(&b.contact, address),
+                });
                 if let Some(i) = existing {
                     let b = &bindings[i];
                     if b.call_id == call_id && cseq.seq <= b.cseq {
@@ -138,19 +158,38 @@ impl Registrar {
                 if granted > 0 {
                     bindings.push(Binding {
                         contact: address.clone(),
+                        flow_key,
                         call_id: call_id.to_owned(),
                         cseq: cseq.seq,
                         expires_at: now + Duration::from_secs(u64::from(granted)),
+                        path: request.header_values(&HeaderName::Path).into_iter().map(str::to_owned).collect(),
+                        flow: peer.flow,
                     });
                 }
             }
         }
         let mut response = Message::response_to(request, 200, Some(&self.to_tag()));
+        if request.has_option_tag(&HeaderName::Supported, "path") {
+            for path in request.header_values(&HeaderName::Path) {
+                response.push_header(HeaderName::Path, path);
+            }
+        }
+        let outbound_registration = request.has_option_tag(&HeaderName::Supported, "outbound")
+            && contacts.iter().any(|c| c.instance().is_some() && c.reg_id().is_some());
+        if let (Some(outbound), true) = (self.config.outbound, outbound_registration) {
+            response.push_header(HeaderName::Require, "outbound");
+            if let Some(seconds) = outbound.flow_timer {
+                response.push_header(HeaderName::FlowTimer, seconds);
+            }
+        }
         for b in self.bindings.get(&aor).into_iter().flatten() {
             let remaining = b.expires_at.saturating_duration_since(now).as_secs_f64().round() as u64;
             let mut contact = b.contact.clone();
             contact.params.set("expires", Some(&remaining.to_string()));
             response.push_header(HeaderName::Contact, contact);
+        }
+        for b in self.bindings.get(&aor).into_iter().flatten() {
+            tracing::debug!(registrar = %self.element, %aor, contact = %b.contact, path = ?b.path, flow = ?b.flow, "binding");
         }
         tracing::info!(registrar = %self.element, %aor, bindings = self.bindings.get(&aor).map_or(0, Vec::len), "REGISTER accepted");
         Outgoing::Reply(response)
@@ -163,14 +202,19 @@ fn same_contact(a: &NameAddr, b: &NameAddr) -> bool {
 }
 
 impl Behaviour for Registrar {
-    fn on_request(&mut self, request: &Message, _source: SocketAddr, now: Instant) -> Vec<Outgoing> {
+    fn on_request(&mut self, request: &Message, peer: &Peer, _view: &FlowView<'_>, now: Instant) -> Vec<Outgoing> {
         match request.method() {
-            Some(Method::Register) => vec![self.register(request, now)],
+            Some(Method::Register) => vec![self.register(request, peer, now)],
             _ => {
                 let mut response = Message::response_to(request, 405, Some(&self.to_tag()));
                 response.push_header(HeaderName::Allow, "REGISTER, OPTIONS");
                 vec![Outgoing::Reply(response)]
             }
         }
+    }
+
+    fn restart(&mut self) {
+        self.bindings.clear();
+        self.nonces.clear();
     }
 }

@@ -1,0 +1,179 @@
+//! The outbound (edge) proxy of RFC 5626: forwards the phone's requests, adds Path/Record-Route with a flow token and `;ob`, and routes requests back over the phone's flow, or answers 430 when it is gone.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
+use tokio::time::Instant;
+
+use super::{Behaviour, Destination, FlowView, Outgoing, Peer};
+use crate::topology::{Element, Party, Topology};
+
+/// The flow token an edge proxy puts in Path and Record-Route: which connection leads to the phone.
+fn flow_token(peer: &Peer) -> String {
+    match peer.flow {
+        Some(flow) => format!("f{flow}"),
+        None => format!("u{}-{}", peer.addr.ip(), peer.addr.port()),
+    }
+}
+
+fn parse_flow_token(token: &str) -> Option<Destination> {
+    if let Some(flow) = token.strip_prefix('f') {
+        return flow.parse().ok().map(Destination::Flow);
+    }
+    let (ip, port) = token.strip_prefix('u')?.rsplit_once('-')?;
+    Some(Destination::Udp(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
+}
+
+/// Stateless forwarding with a memory of which way each forwarded request's response goes back.
+pub struct EdgeProxy {
+    element: Element,
+    topology: Arc<Topology>,
+    /// Our Via branch -> where its responses go.
+    pending: HashMap<String, Destination>,
+    counter: u64,
+}
+
+impl EdgeProxy {
+    pub fn new(element: Element, topology: Arc<Topology>) -> EdgeProxy {
+        EdgeProxy { element, topology, pending: HashMap::new(), counter: 0 }
+    }
+
+    fn own_uri(&self, user: Option<&str>) -> SipUri {
+        let mut uri = SipUri::new(Scheme::Sip, user, Host::Domain(self.topology.fqdn(self.element)), Some(5060));
+        uri.params.set("lr", None);
+        uri.params.set("ob", None);
+        uri
+    }
+
+    fn names_us(&self, uri: &SipUri) -> bool {
+        self.topology.element_named(&uri.host.to_string()) == Some(self.element)
+    }
+
+    /// The address a URI names, if it is an element of the topology or an address.
+    fn address_of(&self, uri: &SipUri) -> Option<SocketAddr> {
+        let ip = match uri.host.ip() {
+            Some(ip) => ip,
+            None => self.topology.ip(self.topology.element_named(&uri.host.to_string())?),
+        };
+        Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+    }
+
+    fn forward(&mut self, mut request: Message, to: Destination, back: Destination) -> Vec<Outgoing> {
+        self.counter += 1;
+        let branch = format!("z9hG4bK{}e{}", self.element.name().replace('-', ""), self.counter);
+        let max_forwards = request.max_forwards().ok().flatten().unwrap_or(70);
+        if max_forwards == 0 {
+            return vec![Outgoing::Reply(Message::response_to(&request, 483, None))];
+        }
+        request.set_header(HeaderName::MaxForwards, max_forwards - 1);
+        let via = Via::new("UDP", Host::from(self.topology.ip(self.element)), Some(5060), &branch);
+        request.headers.insert(0, sip::Header { name: HeaderName::Via, value: via.to_string() });
+        self.pending.insert(branch, back);
+        vec![Outgoing::Send { to, message: request }]
+    }
+
+    /// A request from the phone: on to the element its Route or Request-URI names.
+    fn from_phone(&mut self, request: &Message, peer: &Peer) -> Vec<Outgoing> {
+        let mut request = request.clone();
+        let mut routes = request.routes().unwrap_or_default();
+        if routes.first().and_then(|r| r.uri.as_sip()).is_some_and(|u| self.names_us(u)) {
+            routes.remove(0);
+        }
+        request.remove_header(&HeaderName::Route);
+        for route in &routes {
+            request.push_header(HeaderName::Route, route);
+        }
+        let next = match routes.first() {
+            Some(route) => route.uri.as_sip().cloned(),
+            None => request.request_uri().and_then(Result::ok).and_then(|u| u.as_sip().cloned()),
+        };
+        let next = next.and_then(|u| self.address_of(&u)).filter(|a| a.ip() != self.topology.ip(self.element));
+        let Some(next) = next else {
+            // Nowhere to go but ourselves: an edge proxy is no registrar.
+            return vec![Outgoing::Reply(Message::response_to(&request, 404, None))];
+        };
+        let token = flow_token(peer);
+        let stamp = NameAddr::new(self.own_uri(Some(&token)));
+        match request.method() {
+            Some(Method::Register) => {
+                // RFC 5626 §5.1: the edge proxy's Path carries `ob` and the flow token.
+                request.headers.insert(1, sip::Header { name: HeaderName::Path, value: stamp.to_string() });
+                if !request.has_option_tag(&HeaderName::Supported, "path") {
+                    request.push_header(HeaderName::Supported, "path");
+                }
+            }
+            Some(Method::Subscribe) | Some(Method::Invite) => {
+                request.headers.insert(1, sip::Header { name: HeaderName::RecordRoute, value: stamp.to_string() });
+            }
+            _ => {}
+        }
+        let back = match peer.flow {
+            Some(flow) => Destination::Flow(flow),
+            None => Destination::Udp(peer.addr),
+        };
+        self.forward(request, Destination::Udp(next), back)
+    }
+
+    /// A request from an element: over the phone's flow named by the Route's flow token, or 430.
+    fn to_phone(&mut self, request: &Message, peer: &Peer, view: &FlowView<'_>) -> Vec<Outgoing> {
+        let mut request = request.clone();
+        let mut routes = request.routes().unwrap_or_default();
+        let ours = routes.first().and_then(|r| r.uri.as_sip()).filter(|u| self.names_us(u)).cloned();
+        let destination = match &ours {
+            Some(uri) => uri.user.as_deref().and_then(parse_flow_token),
+            None => None,
+        };
+        if ours.is_some() {
+            routes.remove(0);
+        }
+        request.remove_header(&HeaderName::Route);
+        for route in &routes {
+            request.push_header(HeaderName::Route, route);
+        }
+        let alive = match destination {
+            Some(Destination::Flow(flow)) => view.is_open(flow),
+            Some(Destination::Udp(_)) => true,
+            None => false,
+        };
+        match destination {
+            Some(to) if alive => self.forward(request, to, Destination::Udp(peer.addr)),
+            // RFC 5626 §5.3: the flow to the phone is gone.
+            _ => vec![Outgoing::Reply(Message::response_to(&request, 430, None))],
+        }
+    }
+}
+
+impl Behaviour for EdgeProxy {
+    fn on_request(&mut self, request: &Message, peer: &Peer, view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
+        match self.topology.party(peer.addr.ip()) {
+            Party::Element(_) => self.to_phone(request, peer, view),
+            _ => self.from_phone(request, peer),
+        }
+    }
+
+    fn on_response(&mut self, response: &Message, _from: &Peer, _view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
+        let Ok(top) = response.top_via() else { return Vec::new() };
+        let Some(back) = top.branch().and_then(|b| self.pending.get(b)).copied() else { return Vec::new() };
+        if response.status().is_some_and(|s| s >= 200) {
+            if let Some(branch) = top.branch() {
+                self.pending.remove(branch);
+            }
+        }
+        let mut response = response.clone();
+        if let Some(i) = response.headers.iter().position(|h| h.name == HeaderName::Via) {
+            let vias = sip::split_list(&response.headers[i].value).into_iter().map(str::to_owned).collect::<Vec<_>>();
+            if vias.len() > 1 {
+                response.headers[i].value = vias[1..].join(", ");
+            } else {
+                response.headers.remove(i);
+            }
+        }
+        vec![Outgoing::Send { to: back, message: response }]
+    }
+
+    fn restart(&mut self) {
+        self.pending.clear();
+    }
+}

@@ -1,0 +1,75 @@
+//! An element's UDP port: datagrams classified (SIP, STUN, CRLF keep-alive) and handed to the element; `refuse` closes the port.
+
+use std::sync::Arc;
+
+use sip::{DatagramKind, Message, StunMessage};
+use tokio::net::UdpSocket;
+
+use super::{ElementShared, Inbound, Peer};
+use crate::faults::Fault;
+use crate::trace::Transport;
+
+/// Runs until aborted. `refuse` drops the socket so the kernel answers ICMP port unreachable;
+/// lifting it binds the port again.
+pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
+    let addr = shared.local_addr(Transport::Udp);
+    let mut faults = shared.faults.subscribe();
+    let mut socket = Some(Arc::new(socket));
+    shared.set_udp_socket(socket.clone());
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let refused = faults.borrow_and_update().udp == Some(Fault::Refuse);
+        if refused {
+            if socket.take().is_some() {
+                shared.set_udp_socket(None);
+                tracing::info!(element = %shared.element, "udp port closed (refuse)");
+            }
+            if faults.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let sock = match &socket {
+            Some(s) => s.clone(),
+            None => match crate::net::bind_udp(addr) {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    shared.set_udp_socket(Some(s.clone()));
+                    tracing::info!(element = %shared.element, "udp port open again");
+                    socket.insert(s).clone()
+                }
+                Err(e) => {
+                    tracing::error!(element = %shared.element, "cannot rebind {addr}: {e}");
+                    if faults.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        tokio::select! {
+            received = sock.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
+                    if let Some(unit) = classify(&buf[..n]) {
+                        shared.inbound(peer, unit).await;
+                    }
+                }
+                // ICMP errors from earlier sends surface here on Linux; they are not ours to act on.
+                Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
+            },
+            changed = faults.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+fn classify(bytes: &[u8]) -> Option<Inbound> {
+    match sip::classify_datagram(bytes) {
+        DatagramKind::KeepAlive => Some(Inbound::KeepAlive),
+        DatagramKind::Stun => StunMessage::decode(bytes).map(Inbound::Stun),
+        DatagramKind::Sip => Some(match Message::parse(bytes) {
+            Ok(m) => Inbound::Sip(Box::new(m)),
+            Err(malformed) => Inbound::Malformed(malformed),
+        }),
+    }
+}
