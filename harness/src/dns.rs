@@ -7,7 +7,7 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::net::NetError;
 use hickory_server::proto::op::Message as DnsMessage;
-use hickory_server::proto::rr::{LowerName, Name, Record};
+use hickory_server::proto::rr::{LowerName, Name, Record, RecordSet, RecordType, RrKey};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::proto::serialize::txt::Parser;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -37,6 +37,7 @@ pub fn render_zone(template: &str, topology: &Topology) -> String {
 pub struct Zone {
     pub handler: Arc<InMemoryZoneHandler>,
     catalog: Catalog,
+    origin: Name,
 }
 
 impl Zone {
@@ -50,8 +51,54 @@ impl Zone {
             .map_err(zone_error)?;
         let handler = Arc::new(handler);
         let mut catalog = Catalog::new();
-        catalog.upsert(LowerName::from(origin), vec![handler.clone()]);
-        Ok(Zone { handler, catalog })
+        catalog.upsert(LowerName::from(origin.clone()), vec![handler.clone()]);
+        Ok(Zone { handler, catalog, origin })
+    }
+
+    /// Parses one record in master-file syntax (`registrar-a.lab.test. A 60 127.1.2.3` given as
+    /// name, type, ttl and rdata); names are absolute, with or without the trailing dot.
+    fn parse_records(&self, name: &str, record_type: &str, ttl: u32, rdata: &[&str]) -> Result<(RrKey, RecordSet), String> {
+        let name = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+        let mut text = format!("$ORIGIN {}\n", self.origin);
+        for data in rdata {
+            text.push_str(&format!("{name} {ttl} IN {record_type} {data}\n"));
+        }
+        let (_, records) = Parser::new(text, None, Some(self.origin.clone())).parse().map_err(|e| e.to_string())?;
+        let mut sets = records.into_iter();
+        match (sets.next(), sets.next()) {
+            (Some((key, set)), None) if self.origin.zone_of(set.name()) => Ok((key, set)),
+            (Some((_, set)), None) => Err(format!("{} is outside the zone {}", set.name(), self.origin)),
+            _ => Err("expected records of one name and one type".into()),
+        }
+    }
+
+    /// Replaces the record set of `name` and `record_type` with `rdata` (one record each).
+    pub async fn set(&self, name: &str, record_type: &str, ttl: u32, rdata: &[&str]) -> Result<(), String> {
+        let (key, set) = self.parse_records(name, record_type, ttl, rdata)?;
+        self.handler.records_mut().await.insert(key, Arc::new(set));
+        Ok(())
+    }
+
+    /// Adds one record to the set of `name` and `record_type`.
+    pub async fn add(&self, name: &str, record_type: &str, ttl: u32, rdata: &str) -> Result<(), String> {
+        let (key, set) = self.parse_records(name, record_type, ttl, &[rdata])?;
+        let mut records = self.handler.records_mut().await;
+        let mut merged = records.get(&key).map(|existing| (**existing).clone()).unwrap_or_else(|| set.clone());
+        for record in set.records_without_rrsigs() {
+            merged.insert(record.clone(), 0);
+        }
+        records.insert(key, Arc::new(merged));
+        Ok(())
+    }
+
+    /// Removes the record set of `name` and `record_type`; the name then answers NOERROR with no data
+    /// (or NXDOMAIN when nothing is left).
+    pub async fn remove(&self, name: &str, record_type: &str) -> Result<(), String> {
+        let name = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+        let name = Name::from_ascii(&name).map_err(|e| e.to_string())?;
+        let record_type: RecordType = record_type.parse().map_err(|_| format!("unknown record type {record_type:?}"))?;
+        self.handler.records_mut().await.remove(&RrKey::new(LowerName::from(name), record_type));
+        Ok(())
     }
 }
 
@@ -89,7 +136,7 @@ pub(crate) struct DnsContext {
 }
 
 /// Serves DNS on UDP until aborted. `silent` drops queries; `refuse` closes the port.
-pub(crate) async fn run_udp(ctx: DnsContext, socket: UdpSocket) {
+pub(crate) async fn run_udp(ctx: Arc<DnsContext>, socket: UdpSocket) {
     let addr = ctx.topology.dns_addr();
     let mut socket = Some(socket);
     let mut fault_rx = ctx.fault.clone();
@@ -119,7 +166,7 @@ pub(crate) async fn run_udp(ctx: DnsContext, socket: UdpSocket) {
         tokio::select! {
             received = sock.recv_from(&mut buf) => match received {
                 Ok((n, source)) => {
-                    if let Some(answer) = answer_query(&ctx, fault, &buf[..n], source).await {
+                    if let Some(answer) = answer_query(&ctx, fault, &buf[..n], source, Transport::Udp).await {
                         if let Err(e) = sock.send_to(&answer, source).await {
                             tracing::debug!("dns: send to {source}: {e}");
                         }
@@ -132,13 +179,70 @@ pub(crate) async fn run_udp(ctx: DnsContext, socket: UdpSocket) {
     }
 }
 
+/// Serves DNS over TCP (two-octet length framing, RFC 1035 §4.2.2) until aborted.
+pub(crate) async fn run_tcp(ctx: Arc<DnsContext>, listener: tokio::net::TcpListener) {
+    let addr = ctx.topology.dns_addr();
+    let mut fault_rx = ctx.fault.clone();
+    let mut listener = Some(listener);
+    loop {
+        let fault = *fault_rx.borrow_and_update();
+        if fault == Some(Fault::Refuse) {
+            listener = None;
+            if fault_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let accepting = match &listener {
+            Some(l) => l,
+            None => match crate::elements::bind_tcp(addr) {
+                Ok(l) => listener.insert(l),
+                Err(e) => {
+                    tracing::error!("dns: cannot rebind tcp {addr}: {e}");
+                    if fault_rx.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        tokio::select! {
+            accepted = accepting.accept() => if let Ok((stream, source)) = accepted {
+                tokio::spawn(serve_tcp_connection(ctx.clone(), stream, source));
+            },
+            changed = fault_rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn serve_tcp_connection(ctx: Arc<DnsContext>, mut stream: tokio::net::TcpStream, source: SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut len = [0u8; 2];
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if stream.read_exact(&mut query).await.is_err() {
+            return;
+        }
+        let fault = *ctx.fault.borrow();
+        if let Some(answer) = answer_query(&ctx, fault, &query, source, Transport::Tcp).await {
+            let Ok(n) = u16::try_from(answer.len()) else { return };
+            if stream.write_all(&n.to_be_bytes()).await.is_err() || stream.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Records the query, asks the catalog, records the answer; `None` when nothing is to be sent.
-async fn answer_query(ctx: &DnsContext, fault: Option<Fault>, bytes: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
+async fn answer_query(ctx: &DnsContext, fault: Option<Fault>, bytes: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
     let local = ctx.topology.dns_addr();
     let record = |direction, payload, fate| TraceRecord {
         element: Element::Dns,
         direction,
-        transport: Transport::Udp,
+        transport,
         local,
         remote: source,
         payload: Payload::Dns(payload),
@@ -148,7 +252,8 @@ async fn answer_query(ctx: &DnsContext, fault: Option<Fault>, bytes: &[u8], sour
         Some(Fault::Silent) => Fate::Dropped("silent".into()),
         _ => Fate::Delivered,
     };
-    let request = match Request::from_bytes(bytes.to_vec(), source, Protocol::Udp) {
+    let protocol = if transport == Transport::Tcp { Protocol::Tcp } else { Protocol::Udp };
+    let request = match Request::from_bytes(bytes.to_vec(), source, protocol) {
         Ok(r) => r,
         Err(e) => {
             ctx.trace.record(record(Direction::Received, DnsRecord::Malformed { detail: e.to_string() }, fate));

@@ -61,6 +61,7 @@ struct ClaimedBlock {
     topology: Topology,
     sip: Vec<(Element, ElementSockets)>,
     dns: UdpSocket,
+    dns_tcp: tokio::net::TcpListener,
 }
 
 fn bind_element(topology: &Topology, element: Element) -> std::io::Result<ElementSockets> {
@@ -109,7 +110,14 @@ fn claim_block(zone: &str) -> Result<ClaimedBlock, HarnessError> {
             }
         };
         topology.dns_port = dns.local_addr()?.port();
-        return Ok(ClaimedBlock { topology, sip, dns });
+        let dns_tcp = match crate::elements::bind_tcp(topology.dns_addr()) {
+            Ok(l) => l,
+            Err(e) => {
+                last = e;
+                continue 'blocks;
+            }
+        };
+        return Ok(ClaimedBlock { topology, sip, dns, dns_tcp });
     }
     Err(topology::no_free_block(last))
 }
@@ -149,8 +157,9 @@ impl Lab {
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);
         let zone = Arc::new(Zone::load(&zone_text, &topology)?);
         let (dns_fault, dns_fault_rx) = watch::channel(None);
-        let dns_ctx = DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone: zone.clone() };
-        tasks.push(tokio::spawn(dns::run_udp(dns_ctx, block.dns)));
+        let dns_ctx = Arc::new(DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone: zone.clone() });
+        tasks.push(tokio::spawn(dns::run_udp(dns_ctx.clone(), block.dns)));
+        tasks.push(tokio::spawn(dns::run_tcp(dns_ctx, block.dns_tcp)));
 
         let ca = Arc::new(LabCa::new()?);
         let auth = spec.digest.then(|| DigestAuth {
