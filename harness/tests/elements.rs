@@ -1,92 +1,24 @@
 //! Drives the mock elements and the DNS with a scripted client and asserts what a phone would observe, fault by fault.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use assert_matches::assert_matches;
-use harness::dut::ScriptedPhone;
+use common::{ANSWER_DEADLINE, PhoneFlow, Read, SILENCE_WINDOW, authorize, lab, lab_with};
 use harness::trace::{DnsRecord, Payload};
 use harness::{Configuration, Element, Fault, Lab, LabSpec, Transport};
-use sip::{Challenge, Credentials, HeaderName, Message, Method};
+use sip::{Credentials, HeaderName, Message, Method};
 use tokio::net::UdpSocket;
 
-/// How long a test waits for an answer that should come at once on loopback.
-const ANSWER_DEADLINE: Duration = Duration::from_secs(2);
-/// The bounded observation window for "no answer comes".
-const SILENCE_WINDOW: Duration = Duration::from_millis(600);
-
-async fn lab() -> Lab {
-    lab_with(LabSpec::new(Configuration::NoOutbound, Transport::Udp)).await
-}
-
-async fn lab_with(spec: LabSpec) -> Lab {
-    Lab::start(&spec, Box::new(ScriptedPhone::default())).await.expect("lab starts")
-}
-
-/// A phone's connected UDP flow to one element, bound to the phone's address first (BRIEF §4).
-struct Flow {
-    socket: UdpSocket,
-    cseq: u32,
-    call_id: String,
-}
-
-impl Flow {
-    async fn open(lab: &Lab, element: Element) -> Flow {
-        let socket = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
-        socket.connect(lab.topology.sip_addr(element)).await.unwrap();
-        Flow { socket, cseq: 0, call_id: format!("test-{}", rand_suffix()) }
-    }
-
-    fn request(&mut self, lab: &Lab, method: Method, target: Element) -> Message {
-        self.cseq += 1;
-        let local = self.socket.local_addr().unwrap();
-        let mut m = Message::request(method.clone(), format!("sip:{}", lab.topology.fqdn(target)));
-        m.push_header(HeaderName::Via, format!("SIP/2.0/UDP {local};branch=z9hG4bK{}{};rport", self.cseq, rand_suffix()));
-        m.push_header(HeaderName::MaxForwards, 70);
-        m.push_header(HeaderName::From, format!("<sip:1001@{}>;tag=t{}", lab.topology.fqdn(Element::ProxyA), self.cseq));
-        m.push_header(HeaderName::To, format!("<sip:1001@{}>", lab.topology.fqdn(Element::ProxyA)));
-        m.push_header(HeaderName::CallId, &self.call_id);
-        m.push_header(HeaderName::CSeq, format!("{} {method}", self.cseq));
-        m.push_header(HeaderName::Contact, format!("<sip:1001@{}:5060>", lab.topology.phone_ip()));
-        m
-    }
-
-    async fn send(&self, message: &Message) -> std::io::Result<usize> {
-        self.socket.send(&message.to_bytes()).await
-    }
-
-    async fn receive(&self, within: Duration) -> Result<std::io::Result<Message>, tokio::time::error::Elapsed> {
-        let mut buf = vec![0u8; 65_536];
-        tokio::time::timeout(within, async {
-            let n = self.socket.recv(&mut buf).await?;
-            Ok(Message::parse(&buf[..n]).expect("elements send well-formed SIP"))
-        })
-        .await
-    }
-
-    async fn exchange(&self, message: &Message) -> Message {
-        self.send(message).await.unwrap();
-        self.receive(ANSWER_DEADLINE).await.expect("an answer in time").expect("no socket error")
-    }
-}
-
-fn rand_suffix() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(1);
-    N.fetch_add(1, Ordering::Relaxed) * 7919 + std::process::id()
-}
-
-fn authorize(lab: &Lab, request: &mut Message, challenge: &Challenge) {
-    let uri = request.request_uri().unwrap().unwrap().to_string();
-    let line = &lab.provisioning.line;
-    let credentials = Credentials::answer(challenge, &line.auth_name, &line.password, "REGISTER", &uri, "c0ffee", 1);
-    request.set_header(HeaderName::Authorization, credentials);
+async fn udp(lab: &Lab, element: Element) -> PhoneFlow {
+    PhoneFlow::open(lab, element, Transport::Udp).await.expect("a UDP flow")
 }
 
 #[tokio::test]
 async fn registrar_challenges_then_binds() {
     let lab = lab().await;
-    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
     let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
     register.push_header(HeaderName::Expires, 60);
     let challenge = flow.exchange(&register).await;
@@ -114,7 +46,7 @@ async fn registrar_challenges_then_binds() {
 #[tokio::test]
 async fn registrar_answers_423_below_min_expires_and_removes_on_expires_zero() {
     let lab = lab_with(LabSpec { min_expires: 30, ..LabSpec::new(Configuration::NoOutbound, Transport::Udp) }).await;
-    let mut flow = Flow::open(&lab, Element::RegistrarB).await;
+    let mut flow = udp(&lab, Element::RegistrarB).await;
     let mut register = flow.request(&lab, Method::Register, Element::RegistrarB);
     let challenge = flow.exchange(&register).await.challenges().unwrap().remove(0);
     authorize(&lab, &mut register, &challenge);
@@ -140,7 +72,7 @@ async fn registrar_answers_423_below_min_expires_and_removes_on_expires_zero() {
 async fn every_element_answers_options() {
     let lab = lab().await;
     for element in Element::SIP {
-        let mut flow = Flow::open(&lab, element).await;
+        let mut flow = udp(&lab, element).await;
         let options = flow.request(&lab, Method::Options, element);
         let answer = flow.exchange(&options).await;
         assert_eq!(answer.status(), Some(200), "{element} answers OPTIONS");
@@ -150,11 +82,11 @@ async fn every_element_answers_options() {
 #[tokio::test]
 async fn silent_swallows_and_restore_answers_again() {
     let mut lab = lab().await;
-    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
     lab.fail(Element::RegistrarA, Fault::Silent);
     let options = flow.request(&lab, Method::Options, Element::RegistrarA);
     flow.send(&options).await.unwrap();
-    assert!(flow.receive(SILENCE_WINDOW).await.is_err(), "a silent element answers nothing");
+    assert!(matches!(flow.read(SILENCE_WINDOW).await, Read::Nothing), "a silent element answers nothing");
     let dropped = lab.trace().snapshot().into_iter().any(|e| e.fate == harness::trace::Fate::Dropped("silent".into()));
     assert!(dropped, "the trace records the swallowed request");
 
@@ -166,27 +98,26 @@ async fn silent_swallows_and_restore_answers_again() {
 #[tokio::test]
 async fn refuse_gives_icmp_port_unreachable() {
     let mut lab = lab().await;
-    let mut flow = Flow::open(&lab, Element::ProxyA).await;
+    let mut flow = udp(&lab, Element::ProxyA).await;
     lab.fail(Element::ProxyA, Fault::Refuse);
     // The socket loop closes the port when it sees the fault; wait for the kernel to say so.
     let deadline = tokio::time::Instant::now() + ANSWER_DEADLINE;
     let refused = loop {
         let options = flow.request(&lab, Method::Options, Element::ProxyA);
         let _ = flow.send(&options).await;
-        match flow.receive(Duration::from_millis(100)).await {
-            Ok(Err(e)) => break e,
-            Ok(Ok(m)) => assert!(tokio::time::Instant::now() < deadline, "still answered: {m:?}"),
-            Err(_) => assert!(tokio::time::Instant::now() < deadline, "neither answer nor ICMP error"),
+        match flow.read(std::time::Duration::from_millis(100)).await {
+            Read::Closed(kind) => break kind,
+            other => assert!(tokio::time::Instant::now() < deadline, "neither closed nor ICMP error: {other:?}"),
         }
     };
-    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(refused, std::io::ErrorKind::ConnectionRefused);
 
     lab.restore(Element::ProxyA);
     let deadline = tokio::time::Instant::now() + ANSWER_DEADLINE;
     loop {
         let options = flow.request(&lab, Method::Options, Element::ProxyA);
         let _ = flow.send(&options).await;
-        if let Ok(Ok(m)) = flow.receive(Duration::from_millis(100)).await {
+        if let Read::Message(m) = flow.read(std::time::Duration::from_millis(100)).await {
             assert_eq!(m.status(), Some(200));
             break;
         }
@@ -197,7 +128,7 @@ async fn refuse_gives_icmp_port_unreachable() {
 #[tokio::test]
 async fn reject_answers_every_request_with_its_code() {
     let mut lab = lab().await;
-    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
     lab.fail(Element::RegistrarA, Fault::Reject { code: 503, retry_after: Some(30) });
     let register = flow.request(&lab, Method::Register, Element::RegistrarA);
     let answer = flow.exchange(&register).await;
@@ -214,7 +145,7 @@ async fn reject_answers_every_request_with_its_code() {
 async fn proxy_accepts_subscribe_and_notifies_with_a_body() {
     let lab = lab().await;
     let listener = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 5060)).await.unwrap();
-    let mut flow = Flow::open(&lab, Element::ProxyA).await;
+    let mut flow = udp(&lab, Element::ProxyA).await;
     let mut subscribe = flow.request(&lab, Method::Subscribe, Element::ProxyA);
     subscribe.push_header(HeaderName::Event, "dialog");
     subscribe.push_header(HeaderName::Expires, 120);
@@ -243,9 +174,9 @@ async fn proxy_accepts_subscribe_and_notifies_with_a_body() {
 #[tokio::test]
 async fn malformed_datagrams_are_recorded_not_fatal() {
     let lab = lab().await;
-    let mut flow = Flow::open(&lab, Element::RegistrarA).await;
-    flow.socket.send(b"REGISTER nonsense\r\n\r\n").await.unwrap();
-    flow.socket.send(b"\x00\x01garbage").await.unwrap();
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    flow.send_raw(b"REGISTER nonsense\r\n\r\n").await.unwrap();
+    flow.send_raw(b"\x00\x01garbage").await.unwrap();
     let options = flow.request(&lab, Method::Options, Element::RegistrarA);
     assert_eq!(flow.exchange(&options).await.status(), Some(200), "the element still serves");
     let malformed = lab.trace().snapshot().into_iter().filter(|e| matches!(e.payload, Payload::Malformed(_))).count();

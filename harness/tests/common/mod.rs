@@ -58,7 +58,7 @@ pub struct PhoneFlow {
     link: Link,
     pub local: SocketAddr,
     pub transport: Transport,
-    cseq: u32,
+    pub cseq: u32,
     pub call_id: String,
 }
 

@@ -1,0 +1,105 @@
+//! The lab's DNS as a phone's resolver sees it: answers from the zone, TTLs honoured by a caching resolver, records changed while a case runs.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::lab;
+use harness::trace::{Direction, DnsRecord, Payload};
+use harness::Element;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::Resolver;
+
+/// A caching resolver bound to the phone's address, asking only the lab's DNS.
+fn resolver(lab: &harness::Lab) -> Resolver<TokioRuntimeProvider> {
+    let mut server = NameServerConfig::udp(lab.topology.dns_addr().ip());
+    server.connections.iter_mut().for_each(|c| {
+        c.port = lab.topology.dns_addr().port();
+        c.bind_addr = Some(SocketAddr::new(lab.topology.phone_ip(), 0));
+    });
+    let config = ResolverConfig::from_parts(None, vec![], vec![server]);
+    let mut opts = ResolverOpts::default();
+    opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4Only;
+    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+    *builder.options_mut() = opts;
+    builder.build().expect("resolver")
+}
+
+fn queries(lab: &harness::Lab, name: &str) -> Vec<(Duration, String)> {
+    lab.trace()
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.element == Element::Dns && e.direction == Direction::Sent)
+        .filter_map(|e| match e.payload {
+            Payload::Dns(DnsRecord::Answer { name: n, answers, .. }) if n == name => Some((e.at, answers.join(","))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_changed_record_is_served_after_the_ttl_and_the_requery_is_logged() {
+    let lab = lab().await;
+    let resolver = resolver(&lab);
+    let name = format!("registrar-a.{}", lab.topology.zone);
+    lab.zone().set(&name, "A", 1, &[&lab.topology.ip(Element::RegistrarA).to_string()]).await.unwrap();
+
+    let first = resolver.lookup_ip(format!("{name}.")).await.unwrap();
+    assert_eq!(first.iter().collect::<Vec<_>>(), [lab.topology.ip(Element::RegistrarA)]);
+    let moved = IpAddr::V4(Ipv4Addr::new(127, 99, 99, 99));
+    lab.zone().set(&name, "A", 1, &[&moved.to_string()]).await.unwrap();
+
+    // Within the 1 s TTL the cache answers without asking (a bounded observation window, polled
+    // every 100 ms); once the TTL ran out, the next lookup asks again and gets the new answer.
+    let first_query_at = queries(&lab, &name)[0].0;
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    while lab.trace().now() < first_query_at + Duration::from_millis(900) {
+        ticks.tick().await;
+        let cached = resolver.lookup_ip(format!("{name}.")).await.unwrap();
+        if lab.trace().now() < first_query_at + Duration::from_millis(900) {
+            assert_eq!(cached.iter().next(), Some(lab.topology.ip(Element::RegistrarA)), "served from the cache");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        ticks.tick().await;
+        let now = resolver.lookup_ip(format!("{name}.")).await.unwrap();
+        if now.iter().next() == Some(moved) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the new record never arrived");
+    }
+    let log = queries(&lab, &name);
+    assert_eq!(log.len(), 2, "one query per TTL period: {log:?}");
+    assert!(log[1].0 - log[0].0 >= Duration::from_secs(1), "the re-query came after the 1 s TTL: {log:?}");
+    assert!(log[0].1.contains(&lab.topology.ip(Element::RegistrarA).to_string()));
+    assert!(log[1].1.contains("127.99.99.99"), "the new answer was served: {log:?}");
+}
+
+#[tokio::test]
+async fn records_can_be_added_and_removed() {
+    let lab = lab().await;
+    let resolver = resolver(&lab);
+    let name = format!("_sip._udp.registrar-b.{}", lab.topology.zone);
+    lab.zone().add(&name, "SRV", 0, &format!("20 10 5070 registrar-b.{}.", lab.topology.zone)).await.unwrap();
+    let srv = resolver.srv_lookup(format!("{name}.")).await.unwrap();
+    let mut ports: Vec<u16> = srv
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_resolver::proto::rr::RData::SRV(s) => Some(s.port),
+            _ => None,
+        })
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [5060, 5070]);
+
+    let a_name = format!("proxy-b.{}", lab.topology.zone);
+    lab.zone().remove(&a_name, "A").await.unwrap();
+    assert!(resolver.lookup_ip(format!("{a_name}.")).await.is_err(), "a removed A record is not served");
+
+    assert!(lab.zone().set("elsewhere.example.", "A", 60, &["127.1.1.1"]).await.is_err(), "names outside the zone are refused");
+    assert!(lab.zone().set(&a_name, "A", 60, &["not-an-address"]).await.is_err());
+}
