@@ -53,6 +53,12 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
+    /// Keep the whole topology and its DNS up for exploring a phone by hand. Prints one line per
+    /// listening socket (`<element> <udp|tcp|tls> <addr>:<port>`), `zone <name>`, then `ready`;
+    /// then reads commands from stdin (`fail registrar-a silent`, `restore registrar-a`,
+    /// `reset outbound-a/tcp`, `restart proxy-a`, `dns set <name> <type> <ttl> <rdata>`,
+    /// `dns add ...`, `dns remove <name> <type>`, `quit`) and streams the trace as ladder lines.
+    Serve,
     /// Lint SIP messages, each file one UDP datagram: `<file>: ok` or `<file>: <diagnostics>`.
     Lint {
         /// Files holding one SIP message each (as copied from a capture).
@@ -75,6 +81,7 @@ pub fn main(catalog: Vec<Case>) -> ExitCode {
         Command::List { filter } => list(&catalog, filter.as_deref()),
         Command::Run { filter, phone, json, jobs } => run(catalog, filter.as_deref(), &phone, json, usize::from(jobs)),
         Command::Lint { files } => lint(&files),
+        Command::Serve => serve(),
     };
     ExitCode::from(code)
 }
@@ -192,6 +199,17 @@ fn print_summary(results: &[CaseResult]) {
         count(Verdict::Xfail),
         count(Verdict::Xpass)
     );
+}
+
+fn serve() -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(crate::serve::serve()) {
+        Ok(()) => EXIT_OK,
+        Err(e) => usage_error(&e.to_string()),
+    }
 }
 
 fn lint(files: &[PathBuf]) -> u8 {

@@ -40,12 +40,14 @@ pub struct LabSpec {
     /// Registrars' RFC 5626 support (Require: outbound, Flow-Timer).
     pub outbound: Option<OutboundSupport>,
     pub proxy: ProxyConfig,
+    /// Claim the first free block in order (for `serve`), instead of one spread by process id.
+    pub first_free_block: bool,
     pub zone: String,
 }
 
 impl LabSpec {
     pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
-        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), zone: "lab.test".into() }
+        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), first_free_block: false, zone: "lab.test".into() }
     }
 }
 
@@ -74,10 +76,11 @@ fn bind_element(topology: &Topology, element: Element) -> std::io::Result<Elemen
 }
 
 /// Binds every element's UDP port on a fresh block; a taken address moves on to the next block.
-fn claim_block(zone: &str) -> Result<ClaimedBlock, HarnessError> {
+fn claim_block(zone: &str, first_free: bool) -> Result<ClaimedBlock, HarnessError> {
     let mut last = std::io::Error::other("no attempt made");
     'blocks: for attempt in 0..topology::CLAIM_ATTEMPTS {
-        let mut topology = Topology::new(topology::candidate_block(attempt), zone);
+        let base = if first_free { topology::sequential_block(attempt) } else { topology::candidate_block(attempt) };
+        let mut topology = Topology::new(base, zone);
         let mut sip = Vec::new();
         for element in Element::SIP {
             match bind_element(&topology, element) {
@@ -148,7 +151,7 @@ pub struct Lab {
 impl Lab {
     /// Claims a block, starts the elements and the DNS, provisions and starts the phone.
     pub async fn start(spec: &LabSpec, mut dut: Box<dyn Dut>) -> Result<Lab, HarnessError> {
-        let block = claim_block(&spec.zone)?;
+        let block = claim_block(&spec.zone, spec.first_free_block)?;
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
         let provisioning = Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, DEFAULT_MAC);

@@ -154,6 +154,26 @@ fn line_of(event: &TraceEvent, topology: &Topology, placeholders: &mut Placehold
     format!("{from:>11} -> {to:<11} {} {what}{fate}", event.transport)
 }
 
+/// Whether an event shows in a ladder: a message one element sends another is drawn once, from
+/// the receiver's record (which carries its fate under a fault).
+fn shown(event: &TraceEvent, topology: &Topology) -> bool {
+    let to_element = matches!(topology.party(event.remote.ip()), Party::Element(_));
+    !(event.direction == Direction::Sent && to_element && !matches!(event.payload, Payload::Action(_)))
+}
+
+/// Renders events one at a time with placeholders that persist (for `serve`'s live trace).
+#[derive(Default)]
+pub struct LiveLadder {
+    placeholders: Placeholders,
+}
+
+impl LiveLadder {
+    /// The event's ladder line, or `None` if ladders do not show it.
+    pub fn line(&mut self, event: &TraceEvent, topology: &Topology) -> Option<String> {
+        shown(event, topology).then(|| line_of(event, topology, &mut self.placeholders))
+    }
+}
+
 /// One event in words, without placeholders, for failure reports.
 pub fn describe_event(event: &TraceEvent, topology: &Topology) -> String {
     line_of(event, topology, &mut Placeholders::default()).trim().to_owned()
@@ -164,7 +184,8 @@ pub fn describe_event(event: &TraceEvent, topology: &Topology) -> String {
 /// into one copy marked with a count range, since retransmission and refresh counts depend on timing.
 pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
     let mut placeholders = Placeholders::default();
-    let mut lines: Vec<String> = events.iter().map(|e| line_of(e, topology, &mut placeholders)).collect();
+    let mut lines: Vec<String> =
+        events.iter().filter(|e| shown(e, topology)).map(|e| line_of(e, topology, &mut placeholders)).collect();
     sort_dns_runs(&mut lines);
     let mut out = String::new();
     for (block, repeated) in collapse(&lines) {

@@ -13,6 +13,7 @@ pub mod ladder;
 mod net;
 pub mod provision;
 pub mod runner;
+pub mod serve;
 pub mod timing;
 pub mod topology;
 pub mod tls;

@@ -183,6 +183,16 @@ pub(crate) fn candidate_block(attempt: u32) -> Ipv4Addr {
     Ipv4Addr::new(127, x as u8, y as u8, z as u8)
 }
 
+/// The `n`th block in order from 127.100.0.16: what `serve` offers, so a person finds it where
+/// they found it last time.
+pub(crate) fn sequential_block(n: u32) -> Ipv4Addr {
+    let index = n + 1;
+    let per_octet = 256 / u32::from(BLOCK_SIZE);
+    let z = (index % per_octet) * u32::from(BLOCK_SIZE);
+    let y = (index / per_octet) % 256;
+    Ipv4Addr::new(127, 100, y as u8, z as u8)
+}
+
 /// How many blocks to try before giving up.
 pub(crate) const CLAIM_ATTEMPTS: u32 = 64;
 
