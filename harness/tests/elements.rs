@@ -232,3 +232,45 @@ async fn concurrent_labs_claim_distinct_blocks() {
         assert!(!ip.to_string().starts_with("127.0.0."), "never the host's own 127.0.0.x");
     }
 }
+
+#[tokio::test]
+async fn proxy_answers_invite_with_ringing_and_sdp_and_bye_with_ok() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::ProxyB).await;
+    let mut invite = flow.request(&lab, Method::Invite, Element::ProxyB);
+    invite.set_body("application/sdp", "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+    flow.send(&invite).await.unwrap();
+    let ringing = flow.read(ANSWER_DEADLINE).await.message();
+    assert_eq!(ringing.status(), Some(180));
+    let ok = flow.read(ANSWER_DEADLINE).await.message();
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.header(&HeaderName::ContentType), Some("application/sdp"));
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio"));
+    let mut ack = flow.request(&lab, Method::Ack, Element::ProxyB);
+    ack.set_header(HeaderName::To, ok.header(&HeaderName::To).unwrap());
+    flow.send(&ack).await.unwrap();
+    let mut bye = flow.request(&lab, Method::Bye, Element::ProxyB);
+    bye.set_header(HeaderName::To, ok.header(&HeaderName::To).unwrap());
+    assert_eq!(flow.exchange(&bye).await.status(), Some(200), "ACK got no answer, BYE got 200");
+}
+
+#[tokio::test]
+async fn registrar_removes_every_binding_with_star() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    assert_eq!(flow.register(&lab, Element::RegistrarA, 60).await.status(), Some(200));
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    let challenge = flow.exchange(&register).await.challenges().unwrap().remove(0);
+    register.set_header(HeaderName::Contact, "*");
+    register.set_header(HeaderName::Expires, 0);
+    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 1));
+    authorize(&lab, &mut register, &challenge);
+    let ok = flow.exchange(&register).await;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.contacts().unwrap().is_empty(), "Contact: * with Expires: 0 removes every binding (RFC 3261 §10.2.2)");
+
+    // `*` with a non-zero expiry is a bad request (RFC 3261 §10.3 step 6).
+    register.set_header(HeaderName::Expires, 60);
+    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 2));
+    assert_eq!(flow.exchange(&register).await.status(), Some(400));
+}
