@@ -21,15 +21,17 @@ macro_rules! header_names {
                 }
             }
 
-            /// Parses a header name, case-insensitively, expanding compact forms.
-            pub fn parse(name: &str) -> HeaderName {
-                $(
-                    if name.eq_ignore_ascii_case($canonical) { return HeaderName::$variant; }
-                    $( if name.eq_ignore_ascii_case($compact) { return HeaderName::$variant; } )?
-                )*
-                HeaderName::Other(name.to_owned())
+            /// The compact form's letter (RFC 3261 §7.3.3), lowercase.
+            fn from_compact(letter: u8) -> Option<HeaderName> {
+                match letter.to_ascii_lowercase() {
+                    $( $( x if x == $compact.as_bytes()[0] => Some(HeaderName::$variant), )? )*
+                    _ => None,
+                }
             }
         }
+
+        #[cfg(test)]
+        const ALL_KNOWN: &[HeaderName] = &[$( HeaderName::$variant, )*];
     };
 }
 
@@ -74,6 +76,59 @@ header_names! {
 }
 
 impl HeaderName {
+    /// Parses a header name, case-insensitively, expanding compact forms.
+    pub fn parse(name: &str) -> HeaderName {
+        use HeaderName::*;
+        // Known names grouped by length, so a name is compared with two or three candidates at most.
+        const LEN_2: &[HeaderName] = &[To];
+        const LEN_3: &[HeaderName] = &[Via];
+        const LEN_4: &[HeaderName] = &[From, CSeq, Path];
+        const LEN_5: &[HeaderName] = &[Event, Route, Allow];
+        const LEN_6: &[HeaderName] = &[Server, Accept];
+        const LEN_7: &[HeaderName] = &[CallId, Contact, Subject, Expires, Require];
+        const LEN_8: &[HeaderName] = &[ReferTo, Identity];
+        const LEN_9: &[HeaderName] = &[Supported];
+        const LEN_10: &[HeaderName] = &[FlowTimer, UserAgent];
+        const LEN_11: &[HeaderName] = &[ReferredBy, MinExpires, Unsupported, RetryAfter];
+        const LEN_12: &[HeaderName] = &[MaxForwards, ContentType, AllowEvents, RecordRoute];
+        const LEN_13: &[HeaderName] = &[ProxyRequire, Authorization];
+        const LEN_14: &[HeaderName] = &[ContentLength];
+        const LEN_15: &[HeaderName] = &[SessionExpires];
+        const LEN_16: &[HeaderName] = &[ContentEncoding, WwwAuthenticate];
+        const LEN_18: &[HeaderName] = &[SubscriptionState, ProxyAuthenticate];
+        const LEN_19: &[HeaderName] = &[ProxyAuthorization];
+        let candidates = match name.len() {
+            1 => match name.bytes().next().and_then(HeaderName::from_compact) {
+                Some(known) => return known,
+                None => &[][..],
+            },
+            2 => LEN_2,
+            3 => LEN_3,
+            4 => LEN_4,
+            5 => LEN_5,
+            6 => LEN_6,
+            7 => LEN_7,
+            8 => LEN_8,
+            9 => LEN_9,
+            10 => LEN_10,
+            11 => LEN_11,
+            12 => LEN_12,
+            13 => LEN_13,
+            14 => LEN_14,
+            15 => LEN_15,
+            16 => LEN_16,
+            18 => LEN_18,
+            19 => LEN_19,
+            _ => &[][..],
+        };
+        candidates
+            .iter()
+            // Most senders use the canonical spelling, which a byte comparison confirms fastest.
+            .find(|known| name == known.as_str() || name.eq_ignore_ascii_case(known.as_str()))
+            .cloned()
+            .unwrap_or_else(|| Other(name.to_owned()))
+    }
+
     /// Headers whose value is a comma-separated list that may be split into several values
     /// (RFC 3261 §7.3.1). Contact is one too, except for `*`.
     pub fn is_list(&self) -> bool {
@@ -112,4 +167,22 @@ impl From<&str> for HeaderName {
 pub struct Header {
     pub name: HeaderName,
     pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_name_parses_back_whatever_its_case() {
+        for known in ALL_KNOWN {
+            let name = known.as_str();
+            assert_eq!(&HeaderName::parse(name), known, "{name}");
+            assert_eq!(&HeaderName::parse(&name.to_ascii_lowercase()), known, "{name}");
+            assert_eq!(&HeaderName::parse(&name.to_ascii_uppercase()), known, "{name}");
+        }
+        assert_eq!(HeaderName::parse("q"), HeaderName::Other("q".into()));
+        assert_eq!(HeaderName::parse(""), HeaderName::Other(String::new()));
+        assert_eq!(HeaderName::parse("Via-Extra"), HeaderName::Other("Via-Extra".into()));
+    }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use crate::auth::{Challenge, Credentials};
 use crate::error::{Diagnostic, Malformed};
 use crate::header::{Header, HeaderName};
-use crate::scan::{is_token, is_word, parse_digits, trim_lws};
-use crate::views::{CSeq, Contact, NameAddr, RetryAfter, SubscriptionState, Via, split_list};
+use crate::scan::{find_byte, is_token, is_word, parse_digits, trim_lws};
+use crate::views::{CSeq, Contact, NameAddr, RetryAfter, SubscriptionState, Via, list_items};
 use crate::{Error, Uri};
 
 /// Most messages a phone sends fit here; larger ones are refused rather than buffered without bound.
@@ -180,10 +180,15 @@ impl Message {
                 ));
             }
         };
-        if head.contains('\n') && !head.contains("\r\n") {
-            diagnostics.push(Diagnostic::warning("bare-lf", "lines end with LF instead of CRLF"));
-        }
-        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        // Every line should end with CRLF. The last header line's terminator lies outside `head`,
+        // so that one line lacks its CR there; any other without one ended with a bare LF.
+        let mut lines_without_cr = 0;
+        let mut lines = Lines(head).map(|line| {
+            line.strip_suffix('\r').unwrap_or_else(|| {
+                lines_without_cr += 1;
+                line
+            })
+        });
         let start_line = lines.next().unwrap_or("");
         let start_line = parse_start_line(start_line).map_err(|e| malformed("start-line", e))?;
 
@@ -203,7 +208,9 @@ impl Message {
                 }
                 continue;
             }
-            let Some((name, value)) = line.split_once(':') else {
+            // Names are short: a plain loop beats memchr's set-up here.
+            let colon = line.bytes().position(|c| c == b':');
+            let Some((name, value)) = colon.and_then(|colon| Some((line.get(..colon)?, line.get(colon + 1..)?))) else {
                 return Err(malformed("header-line", format!("header line without ':': {line:?}")));
             };
             let name = name.trim_end_matches([' ', '\t']);
@@ -211,6 +218,10 @@ impl Message {
                 return Err(malformed("header-line", format!("bad header name {name:?}")));
             }
             headers.push(Header { name: HeaderName::parse(name), value: trim_lws(value).to_owned() });
+        }
+
+        if lines_without_cr > 1 || body_start - head_end != 4 {
+            diagnostics.push(Diagnostic::warning("bare-lf", "a line ends with LF instead of CRLF"));
         }
 
         let available = bytes.len() - body_start;
@@ -279,15 +290,16 @@ impl Message {
 
     /// Every value of `name`, list headers split at their commas, in order of appearance.
     pub fn header_values(&self, name: &HeaderName) -> Vec<&str> {
-        let mut values = Vec::new();
-        for h in self.headers.iter().filter(|h| &h.name == name) {
-            if name.is_list() {
-                values.extend(split_list(&h.value));
-            } else {
-                values.push(h.value.as_str());
-            }
-        }
-        values
+        self.values(name).collect()
+    }
+
+    /// [`Message::header_values`] without collecting them.
+    fn values<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+        let list = name.is_list();
+        self.headers.iter().filter(move |h| &h.name == name).flat_map(move |h| {
+            let (items, whole) = if list { (Some(list_items(&h.value)), None) } else { (None, Some(h.value.as_str())) };
+            items.into_iter().flatten().chain(whole)
+        })
     }
 
     fn required(&self, name: HeaderName, label: &'static str) -> Result<&str, Error> {
@@ -295,11 +307,11 @@ impl Message {
     }
 
     pub fn vias(&self) -> Result<Vec<Via>, Error> {
-        self.header_values(&HeaderName::Via).into_iter().map(Via::parse).collect()
+        self.values(&HeaderName::Via).map(Via::parse).collect()
     }
 
     pub fn top_via(&self) -> Result<Via, Error> {
-        let first = self.header_values(&HeaderName::Via).into_iter().next();
+        let first = self.values(&HeaderName::Via).next();
         Via::parse(first.ok_or(Error::MissingHeader { header: "Via" })?)
     }
 
@@ -326,19 +338,19 @@ impl Message {
     }
 
     pub fn contacts(&self) -> Result<Vec<Contact>, Error> {
-        self.header_values(&HeaderName::Contact).into_iter().map(Contact::parse).collect()
+        self.values(&HeaderName::Contact).map(Contact::parse).collect()
     }
 
     pub fn routes(&self) -> Result<Vec<NameAddr>, Error> {
-        self.header_values(&HeaderName::Route).into_iter().map(NameAddr::parse).collect()
+        self.values(&HeaderName::Route).map(NameAddr::parse).collect()
     }
 
     pub fn record_routes(&self) -> Result<Vec<NameAddr>, Error> {
-        self.header_values(&HeaderName::RecordRoute).into_iter().map(NameAddr::parse).collect()
+        self.values(&HeaderName::RecordRoute).map(NameAddr::parse).collect()
     }
 
     pub fn paths(&self) -> Result<Vec<NameAddr>, Error> {
-        self.header_values(&HeaderName::Path).into_iter().map(NameAddr::parse).collect()
+        self.values(&HeaderName::Path).map(NameAddr::parse).collect()
     }
 
     fn number(&self, name: HeaderName, label: &'static str) -> Result<Option<u32>, Error> {
@@ -383,7 +395,7 @@ impl Message {
 
     /// Whether `tag` is among the option tags of `name` (Supported, Require, ...).
     pub fn has_option_tag(&self, name: &HeaderName, tag: &str) -> bool {
-        self.header_values(name).iter().any(|t| t.eq_ignore_ascii_case(tag))
+        self.values(name).any(|t| t.eq_ignore_ascii_case(tag))
     }
 
     /// The Event package and its parameters (`dialog;id=1` gives `("dialog", params)`).
@@ -485,6 +497,26 @@ impl Message {
     }
 }
 
+/// The lines of a header section, split at LF (a CR before it is left to the caller).
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (line, rest) = match find_byte(self.0.as_bytes(), b'\n') {
+            // LF is ASCII, so both sides of it are character boundaries.
+            Some(i) => (self.0.get(..i).unwrap_or(""), self.0.get(i + 1..).unwrap_or("")),
+            None => (self.0, ""),
+        };
+        self.0 = rest;
+        Some(line)
+    }
+}
+
 /// The one Content-Length the headers agree on (`l` included), `None` when there is none.
 fn content_length(headers: &[Header]) -> Result<Option<usize>, String> {
     let mut found: Option<usize> = None;
@@ -502,19 +534,18 @@ fn content_length(headers: &[Header]) -> Result<Option<usize>, String> {
 
 /// Finds the end of the header section: returns (end of last header line, start of body).
 pub(crate) fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            if bytes[i + 1..].starts_with(b"\r\n") {
-                let end = if i > 0 && bytes[i - 1] == b'\r' { i - 1 } else { i };
-                return Some((end, i + 3));
-            }
-            if bytes[i + 1..].starts_with(b"\n") {
-                let end = if i > 0 && bytes[i - 1] == b'\r' { i - 1 } else { i };
-                return Some((end, i + 2));
-            }
+    let mut from = 0;
+    while let Some(offset) = bytes.get(from..).and_then(|rest| find_byte(rest, b'\n')) {
+        let i = from + offset;
+        let after = bytes.get(i + 1..).unwrap_or_default();
+        let end = if i > 0 && bytes.get(i - 1) == Some(&b'\r') { i - 1 } else { i };
+        if after.starts_with(b"\r\n") {
+            return Some((end, i + 3));
         }
-        i += 1;
+        if after.starts_with(b"\n") {
+            return Some((end, i + 2));
+        }
+        from = i + 1;
     }
     None
 }

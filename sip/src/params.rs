@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::Error;
-use crate::scan::{is_token, quote, split_outside_quotes, trim_lws, unquote};
+use crate::scan::{byte_class, is_token, quote, split_once_byte, split_outside_quotes, trim_lws, unquote};
 
 /// One parameter. `value` holds a quoted value without its quotes; `quoted` remembers how to print it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Params {
             if item.is_empty() {
                 return Err(Error::syntax("parameter", "empty parameter"));
             }
-            let (name, value) = match item.split_once('=') {
+            let (name, value) = match split_once_byte(item, b'=') {
                 Some((name, value)) => (trim_lws(name), Some(trim_lws(value))),
                 None => (item, None),
             };
@@ -101,9 +101,10 @@ impl Params {
 /// Characters a parameter value may hold unquoted: token characters plus those of hosts and
 /// URI parameter values (`:` for IPv6 and ports, `[`/`]`, `/`, `@`, `%` escapes).
 fn is_param_value(v: &str) -> bool {
-    !v.is_empty()
-        && v.bytes().all(|c| crate::scan::is_token_char(c) || b":[]/@&=$,?".contains(&c))
+    !v.is_empty() && v.bytes().all(|c| PARAM_VALUE[usize::from(c)])
 }
+
+static PARAM_VALUE: [bool; 256] = byte_class(b"-.!%*_+`'~:[]/@&=$,?", true);
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::params::Params;
-use crate::scan::{find_unquoted, parse_digits, trim_lws};
+use crate::scan::{byte_class, find_byte, find_unquoted, has_byte, parse_digits, split_once_byte, trim_lws};
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,8 +42,7 @@ impl Host {
                 .map(Host::V4)
                 .map_err(|_| Error::syntax("host", format!("bad IPv4 address {s:?}")));
         }
-        let valid = s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-            && !s.starts_with(['-', '.']);
+        let valid = s.bytes().all(|c| HOSTNAME[usize::from(c)]) && !s.starts_with(['-', '.']);
         if !valid {
             return Err(Error::syntax("host", format!("bad hostname {s:?}")));
         }
@@ -92,7 +91,7 @@ impl fmt::Display for Host {
 pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), Error> {
     let s = trim_lws(s);
     let (host, port) = if s.starts_with('[') {
-        match s.find(']') {
+        match find_byte(s.as_bytes(), b']') {
             Some(end) => {
                 let rest = trim_lws(&s[end + 1..]);
                 let port = match rest {
@@ -107,7 +106,7 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), Error> {
             None => return Err(Error::syntax("host", format!("unclosed IPv6 reference {s:?}"))),
         }
     } else {
-        match s.split_once(':') {
+        match split_once_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -156,7 +155,7 @@ impl SipUri {
         let (user, password) = match userinfo {
             None => (None, None),
             Some(info) => {
-                let (user, password) = match info.split_once(':') {
+                let (user, password) = match split_once_byte(info, b':') {
                     Some((u, p)) => (u, Some(p.to_owned())),
                     None => (info, None),
                 };
@@ -171,7 +170,7 @@ impl SipUri {
             Some(i) => (&hostpart[..i], Some(hostpart[i + 1..].to_owned())),
             None => (hostpart, None),
         };
-        let (hostport, params) = match hostpart.split_once(';') {
+        let (hostport, params) = match split_once_byte(hostpart, b';') {
             Some((h, p)) => (h, Params::parse(p)?),
             None => (hostpart, Params::default()),
         };
@@ -195,8 +194,13 @@ impl SipUri {
     }
 }
 
+static HOSTNAME: [bool; 256] = byte_class(b"-.", true);
+
+/// RFC 3261 `user` characters: unreserved, user-unreserved and `%` of escapes.
+static USER: [bool; 256] = byte_class(b"-_.!~*'()%&=+$,;?/", true);
+
 fn is_user_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/".contains(&c)
+    USER[usize::from(c)]
 }
 
 fn check_escapes(s: &str) -> Result<(), Error> {
@@ -253,11 +257,9 @@ pub enum Uri {
 impl Uri {
     pub fn parse(s: &str) -> Result<Uri, Error> {
         let s = trim_lws(s);
-        let (scheme, rest) = s
-            .split_once(':')
-            .ok_or_else(|| Error::syntax("uri", format!("no scheme in {s:?}")))?;
-        if scheme.is_empty()
-            || !scheme.as_bytes()[0].is_ascii_alphabetic()
+        let (scheme, rest) =
+            split_once_byte(s, b':').ok_or_else(|| Error::syntax("uri", format!("no scheme in {s:?}")))?;
+        if !scheme.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
             || !scheme.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
         {
             return Err(Error::syntax("uri", format!("bad scheme in {s:?}")));
@@ -295,6 +297,9 @@ impl Uri {
 /// (`;+sip.instance="<urn:uuid:...>"`, which some phones put inside the Contact URI), within which
 /// `<`, `>` and spaces may appear.
 fn uri_characters_ok(rest: &str) -> bool {
+    if !has_byte(rest.as_bytes(), b'"') {
+        return rest.bytes().all(|c| URI_OUTSIDE_QUOTES[usize::from(c)]);
+    }
     let mut in_quotes = false;
     let mut escaped = false;
     for c in rest.bytes() {
@@ -311,12 +316,23 @@ fn uri_characters_ok(rest: &str) -> bool {
             }
         } else if c == b'"' {
             in_quotes = true;
-        } else if c == b' ' || c == b'<' || c == b'>' {
+        } else if !URI_OUTSIDE_QUOTES[usize::from(c)] {
             return false;
         }
     }
     !in_quotes
 }
+
+/// Printable ASCII except space, `"`, `<` and `>`.
+static URI_OUTSIDE_QUOTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = b'!';
+    while c < 0x7f {
+        table[c as usize] = !matches!(c, b'"' | b'<' | b'>');
+        c += 1;
+    }
+    table
+};
 
 impl From<SipUri> for Uri {
     fn from(u: SipUri) -> Uri {

@@ -3,17 +3,18 @@
 use std::fmt;
 
 use crate::params::Params;
-use crate::scan::{find_unquoted, is_token, parse_digits, quote, split_outside_quotes, trim_lws, unquote};
+use crate::scan::{find_byte, find_unquoted, is_token, parse_digits, quote, split_once_byte, split_outside_quotes, trim_lws, unquote};
 use crate::uri::{Host, parse_host_port};
 use crate::{Error, Method, Uri};
 
 /// Splits a list header value at commas outside quotes and angle brackets, dropping empty items.
 pub fn split_list(value: &str) -> Vec<&str> {
-    split_outside_quotes(value, b',')
-        .into_iter()
-        .map(trim_lws)
-        .filter(|v| !v.is_empty())
-        .collect()
+    list_items(value).collect()
+}
+
+/// [`split_list`] without collecting the items.
+pub(crate) fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    split_outside_quotes(value, b',').map(trim_lws).filter(|v| !v.is_empty())
 }
 
 /// `["display"] <uri>;params` or `uri;params` (RFC 3261 §20.10, §20.20, §20.39).
@@ -66,7 +67,7 @@ impl NameAddr {
             Ok(NameAddr { display_name, uri, params })
         } else {
             // addr-spec: parameters after the URI belong to the header, not the URI.
-            let (uri, params) = match value.split_once(';') {
+            let (uri, params) = match split_once_byte(value, b';') {
                 Some((u, p)) => (u, Params::parse(p)?),
                 None => (value, Params::default()),
             };
@@ -178,7 +179,7 @@ impl Via {
         for (i, part) in parts.iter_mut().enumerate() {
             rest = trim_lws(rest);
             let end = if i < 2 {
-                rest.find('/').ok_or_else(|| Error::syntax("Via", format!("bad sent-protocol in {value:?}")))?
+                find_byte(rest.as_bytes(), b'/').ok_or_else(|| Error::syntax("Via", format!("bad sent-protocol in {value:?}")))?
             } else {
                 rest.find([' ', '\t']).ok_or_else(|| Error::syntax("Via", format!("no sent-by in {value:?}")))?
             };
@@ -189,7 +190,7 @@ impl Via {
             return Err(Error::syntax("Via", format!("bad sent-protocol in {value:?}")));
         }
         let rest = trim_lws(rest);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_byte(rest.as_bytes(), b';') {
             Some(i) => (&rest[..i], Params::parse(&rest[i + 1..])?),
             None => (rest, Params::default()),
         };

@@ -108,6 +108,20 @@ fn bare_lf_line_ends_parse_with_a_warning() {
     assert!(m.diagnostics.iter().any(|d| d.code == "bare-lf"));
 }
 
+#[test]
+fn one_lf_only_line_among_crlf_lines_is_noticed() {
+    let mixed = b"OPTIONS sip:x.lab.test SIP/2.0\r\nCall-ID: abc\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let m = Message::parse(mixed).unwrap();
+    assert_eq!(m.cseq().unwrap().seq, 1);
+    assert!(m.diagnostics.iter().any(|d| d.code == "bare-lf"));
+    let lf_blank_line = b"OPTIONS sip:x.lab.test SIP/2.0\r\nCall-ID: abc\r\n\n";
+    assert!(Message::parse(lf_blank_line).unwrap().diagnostics.iter().any(|d| d.code == "bare-lf"));
+    let clean = crlf("OPTIONS sip:x.lab.test SIP/2.0\nCall-ID: abc\nContent-Length: 0\n\n");
+    assert!(Message::parse(&clean).unwrap().diagnostics.is_empty());
+    let start_line_only = b"OPTIONS sip:x.lab.test SIP/2.0\r\n\r\n";
+    assert!(Message::parse(start_line_only).unwrap().diagnostics.is_empty());
+}
+
 // ---- header names ----
 
 #[test]
