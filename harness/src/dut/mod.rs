@@ -58,7 +58,7 @@ pub enum Stimulus {
 /// A phone under test. The harness drives it only through this trait, and judges it only by
 /// what crosses the network.
 #[async_trait::async_trait]
-pub trait Dut: Send {
+pub trait Dut: Send + Sync {
     /// The profile's name, as given on the command line.
     fn name(&self) -> &str;
     fn capabilities(&self) -> &Capabilities;
