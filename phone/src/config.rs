@@ -122,6 +122,49 @@ pub struct RefphoneSettings {
     pub outbound_max_time: Option<Duration>,
     /// Keep-alive interval without Flow-Timer (used once outbound lands).
     pub keep_alive_interval: Option<Duration>,
+    /// The expiry a BLF SUBSCRIBE asks for.
+    pub subscription_period: Option<Duration>,
+    /// How long a call placed with `Dial:` lasts before the phone hangs up.
+    pub call_duration: Option<Duration>,
+}
+
+/// What a programmable key does, from `softkeyN type` / `topsoftkeyN type` / `prgkeyN type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySetting {
+    /// The key's type as written, lowercased (`blf`, `speeddial`, `none`, ...).
+    pub kind: Option<String>,
+    /// The key's value: for `blf`, the extension to watch.
+    pub value: Option<String>,
+}
+
+/// The families of programmable keys the cfg may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyFamily {
+    SoftKey,
+    TopSoftKey,
+    ProgrammableKey,
+}
+
+impl KeyFamily {
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyFamily::SoftKey => "softkey",
+            KeyFamily::TopSoftKey => "topsoftkey",
+            KeyFamily::ProgrammableKey => "prgkey",
+        }
+    }
+}
+
+/// The highest key number a `softkeyN ...` key may name.
+pub const MAX_KEY: u16 = 100;
+
+/// What the phone subscribes to, from the cfg.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubscriptionSetting {
+    /// RFC 4235 `dialog` event for an extension (a BLF key).
+    BusyLampField { extension: String },
+    /// RFC 3842 `message-summary` event for the line's own mailbox (explicit MWI).
+    MessageWaiting,
 }
 
 /// Every setting of the cfg files, as written: `None` where no file set it.
@@ -143,6 +186,14 @@ pub struct PhoneConfig {
     pub t2: Option<Duration>,
     pub transaction_timer: Option<Duration>,
     pub persistent_tls_keep_alive: Option<Duration>,
+    /// `sip explicit mwi subscription`.
+    pub explicit_mwi_subscription: Option<bool>,
+    /// `sip explicit mwi subscription period`.
+    pub explicit_mwi_subscription_period: Option<Duration>,
+    /// Programmable keys by family and number.
+    pub keys: BTreeMap<(KeyFamily, u16), KeySetting>,
+    /// `xml application post list`: the addresses allowed to push XML; `None` allows any sender.
+    pub xml_application_post_list: Option<Vec<String>>,
     pub refphone: RefphoneSettings,
 }
 
@@ -171,9 +222,38 @@ pub struct SipTimers {
     pub transaction_timer: Duration,
     pub registration_retry: Duration,
     pub registration_timeout_retry: Duration,
+    /// `sip subscription failed retry timer`: after a SUBSCRIBE is refused.
+    pub subscription_failed_retry: Duration,
+    /// `sip subscription timeout retry timer`: after a SUBSCRIBE got no answer from either proxy.
+    pub subscription_timeout_retry: Duration,
 }
 
-/// Vendor defaults.
+impl Default for SipTimers {
+    fn default() -> SipTimers {
+        PhoneConfig::default().timers()
+    }
+}
+
+/// Timers of refphone's own (`refphone ...` keys) and the vendor's subscription and outbound timers, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneTimers {
+    /// How often a primary marked failed is probed with OPTIONS (without SIP outbound).
+    pub failback_probe_interval: Duration,
+    /// RFC 5626 §4.4.1: a CRLF ping or STUN request unanswered this long means the flow failed.
+    pub pong_timeout: Duration,
+    /// RFC 5626 §4.5 base-time; `None` means the RFC's 30 s when every flow failed, 90 s otherwise.
+    pub outbound_base_time: Option<Duration>,
+    /// RFC 5626 §4.5 max-time.
+    pub outbound_max_time: Duration,
+    /// Keep-alive interval when the registrar sends no Flow-Timer.
+    pub keep_alive_interval: Duration,
+    /// Expiry asked for by BLF subscriptions.
+    pub subscription_period: Duration,
+    /// Expiry asked for by the MWI subscription.
+    pub mwi_subscription_period: Duration,
+    /// How long a call placed by XML push lasts.
+    pub call_duration: Duration,
+}
 pub mod defaults {
     use std::time::Duration;
     pub const T1: Duration = Duration::from_millis(500);
@@ -182,6 +262,19 @@ pub mod defaults {
     pub const REGISTRATION_PERIOD: Duration = Duration::from_secs(3600);
     pub const REGISTRATION_RETRY: Duration = Duration::from_secs(1800);
     pub const REGISTRATION_TIMEOUT_RETRY: Duration = Duration::from_secs(120);
+    pub const SUBSCRIPTION_FAILED_RETRY: Duration = Duration::from_secs(30);
+    pub const SUBSCRIPTION_TIMEOUT_RETRY: Duration = Duration::from_secs(120);
+    /// `refphone failback probe interval`: a primary marked failed is probed this often, so its
+    /// return is noticed at most this plus the transaction timer after it happens.
+    pub const FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+    /// RFC 5626 §4.4.1: 10 s without a pong means the flow failed.
+    pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+    /// RFC 5626 §4.5 max-time.
+    pub const OUTBOUND_MAX_TIME: Duration = Duration::from_secs(1800);
+    /// Keep-alive interval without Flow-Timer: the vendor's `sip persistent tls keep alive` default.
+    pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(120);
+    pub const SUBSCRIPTION_PERIOD: Duration = Duration::from_secs(3600);
+    pub const CALL_DURATION: Duration = Duration::from_secs(2);
 }
 
 impl PhoneConfig {
@@ -223,6 +316,22 @@ impl PhoneConfig {
 
     fn set(&mut self, key: Key, value: &str) -> Result<(), String> {
         match key {
+            Key::Programmable(family, number, attribute) => {
+                let setting = self.keys.entry((family, number)).or_default();
+                match attribute {
+                    KeyAttribute::Type => {
+                        let kind = parse_text(value).to_ascii_lowercase();
+                        if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                            return Err(format!("expected a key type such as blf or speeddial, got {value:?}"));
+                        }
+                        setting.kind = Some(kind);
+                    }
+                    KeyAttribute::Value => setting.value = Some(parse_text(value)),
+                    // Accepted for the vendor's sake; the reference phone has no screen and one line.
+                    KeyAttribute::Label | KeyAttribute::Line | KeyAttribute::States => {}
+                }
+                Ok(())
+            }
             Key::Line(scope, line_key) => {
                 let settings = match scope {
                     None => &mut self.global,
@@ -266,6 +375,21 @@ impl PhoneConfig {
             G::OutboundBaseTime => self.refphone.outbound_base_time = Some(parse_seconds(value, Bound::Positive)?),
             G::OutboundMaxTime => self.refphone.outbound_max_time = Some(parse_seconds(value, Bound::Positive)?),
             G::KeepAliveInterval => self.refphone.keep_alive_interval = Some(parse_seconds(value, Bound::Positive)?),
+            G::SubscriptionPeriod => self.refphone.subscription_period = Some(parse_seconds(value, Bound::Positive)?),
+            G::CallDuration => self.refphone.call_duration = Some(parse_seconds(value, Bound::Positive)?),
+            G::ExplicitMwiSubscription => self.explicit_mwi_subscription = Some(parse_flag(value)?),
+            G::ExplicitMwiSubscriptionPeriod => {
+                self.explicit_mwi_subscription_period = Some(parse_seconds(value, Bound::Positive)?)
+            }
+            G::XmlApplicationPostList => {
+                let list: Vec<String> = parse_text(value)
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                self.xml_application_post_list = Some(list);
+            }
         }
         Ok(())
     }
@@ -302,7 +426,52 @@ impl PhoneConfig {
             registration_timeout_retry: self
                 .registration_timeout_retry_timer
                 .unwrap_or(defaults::REGISTRATION_TIMEOUT_RETRY),
+            subscription_failed_retry: self
+                .subscription_failed_retry_timer
+                .unwrap_or(defaults::SUBSCRIPTION_FAILED_RETRY),
+            subscription_timeout_retry: self
+                .subscription_timeout_retry_timer
+                .unwrap_or(defaults::SUBSCRIPTION_TIMEOUT_RETRY),
         }
+    }
+
+    /// refphone's own timers and the subscription and outbound timers in effect.
+    pub fn phone_timers(&self) -> PhoneTimers {
+        let refphone = &self.refphone;
+        let subscription_period = refphone.subscription_period.unwrap_or(defaults::SUBSCRIPTION_PERIOD);
+        PhoneTimers {
+            failback_probe_interval: refphone.failback_probe_interval.unwrap_or(defaults::FAILBACK_PROBE_INTERVAL),
+            pong_timeout: refphone.pong_timeout.unwrap_or(defaults::PONG_TIMEOUT),
+            outbound_base_time: refphone.outbound_base_time,
+            outbound_max_time: refphone.outbound_max_time.unwrap_or(defaults::OUTBOUND_MAX_TIME),
+            keep_alive_interval: refphone
+                .keep_alive_interval
+                .or(self.persistent_tls_keep_alive.filter(|d| !d.is_zero()))
+                .unwrap_or(defaults::KEEP_ALIVE_INTERVAL),
+            subscription_period,
+            mwi_subscription_period: self.explicit_mwi_subscription_period.unwrap_or(subscription_period),
+            call_duration: refphone.call_duration.unwrap_or(defaults::CALL_DURATION),
+        }
+    }
+
+    /// The subscriptions the cfg asks for: one BLF per extension on a `blf` key (in key order,
+    /// each extension once), then MWI when `sip explicit mwi subscription` is on.
+    pub fn subscriptions(&self) -> Vec<SubscriptionSetting> {
+        let mut wanted: Vec<SubscriptionSetting> = Vec::new();
+        for setting in self.keys.values() {
+            let is_blf = matches!(setting.kind.as_deref(), Some("blf") | Some("blfxfer"));
+            let Some(extension) = setting.value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let blf = SubscriptionSetting::BusyLampField { extension: extension.to_owned() };
+            if is_blf && !wanted.contains(&blf) {
+                wanted.push(blf);
+            }
+        }
+        if self.explicit_mwi_subscription == Some(true) {
+            wanted.push(SubscriptionSetting::MessageWaiting);
+        }
+        wanted
     }
 
     /// Refuses settings this refphone cannot honour yet, rather than silently ignoring them.
@@ -314,15 +483,6 @@ impl PhoneConfig {
             }
             TransportProtocol::Tcp => return Err(PhoneError::NotSupportedYet("sip transport protocol 2 (TCP)".into())),
             TransportProtocol::Tls => return Err(PhoneError::NotSupportedYet("sip transport protocol 4 (TLS)".into())),
-        }
-        if self.outbound_proxy.destination().is_some() {
-            return Err(PhoneError::NotSupportedYet("sip outbound proxy".into()));
-        }
-        if self.backup_outbound_proxy.destination().is_some() {
-            return Err(PhoneError::NotSupportedYet("sip backup outbound proxy".into()));
-        }
-        if self.outbound_support == Some(true) {
-            return Err(PhoneError::NotSupportedYet("sip outbound support 1 (RFC 5626)".into()));
         }
         Ok(())
     }
@@ -373,7 +533,30 @@ enum GlobalKey {
     OutboundBaseTime,
     OutboundMaxTime,
     KeepAliveInterval,
+    SubscriptionPeriod,
+    CallDuration,
+    ExplicitMwiSubscription,
+    ExplicitMwiSubscriptionPeriod,
+    XmlApplicationPostList,
 }
+
+/// What a `softkeyN ...` key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyAttribute {
+    Type,
+    Value,
+    Label,
+    Line,
+    States,
+}
+
+const KEY_ATTRIBUTES: &[(&str, KeyAttribute)] = &[
+    ("type", KeyAttribute::Type),
+    ("value", KeyAttribute::Value),
+    ("label", KeyAttribute::Label),
+    ("line", KeyAttribute::Line),
+    ("states", KeyAttribute::States),
+];
 
 /// The keys after `sip ` (global) or `sip lineN ` (per line), lowercased.
 const LINE_KEYS: &[(&str, LineKey)] = &[
@@ -413,6 +596,11 @@ const GLOBAL_KEYS: &[(&str, GlobalKey)] = &[
     ("refphone outbound base time", GlobalKey::OutboundBaseTime),
     ("refphone outbound max time", GlobalKey::OutboundMaxTime),
     ("refphone keep alive interval", GlobalKey::KeepAliveInterval),
+    ("refphone subscription period", GlobalKey::SubscriptionPeriod),
+    ("refphone call duration", GlobalKey::CallDuration),
+    ("sip explicit mwi subscription", GlobalKey::ExplicitMwiSubscription),
+    ("sip explicit mwi subscription period", GlobalKey::ExplicitMwiSubscriptionPeriod),
+    ("xml application post list", GlobalKey::XmlApplicationPostList),
 ];
 
 /// Every key the cfg accepts, `N` standing for a line number; for `--help`.
@@ -420,6 +608,9 @@ pub fn supported_keys() -> Vec<String> {
     let mut keys: Vec<String> = LINE_KEYS.iter().map(|(k, _)| format!("sip {k}")).collect();
     keys.extend(GLOBAL_KEYS.iter().map(|(k, _)| (*k).to_owned()));
     keys.extend(LINE_KEYS.iter().map(|(k, _)| format!("sip lineN {k}")));
+    for family in [KeyFamily::SoftKey, KeyFamily::TopSoftKey, KeyFamily::ProgrammableKey] {
+        keys.extend(KEY_ATTRIBUTES.iter().map(|(a, _)| format!("{}N {a}", family.prefix())));
+    }
     keys
 }
 
@@ -428,6 +619,8 @@ enum Key {
     /// A line key, global (`None`) or for one line.
     Line(Option<u8>, LineKey),
     Global(GlobalKey),
+    /// `softkeyN type`, `prgkeyN value`, ...
+    Programmable(KeyFamily, u16, KeyAttribute),
 }
 
 impl Key {
@@ -435,6 +628,16 @@ impl Key {
     fn parse(normalised: &str) -> Option<Key> {
         if let Some(&(_, key)) = GLOBAL_KEYS.iter().find(|(k, _)| k.eq_ignore_ascii_case(normalised)) {
             return Some(Key::Global(key));
+        }
+        // Longest prefix first: `topsoftkey` before `softkey`.
+        for family in [KeyFamily::TopSoftKey, KeyFamily::SoftKey, KeyFamily::ProgrammableKey] {
+            if let Some(after) = normalised.strip_prefix(family.prefix()) {
+                let digits_end = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+                let number: u16 = after[..digits_end].parse().ok().filter(|n| (1..=MAX_KEY).contains(n))?;
+                let attribute = after[digits_end..].strip_prefix(' ')?;
+                let &(_, attribute) = KEY_ATTRIBUTES.iter().find(|(a, _)| *a == attribute)?;
+                return Some(Key::Programmable(family, number, attribute));
+            }
         }
         let rest = normalised.strip_prefix("sip ")?;
         let (scope, rest) = match rest.strip_prefix("line") {
@@ -719,9 +922,63 @@ mod tests {
             let err = supported(unsupported).unwrap_err().to_string();
             assert!(err.ends_with("is not supported yet"), "{err}");
         }
-        assert!(supported("sip outbound proxy: outbound-a.lab.test\n").is_err());
-        assert!(supported("sip outbound proxy: 0.0.0.0\n").is_ok());
-        assert!(supported("sip outbound support: 1\n").is_err());
+        assert!(supported("sip outbound proxy: outbound-a.lab.test\n").is_ok());
+        assert!(supported("sip outbound support: 1\n").is_ok());
+    }
+
+    #[test]
+    fn blf_keys_and_explicit_mwi_make_the_subscriptions_in_key_order_each_extension_once() {
+        let config = parse(&[(
+            "a.cfg",
+            "softkey2 type: blf\nsoftkey2 value: 2002\nsoftkey1 type: BLF\nsoftkey1 value: 2001\n\
+             softkey1 label: Alice\nsoftkey3 type: speeddial\nsoftkey3 value: 2003\nprgkey1 type: blf\n\
+             prgkey1 value: 2001\ntopsoftkey4 type: blf\ntopsoftkey4 value: 2004\nsoftkey5 type: blf\n\
+             sip explicit mwi subscription: 1\nsip explicit mwi subscription period: 120\n",
+        )])
+        .unwrap();
+        let blf = |e: &str| SubscriptionSetting::BusyLampField { extension: e.into() };
+        assert_eq!(
+            config.subscriptions(),
+            vec![blf("2001"), blf("2002"), blf("2004"), SubscriptionSetting::MessageWaiting]
+        );
+        assert_eq!(config.phone_timers().mwi_subscription_period, Duration::from_secs(120));
+        assert_eq!(config.phone_timers().subscription_period, defaults::SUBSCRIPTION_PERIOD);
+    }
+
+    #[test]
+    fn refphone_timers_default_and_take_fractions() {
+        let timers = PhoneConfig::default().phone_timers();
+        assert_eq!(timers.failback_probe_interval, defaults::FAILBACK_PROBE_INTERVAL);
+        assert_eq!(timers.pong_timeout, Duration::from_secs(10));
+        assert_eq!(timers.outbound_base_time, None);
+        assert_eq!(timers.outbound_max_time, Duration::from_secs(1800));
+        assert_eq!(timers.call_duration, Duration::from_secs(2));
+        let config = parse(&[(
+            "a.cfg",
+            "refphone subscription period: 2.5\nrefphone call duration: 0.5\nrefphone outbound base time: 1\n\
+             sip persistent tls keep alive: 20\n",
+        )])
+        .unwrap();
+        let timers = config.phone_timers();
+        assert_eq!(timers.subscription_period, Duration::from_millis(2500));
+        assert_eq!(timers.mwi_subscription_period, Duration::from_millis(2500), "MWI follows the BLF period unless set");
+        assert_eq!(timers.call_duration, Duration::from_millis(500));
+        assert_eq!(timers.outbound_base_time, Some(Duration::from_secs(1)));
+        assert_eq!(timers.keep_alive_interval, Duration::from_secs(20), "from sip persistent tls keep alive");
+    }
+
+    #[test]
+    fn key_numbers_out_of_range_and_unknown_attributes_are_unknown_keys() {
+        assert_eq!(error_of("softkey0 type: blf\n"), "lab/aastra.cfg:1: softkey0 type: unknown key");
+        assert!(error_of("softkey101 type: blf\n").contains("unknown key"));
+        assert!(error_of("softkey1 colour: red\n").contains("unknown key"));
+        assert!(error_of("softkey1 type: b l f\n").contains("expected a key type"));
+    }
+
+    #[test]
+    fn the_xml_post_list_is_a_list_of_addresses() {
+        let config = parse(&[("a.cfg", "xml application post list: 127.66.0.1, 127.66.0.2\n")]).unwrap();
+        assert_eq!(config.xml_application_post_list, Some(vec!["127.66.0.1".to_owned(), "127.66.0.2".to_owned()]));
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub enum PhoneError {
     #[error("{context}: {cause}")]
     Socket { context: String, cause: std::io::Error },
 
+    /// The state directory could not be written.
+    #[error("{}: cannot keep the phone's state: {cause}", path.display())]
+    StateDir { path: PathBuf, cause: std::io::Error },
+
+    /// The TLS trust anchors (`--ca`) could not be read.
+    #[error("{}: {reason}", file.display())]
+    TrustAnchors { file: PathBuf, reason: String },
+
+    /// The HTTP listener for the XML push could not be opened.
+    #[error("XML push on {address}: {cause}")]
+    PushListener { address: std::net::SocketAddr, cause: std::io::Error },
+
     /// The DNS resolver could not be built.
     #[error("DNS resolver: {0}")]
     Resolver(String),
@@ -42,6 +54,9 @@ pub enum PhoneError {
 impl PhoneError {
     /// Whether the error is the user's (bad flags, bad cfg): those exit with code 2.
     pub fn is_usage_error(&self) -> bool {
-        !matches!(self, PhoneError::Socket { .. } | PhoneError::Resolver(_))
+        !matches!(
+            self,
+            PhoneError::Socket { .. } | PhoneError::Resolver(_) | PhoneError::StateDir { .. } | PhoneError::PushListener { .. }
+        )
     }
 }

@@ -9,6 +9,7 @@ pub mod core;
 pub mod error;
 pub mod io;
 pub mod quirks;
+pub mod state;
 
 pub use error::PhoneError;
 

@@ -14,9 +14,10 @@ use phone::quirks::{Quirk, Quirks};
 /// The reference phone: an executable model of the vendor's SIP phone (Release 3.2.2 backup
 /// registrar/proxy failover) that the harness tests against.
 ///
-/// It reads the vendor's cfg files, registers line 1 over UDP at the primary registrar, moves to
-/// the backup registrar when the primary fails (timeout, ICMP unreachable, 408, 5xx, 6xx) and
-/// answers OPTIONS and NOTIFY. Logs go to stderr; set RUST_LOG (default info).
+/// It reads the vendor's cfg files, registers line 1 at the primary registrar with the primary
+/// proxy's AOR, subscribes (BLF keys, MWI) at the primary proxy, and follows the seed's table when
+/// a registrar, proxy or outbound proxy fails (timeout, ICMP unreachable, reset, 408, 5xx, 6xx)
+/// and when it returns (OPTIONS probes). Logs go to stderr; set RUST_LOG (default info).
 #[derive(Debug, Parser)]
 #[command(name = "refphone", version, after_long_help = cfg_help())]
 struct Cli {
@@ -25,8 +26,7 @@ struct Cli {
     #[arg(long = "config", value_name = "FILE", required_unless_present = "list_quirks")]
     configs: Vec<PathBuf>,
 
-    /// The phone's MAC address (12 hex digits, separators allowed). Accepted now; it will name the
-    /// phone's instance (+sip.instance) once RFC 5626 outbound lands.
+    /// The phone's MAC address (12 hex digits, separators allowed); checked, and logged.
     #[arg(long, value_name = "MAC")]
     mac: Option<String>,
 
@@ -40,18 +40,19 @@ struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     dns: Option<SocketAddr>,
 
-    /// A PEM file of the CA that signs the servers' TLS certificates. Accepted now; unused until
-    /// TLS lands.
+    /// A PEM file of the CA that signs the servers' TLS certificates: the only trust anchor for
+    /// TLS (sip transport protocol: 4). The certificate must name the host the phone connects to.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
 
-    /// Where to listen for the vendor's XML push over HTTP (`Dial:`, `Command: Reset`). Accepted
-    /// now; unused until XML push lands.
+    /// Where to listen for the vendor's XML push over HTTP: POST
+    /// `xml=<AastraIPPhoneExecute><ExecuteItem URI="Dial:1234"/></AastraIPPhoneExecute>` (or the
+    /// raw XML); `Dial:<number>` and `Command: Reset` are obeyed. Binds exactly this address.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
 
-    /// A directory for what survives a reboot (the +sip.instance). Accepted now; unused until
-    /// RFC 5626 outbound lands.
+    /// A directory for what survives a reboot: the RFC 5626 +sip.instance, made once and kept in
+    /// DIR/instance. Without it the instance lasts one run.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
@@ -76,8 +77,9 @@ fn cfg_help() -> String {
         help.push('\n');
     }
     help.push_str(
-        "Only UDP (sip transport protocol: 1) and line 1 are implemented yet; TCP, TLS and outbound proxies\n\
-         are refused with an error.\n\nExit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 bad flags or cfg.",
+        "Only line 1 is used. A timer refphone adds has a `refphone ...` key; see ARCHITECTURE.md for the failover\n\
+         state machine and the bound on how late a primary's return is noticed (probe interval + transaction timer).\n\n\
+         Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 bad flags or cfg.",
     );
     help
 }
@@ -118,7 +120,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    match run(settings, cli.dns) {
+    match run(settings, cli.dns, cli.http) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let usage = error.downcast_ref::<PhoneError>().is_some_and(PhoneError::is_usage_error);
@@ -140,25 +142,37 @@ fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
             reason: "a wildcard address would swallow ICMP errors; give the phone's own address".into(),
         });
     }
+    if let Some(http) = cli.http
+        && http.ip().is_unspecified()
+    {
+        return Err(PhoneError::BadFlag { flag: "--http", reason: "give the exact address to listen on, not a wildcard".into() });
+    }
     let config = PhoneConfig::load(&cli.configs)?;
     config.check_supported()?;
     let line = config.line(1);
-    let named_server = [&line.registrar, &line.backup_registrar].into_iter().flatten().find(|d| d.host.ip().is_none());
+    let servers = [
+        &line.registrar,
+        &line.backup_registrar,
+        &line.proxy,
+        &line.backup_proxy,
+        &config.outbound_proxy.destination(),
+        &config.backup_outbound_proxy.destination(),
+    ];
+    let named_server = servers.into_iter().flatten().find(|d| d.host.ip().is_none());
     if let (Some(server), None) = (named_server, cli.dns) {
         return Err(PhoneError::BadFlag {
             flag: "--dns",
             reason: format!("the cfg names {} by FQDN, so refphone needs a DNS server", server.host),
         });
     }
-    Ok(CoreSettings {
-        bind_ip: cli.bind,
-        listen_port: phone::config::DEFAULT_SIP_PORT,
-        user_agent: phone::user_agent(),
-        timers: config.timers(),
-        quirks,
-        line,
-        id_seed: rand::random(),
-    })
+    let fresh_instance = quirks.has(phone::quirks::Quirk::NewInstanceEachBoot);
+    let instance = phone::state::load_or_create_instance(cli.state_dir.as_deref(), fresh_instance)?;
+    let mut settings = CoreSettings::from_config(&config, cli.bind, quirks, instance, rand::random());
+    if settings.transport == phone::core::Transport::Tls && cli.ca.is_none() {
+        return Err(PhoneError::BadFlag { flag: "--ca", reason: "TLS (sip transport protocol: 4) needs the CA that signs the servers".into() });
+    }
+    settings.listen_port = settings.transport.default_port();
+    Ok(settings)
 }
 
 fn check_mac(mac: &str) -> Result<(), PhoneError> {
@@ -177,11 +191,11 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 }
 
-fn run(settings: CoreSettings, dns: Option<SocketAddr>) -> anyhow::Result<()> {
+fn run(settings: CoreSettings, dns: Option<SocketAddr>, http: Option<SocketAddr>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        phone::io::run(settings, dns, shutdown).await?;
+        phone::io::run(settings, phone::io::ShellOptions { dns, http }, shutdown).await?;
         Ok(())
     })
 }

@@ -12,16 +12,95 @@ pub enum Quirk {
     NoBackupRegistrar,
     /// Refreshes a registration only after it expired: at 1.25x the granted expiry instead of 0.5x.
     LateRefresh,
+    /// Starts with the backups, as if primary and backup were swapped (breaks R1.1, R2.1, R3.1).
+    BackupFirst,
+    /// Never uses the backup proxy: no backup AOR, subscriptions stay at the primary (breaks R1.3).
+    NoBackupProxy,
+    /// Never probes a failed primary, so it never moves back while the backup works (breaks R1.4, R1.5, R2.3, R3.3).
+    NoFailback,
+    /// The AOR stays the primary proxy's whatever proxy is active (breaks R1.3, R1.5, R2.2).
+    KeepAor,
+    /// Subscriptions never move with the proxy: they keep retrying the primary proxy (breaks R1.3, R2.2).
+    SubscriptionsStay,
+    /// At failback the binding held at the backup registrar is left to expire, not un-REGISTERed.
+    NoUnregisterBackup,
+    /// At failback the subscriptions at the backup proxy are left to expire, not un-SUBSCRIBEd.
+    NoUnsubscribeBackup,
+    /// Moves a subscription by re-using its old dialog (same Call-ID and From tag) instead of a new one.
+    ReuseSubscriptionDialog,
+    /// Keeps refreshing a subscription the proxy answered 481 to, instead of starting a new one.
+    Ignore481,
+    /// Resolves each name once and uses the answer for ever, past its TTL (breaks F5).
+    IgnoreDnsTtl,
+    /// Never sends RFC 5626 keep-alives (breaks F3).
+    NoKeepalive,
+    /// Sends keep-alives at 150% of Flow-Timer, beyond the RFC 5626 bound of 100% (breaks F3).
+    KeepaliveTooSlow,
+    /// Sends keep-alives even when the registrar's 2xx lacks `Require: outbound`.
+    KeepaliveWithoutRequire,
+    /// Never re-establishes a failed outbound flow (breaks F4).
+    NoFlowRecovery,
+    /// Re-establishes a failed flow at a tenth of the base time, below the RFC 5626 backoff's lower bound (breaks F4).
+    BackoffTooEager,
+    /// Uses UDP whatever `sip transport protocol` says.
+    UdpOnly,
+    /// Never moves to the backup outbound proxy (breaks R2.2, R3.2).
+    NoOutboundProxyFailover,
+    /// Makes a new +sip.instance at every start instead of keeping the one in --state-dir.
+    NewInstanceEachBoot,
+    /// Ignores ICMP port unreachable and connection resets; notices failures only by the transaction timer.
+    IgnoreIcmp,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 2] = [Quirk::NoBackupRegistrar, Quirk::LateRefresh];
+    pub const ALL: [Quirk; 21] = [
+        Quirk::NoBackupRegistrar,
+        Quirk::LateRefresh,
+        Quirk::BackupFirst,
+        Quirk::NoBackupProxy,
+        Quirk::NoFailback,
+        Quirk::KeepAor,
+        Quirk::SubscriptionsStay,
+        Quirk::NoUnregisterBackup,
+        Quirk::NoUnsubscribeBackup,
+        Quirk::ReuseSubscriptionDialog,
+        Quirk::Ignore481,
+        Quirk::IgnoreDnsTtl,
+        Quirk::NoKeepalive,
+        Quirk::KeepaliveTooSlow,
+        Quirk::KeepaliveWithoutRequire,
+        Quirk::NoFlowRecovery,
+        Quirk::BackoffTooEager,
+        Quirk::UdpOnly,
+        Quirk::NoOutboundProxyFailover,
+        Quirk::NewInstanceEachBoot,
+        Quirk::IgnoreIcmp,
+    ];
 
     /// The name given to `--quirk`.
     pub fn name(self) -> &'static str {
         match self {
             Quirk::NoBackupRegistrar => "no-backup-registrar",
             Quirk::LateRefresh => "late-refresh",
+            Quirk::BackupFirst => "backup-first",
+            Quirk::NoBackupProxy => "no-backup-proxy",
+            Quirk::NoFailback => "no-failback",
+            Quirk::KeepAor => "keep-aor",
+            Quirk::SubscriptionsStay => "subscriptions-stay",
+            Quirk::NoUnregisterBackup => "no-unregister-backup",
+            Quirk::NoUnsubscribeBackup => "no-unsubscribe-backup",
+            Quirk::ReuseSubscriptionDialog => "reuse-subscription-dialog",
+            Quirk::Ignore481 => "ignore-481",
+            Quirk::IgnoreDnsTtl => "ignore-dns-ttl",
+            Quirk::NoKeepalive => "no-keepalive",
+            Quirk::KeepaliveTooSlow => "keepalive-too-slow",
+            Quirk::KeepaliveWithoutRequire => "keepalive-without-require",
+            Quirk::NoFlowRecovery => "no-flow-recovery",
+            Quirk::BackoffTooEager => "backoff-too-eager",
+            Quirk::UdpOnly => "udp-only",
+            Quirk::NoOutboundProxyFailover => "no-outbound-proxy-failover",
+            Quirk::NewInstanceEachBoot => "new-instance-each-boot",
+            Quirk::IgnoreIcmp => "ignore-icmp",
         }
     }
 
@@ -34,6 +113,25 @@ impl Quirk {
             Quirk::LateRefresh => {
                 "refreshes a registration at 1.25x the granted expiry, after the binding expired, instead of 0.5x"
             }
+            Quirk::BackupFirst => "sends its first requests to the backup registrar, proxy and outbound proxy (R1.1, R2.1, R3.1)",
+            Quirk::NoBackupProxy => "never uses the backup proxy: keeps the primary AOR and subscriptions after the proxy fails (R1.3)",
+            Quirk::NoFailback => "never probes a failed primary, so stays on the backup after the primary returns (R1.4, R1.5, R2.3, R3.3)",
+            Quirk::KeepAor => "registers the primary proxy's AOR whatever proxy is active (R1.3, R1.5, R2.2)",
+            Quirk::SubscriptionsStay => "leaves subscriptions at the primary proxy when the proxy fails over (R1.3, R2.2)",
+            Quirk::NoUnregisterBackup => "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback",
+            Quirk::NoUnsubscribeBackup => "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback",
+            Quirk::ReuseSubscriptionDialog => "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog",
+            Quirk::Ignore481 => "keeps refreshing a subscription answered 481 instead of starting a new one (proxy restart)",
+            Quirk::IgnoreDnsTtl => "resolves each name once and keeps using the answer after its TTL ran out (F5)",
+            Quirk::NoKeepalive => "sends no RFC 5626 keep-alives (CRLF ping or STUN) on its flows (F3)",
+            Quirk::KeepaliveTooSlow => "sends keep-alives at 150% of Flow-Timer instead of 80-100% (F3)",
+            Quirk::KeepaliveWithoutRequire => "sends keep-alives although the registrar's 2xx lacks Require: outbound",
+            Quirk::NoFlowRecovery => "never re-establishes a failed outbound flow in the background (F4)",
+            Quirk::BackoffTooEager => "re-establishes a failed flow after a tenth of the base time, below the RFC 5626 backoff (F4)",
+            Quirk::UdpOnly => "uses UDP whatever sip transport protocol says",
+            Quirk::NoOutboundProxyFailover => "never moves to the backup outbound proxy (R2.2, R3.2)",
+            Quirk::NewInstanceEachBoot => "makes a new +sip.instance at every start instead of keeping the one in --state-dir",
+            Quirk::IgnoreIcmp => "ignores ICMP port unreachable and TCP resets; notices a refused server only by the transaction timer",
         }
     }
 
@@ -97,5 +195,35 @@ mod tests {
     fn an_unknown_quirk_lists_the_known_ones() {
         let err = Quirk::parse("no-such").unwrap_err().to_string();
         assert!(err.contains("no-backup-registrar") && err.contains("late-refresh"), "{err}");
+    }
+
+    #[test]
+    fn the_quirks_the_issue_names_are_spelled_exactly_so() {
+        for name in [
+            "no-backup-registrar",
+            "late-refresh",
+            "backup-first",
+            "no-backup-proxy",
+            "no-failback",
+            "keep-aor",
+            "subscriptions-stay",
+            "no-unregister-backup",
+            "ignore-dns-ttl",
+            "no-keepalive",
+            "keepalive-too-slow",
+            "no-flow-recovery",
+            "backoff-too-eager",
+            "udp-only",
+            "no-outbound-proxy-failover",
+        ] {
+            assert!(Quirk::parse(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_quirk_says_what_it_breaks_on_one_line() {
+        for quirk in Quirk::ALL {
+            assert!(!quirk.breaks().is_empty() && !quirk.breaks().contains('\n'), "{quirk}");
+        }
     }
 }

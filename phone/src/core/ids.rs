@@ -45,3 +45,20 @@ impl IdGenerator {
         self.hex(8)
     }
 }
+
+impl IdGenerator {
+    /// A uniform random number in [0, 1), for the random parts of RFC 5626 timers.
+    pub fn unit(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
+    /// A STUN transaction id.
+    pub fn stun_transaction_id(&mut self) -> [u8; 12] {
+        self.rng.random()
+    }
+
+    /// An SDP session id.
+    pub fn session_id(&mut self) -> u32 {
+        self.rng.random_range(1..u32::MAX / 2)
+    }
+}

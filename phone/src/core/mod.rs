@@ -1,20 +1,28 @@
 //! The phone's sans-IO core: every decision the phone takes, with time and network events as inputs and wanted actions as outputs.
 //!
-//! The I/O shell ([`crate::io`]) feeds the core what happened (`start`, a datagram, a DNS answer,
-//! a flow opened or failed, a timer) and carries out what it asks, polled with
-//! [`PhoneCore::poll_output`]: look a name up, open a flow, send a message, set a timer. The core
-//! never reads a clock, a socket or a resolver, so every transition is unit-tested without them.
+//! The I/O shell ([`crate::io`]) feeds the core what happened (`start`, a datagram or stream
+//! frame, a DNS answer, a flow opened or failed, a timer, a pushed command) and carries out what
+//! it asks, polled with [`PhoneCore::poll_output`]: look a name up, open a flow, send a message,
+//! set a timer. The core never reads a clock, a socket or a resolver, so every transition is
+//! unit-tested without them.
 //!
-//! Inside, the [`sender`] turns "send this request to that configured server" into resolution,
-//! flows and client transactions, and reports each request's outcome (a final response or a
-//! failure) to its owner; the [`registration`] of a line owns its REGISTER requests and decides
-//! where to register next. Subscriptions, failback probes and outbound keep-alives will be further
-//! owners of requests beside it.
+//! Inside, the [`sender`] turns "send this request to that next hop" into resolution, flows,
+//! client transactions and digest answers, and reports each request's outcome to its owner: the
+//! line's [`registration`], the [`subscription`]s, the [`failback`] probes and the [`call`]s.
+//! [`routing`] is the failover state machine of the seed's three rows: an owner whose request
+//! failed reports it, [`routing::Failover`] decides what the failure means, and every owner then
+//! moves to the placement the state machine names ([`PhoneCore::reconcile`]). [`outbound`] keeps
+//! RFC 5626 flows alive.
 
+pub mod call;
+pub mod failback;
 mod ids;
 mod incoming;
+pub mod outbound;
 pub mod registration;
+pub mod routing;
 pub mod sender;
+pub mod subscription;
 pub mod transaction;
 
 #[cfg(test)]
@@ -25,13 +33,16 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use sip::Message;
+use sip::{Host, Message, Method, Scheme, SipUri};
 
-use crate::config::{LineConfig, SipTimers};
-use crate::quirks::Quirks;
+use crate::config::{LineConfig, PhoneConfig, PhoneTimers, SipTimers, SubscriptionSetting, TransportProtocol};
+use crate::config::Destination;
+use crate::quirks::{Quirk, Quirks};
 
-pub use registration::{RegistrarRole, RegistrationState};
+pub use registration::RegistrationState;
+pub use routing::{Dimension, FailoverScheme, Placement, Role};
 pub use sender::FailureCause;
+pub use subscription::SubscriptionState;
 
 /// A flow: the phone's connection to one remote address (over UDP, one connected socket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,36 +58,101 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// The SIP transport of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// The transport as Via names it.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// Whether the transport is a stream that delivers reliably (no retransmissions).
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// The port a server of this transport listens on by default (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    /// The transport the vendor's `sip transport protocol` selects; 0 (UDP and TCP) sends over UDP.
+    pub fn from_setting(protocol: TransportProtocol) -> Transport {
+        match protocol {
+            TransportProtocol::UdpAndTcp | TransportProtocol::Udp => Transport::Udp,
+            TransportProtocol::Tcp => Transport::Tcp,
+            TransportProtocol::Tls => Transport::Tls,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        })
+    }
+}
+
 /// A timer the core asked for. Setting a timer with the same id again replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerId {
-    /// Timer E of a request's current client transaction.
+    /// Timer A or E of a request's current client transaction.
     Retransmit(RequestId),
-    /// Timer F (the vendor's `sip transaction timer`) of a request's current client transaction.
+    /// Timer B or F (the vendor's `sip transaction timer`) of a request's current client transaction.
     TransactionTimeout(RequestId),
     /// Refresh the registration of a line.
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
     RegistrationRetry(u8),
+    /// Refresh subscription number N.
+    SubscriptionRefresh(usize),
+    /// Try subscription number N again after a failure.
+    SubscriptionRetry(usize),
+    /// Probe the failed primary of a dimension (OPTIONS).
+    FailbackProbe(Dimension),
+    /// Hang up (or give up ringing) call number N.
+    CallHangup(u64),
+    /// Send the next RFC 5626 keep-alive on a flow.
+    KeepAlive(FlowId),
+    /// The keep-alive sent on a flow was not answered in time.
+    PongTimeout(FlowId),
 }
 
-/// What to look up in the DNS for a configured server (RFC 3263 §4.2).
+/// What to look up in the DNS for a configured server (RFC 3263 §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// A/AAAA records of `host`; every address gets `port`.
     Address { host: String, port: u16 },
-    /// SRV records of `service` (`_sip._udp.<host>`), each target then looked up; `host` (port
-    /// 5060) when there are none.
-    Service { service: String, host: String },
+    /// RFC 3263 for a host without a port: NAPTR records for `transport`, then SRV
+    /// (`_sip._udp`, `_sip._tcp`, `_sips._tcp`), then A/AAAA with the transport's default port.
+    Service { host: String, transport: Transport },
 }
 
-/// Where a datagram came in, and so where a reply goes back out.
+/// Where a request or response came in, and so where a reply goes back out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
-    /// On the listening socket (`--bind`:5060), from `remote`.
+    /// On the listening UDP socket (`--bind`:5060), from `remote`.
     Listener { remote: SocketAddr },
     /// On one of the phone's flows.
     Flow(FlowId),
+    /// On a TCP connection a server opened to the phone's listening port (the shell's number).
+    Inbound { connection: u64 },
 }
 
 /// How a flow failed.
@@ -84,6 +160,10 @@ pub enum Arrival {
 pub enum TransportFailure {
     /// ICMP port unreachable (ECONNREFUSED on a connected UDP socket), or a TCP reset.
     Refused,
+    /// The connection was closed by the other side.
+    Closed,
+    /// RFC 5626: a keep-alive went unanswered, or the edge proxy answered 430 Flow Failed.
+    FlowFailed(String),
     /// Any other error opening or using the flow.
     Other(String),
 }
@@ -92,9 +172,22 @@ impl fmt::Display for TransportFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransportFailure::Refused => f.write_str("connection refused"),
+            TransportFailure::Closed => f.write_str("connection closed by the server"),
+            TransportFailure::FlowFailed(why) => write!(f, "flow failed: {why}"),
             TransportFailure::Other(detail) => f.write_str(detail),
         }
     }
+}
+
+/// A command pushed to the phone over HTTP (the vendor's XML push).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushCommand {
+    /// `Dial:<number>`: call `sip:<number>@<active proxy host>`.
+    Dial(String),
+    /// `Command: Reset`: restart the SIP stack (the shell re-creates the core).
+    Reset,
+    /// `Command: ClearLocal`: forget locally set values (refphone has none).
+    ClearLocal,
 }
 
 /// An action the core wants the shell to carry out.
@@ -102,11 +195,16 @@ impl fmt::Display for TransportFailure {
 pub enum Output {
     /// Look `lookup` up and answer with [`PhoneCore::on_resolved`].
     Resolve { request: RequestId, lookup: Lookup },
-    /// Open a flow to `remote` from `--bind` (UDP: bind port 0 and connect) and answer with
+    /// Open a flow to `remote` from `--bind` (UDP: bind port 0 and connect; TCP/TLS: bind, then
+    /// connect; TLS checks the certificate names `server_name`, else the address) and answer with
     /// [`PhoneCore::on_flow_opened`] or [`PhoneCore::on_transport_error`].
-    OpenFlow { flow: FlowId, remote: SocketAddr },
+    OpenFlow { flow: FlowId, remote: SocketAddr, transport: Transport, server_name: Option<String> },
     /// Send `message` on an open flow.
     Send { flow: FlowId, message: Message },
+    /// Send raw bytes on an open flow: an RFC 5626 keep-alive (CRLF ping, STUN binding request).
+    SendRaw { flow: FlowId, bytes: Vec<u8> },
+    /// Close a flow the core gave up on; no error comes back for it.
+    CloseFlow { flow: FlowId },
     /// Send a response back the way its request came in.
     Reply { to: Arrival, message: Message },
     /// Call [`PhoneCore::on_timer`] with `id` at `at`, replacing any earlier setting of `id`.
@@ -124,11 +222,49 @@ pub struct CoreSettings {
     pub listen_port: u16,
     pub user_agent: String,
     pub timers: SipTimers,
+    pub phone_timers: PhoneTimers,
     pub quirks: Quirks,
-    /// Line 1, the only line implemented yet.
+    /// Line 1, the only line implemented.
     pub line: LineConfig,
-    /// Seeds branches, tags and Call-IDs; fixed in tests, random in a run.
+    pub outbound_proxy: Option<Destination>,
+    pub backup_outbound_proxy: Option<Destination>,
+    /// The transport of every request (`udp-only` forces UDP).
+    pub transport: Transport,
+    /// `sip outbound support`: RFC 5626 registrations and keep-alives.
+    pub outbound_support: bool,
+    /// The phone's `+sip.instance` (`urn:uuid:...`), kept in `--state-dir`.
+    pub instance_id: String,
+    /// What to subscribe to.
+    pub subscriptions: Vec<SubscriptionSetting>,
+    /// Seeds branches, tags, Call-IDs and random delays; fixed in tests, random in a run.
     pub id_seed: u64,
+}
+
+impl CoreSettings {
+    /// The settings for line 1 of `config`, the phone bound to `bind_ip`.
+    pub fn from_config(config: &PhoneConfig, bind_ip: IpAddr, quirks: Quirks, instance_id: String, id_seed: u64) -> CoreSettings {
+        let transport = if quirks.has(Quirk::UdpOnly) {
+            Transport::Udp
+        } else {
+            Transport::from_setting(config.transport_protocol.unwrap_or(TransportProtocol::Udp))
+        };
+        CoreSettings {
+            bind_ip,
+            listen_port: transport.default_port(),
+            user_agent: crate::user_agent(),
+            timers: config.timers(),
+            phone_timers: config.phone_timers(),
+            line: config.line(1),
+            outbound_proxy: config.outbound_proxy.destination(),
+            backup_outbound_proxy: config.backup_outbound_proxy.destination(),
+            transport,
+            outbound_support: config.outbound_support == Some(true),
+            instance_id,
+            subscriptions: config.subscriptions(),
+            quirks,
+            id_seed,
+        }
+    }
 }
 
 /// What every part of the core shares: the settings, the identifier source and the outputs queued so far.
@@ -151,6 +287,53 @@ impl Context {
     pub fn cancel_timer(&mut self, id: TimerId) {
         self.push(Output::CancelTimer { id });
     }
+
+    pub fn quirk(&self, quirk: Quirk) -> bool {
+        self.settings.quirks.has(quirk)
+    }
+
+    /// The Contact URI of the phone: its address and listening port, `;transport=` for TCP and
+    /// TLS, and `;ob` when `ob` is asked for (see [`outbound`]).
+    pub fn contact_uri(&self, ob: bool) -> SipUri {
+        let settings = &self.settings;
+        let user = settings.line.user_name.as_deref();
+        let mut uri = SipUri::new(Scheme::Sip, user, Host::from(settings.bind_ip), Some(settings.listen_port));
+        if settings.transport != Transport::Udp {
+            uri.params.set("transport", Some(&settings.transport.to_string()));
+        }
+        if ob {
+            uri.params.set("ob", None);
+        }
+        uri
+    }
+}
+
+/// Why owners are asked to move to the active placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// A primary failed: move to the backup; the old place is down, so nothing is released there.
+    Failover,
+    /// A primary is back: move back, and release (un-REGISTER, un-SUBSCRIBE) what is held at the backup.
+    Failback,
+}
+
+/// A request failed in a way that means its server is down: what the failover state machine needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerDown {
+    pub target: routing::Target,
+    /// The placement the request was sent with.
+    pub used: Placement,
+    pub cause: String,
+    /// No answer at all (the vendor's "timeout" retry timers apply), rather than a refusal or an error.
+    pub timed_out: bool,
+}
+
+/// Who owns a request that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Registration,
+    Subscription(usize),
+    Call,
 }
 
 /// The whole phone as a state machine.
@@ -158,29 +341,51 @@ impl Context {
 pub struct PhoneCore {
     context: Context,
     sender: sender::RequestSender,
+    failover: routing::Failover,
     registration: registration::Registration,
+    subscriptions: subscription::Subscriptions,
+    probes: failback::FailbackProbes,
+    calls: call::Calls,
+    keepalives: outbound::KeepAlives,
 }
 
 impl PhoneCore {
     pub fn new(settings: CoreSettings) -> PhoneCore {
+        let failover = routing::Failover::new(&settings);
         let registration = registration::Registration::new(&settings);
+        let subscriptions = subscription::Subscriptions::new(&settings);
         PhoneCore {
             context: Context { ids: ids::IdGenerator::seeded(settings.id_seed), settings, outputs: VecDeque::new() },
             sender: sender::RequestSender::default(),
+            failover,
             registration,
+            subscriptions,
+            probes: failback::FailbackProbes::default(),
+            calls: call::Calls::default(),
+            keepalives: outbound::KeepAlives::default(),
         }
     }
 
-    /// The phone has booted: register.
+    /// The phone has booted: register, then subscribe.
     pub fn start(&mut self, now: Instant) {
-        self.registration.start(now, &mut self.context, &mut self.sender);
+        tracing::info!(
+            "failover scheme {:?}; transport {}; RFC 5626 outbound {}",
+            self.failover.scheme(),
+            self.context.settings.transport,
+            if self.context.settings.outbound_support { "on" } else { "off" }
+        );
+        self.registration.start(now, &mut self.context, &mut self.sender, &self.failover);
+        self.subscriptions.start(now, &mut self.context, &mut self.sender, &self.failover);
     }
 
     /// A datagram arrived. Malformed ones are logged and dropped.
     pub fn on_datagram(&mut self, now: Instant, arrival: Arrival, bytes: &[u8]) {
         match sip::classify_datagram(bytes) {
             sip::DatagramKind::KeepAlive => tracing::trace!(?arrival, "keep-alive datagram ignored"),
-            sip::DatagramKind::Stun => tracing::debug!(?arrival, "STUN datagram ignored"),
+            sip::DatagramKind::Stun => match (arrival, sip::StunMessage::decode(bytes)) {
+                (Arrival::Flow(flow), Some(stun)) => self.on_stun(now, flow, &stun),
+                _ => tracing::debug!(?arrival, "STUN datagram ignored"),
+            },
             sip::DatagramKind::Sip => match Message::parse(bytes) {
                 Ok(message) => self.on_message(now, arrival, message),
                 Err(malformed) => {
@@ -190,17 +395,35 @@ impl PhoneCore {
         }
     }
 
-    /// A parsed SIP message arrived.
+    /// A parsed SIP message arrived (a datagram, or a frame off a stream).
     pub fn on_message(&mut self, now: Instant, arrival: Arrival, message: Message) {
         if message.is_request() {
-            if let Some(reply) = incoming::answer(&message, &mut self.context) {
-                self.context.push(Output::Reply { to: arrival, message: reply });
-            }
+            self.on_request(now, arrival, &message);
             return;
         }
-        if let Some(event) = self.sender.on_response(now, &mut self.context, message) {
-            self.dispatch(now, vec![event]);
+        if let Arrival::Flow(flow) = arrival
+            && message.status() == Some(430)
+        {
+            // RFC 5626 §5.3: the edge proxy says the flow is gone.
+            self.on_flow_failed(now, flow, TransportFailure::FlowFailed("430 Flow Failed".into()));
         }
+        match self.sender.on_response(now, &mut self.context, message) {
+            sender::ResponseOutcome::Event(event) => self.dispatch(now, vec![event]),
+            sender::ResponseOutcome::StrayInviteSuccess(response) => {
+                self.calls.on_stray_success(&mut self.context, &mut self.sender, &response)
+            }
+            sender::ResponseOutcome::Ignored => {}
+        }
+    }
+
+    /// A CRLF pong arrived on a TCP/TLS flow (RFC 5626 §4.4.1).
+    pub fn on_pong(&mut self, now: Instant, flow: FlowId) {
+        self.keepalives.on_pong(now, &mut self.context, flow);
+    }
+
+    /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2).
+    pub fn on_stun(&mut self, now: Instant, flow: FlowId, stun: &sip::StunMessage) {
+        self.keepalives.on_stun(now, &mut self.context, flow, stun);
     }
 
     /// The answer to an [`Output::Resolve`]: addresses in the order to try, or why there are none.
@@ -215,10 +438,19 @@ impl PhoneCore {
         self.dispatch(now, events);
     }
 
-    /// A flow could not be opened, or reported an error (ICMP unreachable on UDP).
+    /// A flow could not be opened, or failed (ICMP unreachable on UDP, reset or close on TCP/TLS).
     pub fn on_transport_error(&mut self, now: Instant, flow: FlowId, failure: TransportFailure) {
-        let events = self.sender.on_transport_error(now, &mut self.context, flow, failure);
+        if self.context.quirk(Quirk::IgnoreIcmp) && matches!(failure, TransportFailure::Refused | TransportFailure::Closed)
+        {
+            tracing::debug!("flow {}: {failure} ignored (quirk ignore-icmp)", flow.0);
+            return;
+        }
+        let was_keepalive_flow = self.keepalives.forget(&mut self.context, flow);
+        let events = self.sender.on_transport_error(now, &mut self.context, flow, failure.clone());
         self.dispatch(now, events);
+        if was_keepalive_flow {
+            self.registration_flow_failed(now, flow, failure);
+        }
     }
 
     /// Timer `id` fired.
@@ -229,9 +461,38 @@ impl PhoneCore {
                 self.dispatch(now, events);
             }
             TimerId::RegistrationRefresh(_) | TimerId::RegistrationRetry(_) => {
-                self.registration.on_timer(now, &mut self.context, &mut self.sender, id)
+                self.registration.on_timer(now, &mut self.context, &mut self.sender, &self.failover, id)
+            }
+            TimerId::SubscriptionRefresh(_) | TimerId::SubscriptionRetry(_) => {
+                self.subscriptions.on_timer(now, &mut self.context, &mut self.sender, &self.failover, id)
+            }
+            TimerId::FailbackProbe(dimension) => {
+                self.probes.on_timer(now, &mut self.context, &mut self.sender, &self.failover, dimension)
+            }
+            TimerId::CallHangup(call) => self.calls.on_hangup_timer(now, &mut self.context, &mut self.sender, call),
+            TimerId::KeepAlive(flow) => self.keepalives.on_keepalive_timer(now, &mut self.context, flow),
+            TimerId::PongTimeout(flow) => {
+                if self.keepalives.on_pong_timeout(now, &mut self.context, flow) {
+                    self.on_flow_failed(now, flow, TransportFailure::FlowFailed("no answer to a keep-alive".into()));
+                }
             }
         }
+    }
+
+    /// A command pushed over HTTP. `Reset` is the shell's to carry out (it re-creates the core).
+    pub fn on_push(&mut self, now: Instant, command: PushCommand) {
+        match command {
+            PushCommand::Dial(number) => {
+                self.calls.dial(now, &mut self.context, &mut self.sender, &self.failover, &number)
+            }
+            PushCommand::ClearLocal => tracing::info!("Command: ClearLocal: refphone keeps no local settings"),
+            PushCommand::Reset => tracing::warn!("Command: Reset reached the core; the shell restarts the stack"),
+        }
+    }
+
+    /// Closes every flow before the core is dropped (a `Command: Reset`).
+    pub fn shut_down(&mut self) {
+        self.sender.reset(&mut self.context);
     }
 
     /// The next action for the shell, in the order the core decided them.
@@ -244,14 +505,162 @@ impl PhoneCore {
         self.registration.state()
     }
 
-    /// Hands finished requests to their owners.
+    /// Where each subscription stands, in cfg order.
+    pub fn subscription_states(&self) -> Vec<SubscriptionState> {
+        self.subscriptions.states()
+    }
+
+    /// The placement requests go to now.
+    pub fn active_placement(&self) -> Placement {
+        self.failover.active()
+    }
+
+    /// How the configured servers fail over.
+    pub fn failover_scheme(&self) -> FailoverScheme {
+        self.failover.scheme()
+    }
+
+    fn on_request(&mut self, now: Instant, arrival: Arrival, request: &Message) {
+        let Some(method) = request.method().cloned() else { return };
+        if let Err(error) = incoming::check_answerable(request) {
+            tracing::warn!("{method} request dropped: {error}");
+            return;
+        }
+        let status = match method {
+            Method::Ack => {
+                return;
+            }
+            Method::Options => 200,
+            Method::Notify => {
+                self.subscriptions.on_notify(now, &mut self.context, &mut self.sender, &self.failover, request)
+            }
+            Method::Bye => self.calls.on_bye(&mut self.context, request),
+            _ => 501,
+        };
+        let reply = incoming::reply(request, status, &mut self.context);
+        self.context.push(Output::Reply { to: arrival, message: reply });
+    }
+
+    /// Hands request outcomes to their owners, and failures that mean a server is down to the failover state machine.
     fn dispatch(&mut self, now: Instant, events: Vec<sender::RequestEvent>) {
         for event in events {
-            if self.registration.owns(event.request()) {
-                self.registration.on_request_event(now, &mut self.context, &mut self.sender, event);
+            let request = event.request();
+            let (owner, down) = if self.registration.owns(request) {
+                let down =
+                    self.registration.on_request_event(now, &mut self.context, &mut self.sender, &self.failover, event);
+                if let Some(request) = self.registration.take_keepalive_request()
+                    && let Some((_, transport)) = self.sender.flow_remote(request.flow)
+                {
+                    self.keepalives.start(now, &mut self.context, request, transport);
+                }
+                (Owner::Registration, down)
+            } else if let Some(index) = self.subscriptions.owner_of(request) {
+                let down = self.subscriptions.on_request_event(
+                    now,
+                    &mut self.context,
+                    &mut self.sender,
+                    &self.failover,
+                    index,
+                    event,
+                );
+                (Owner::Subscription(index), down)
+            } else if self.probes.owns(request) {
+                if let Some((dimension, alive)) = self.probes.on_request_event(now, &mut self.context, &self.failover, event)
+                    && alive
+                {
+                    self.on_primary_back(now, dimension);
+                }
+                continue;
+            } else if self.calls.owns(request) {
+                let down = self.calls.on_request_event(now, &mut self.context, &mut self.sender, event);
+                (Owner::Call, down)
             } else {
-                tracing::debug!("outcome of {} has no owner any more", event.request());
+                tracing::debug!("outcome of {request} has no owner any more");
+                continue;
+            };
+            if let Some(down) = down {
+                self.on_server_down(now, owner, down);
             }
+        }
+    }
+
+    /// A request of `owner` found its server down: ask the failover state machine, then move.
+    fn on_server_down(&mut self, now: Instant, owner: Owner, down: ServerDown) {
+        let verdict = self.failover.on_server_down(now, down.target, down.used);
+        match verdict {
+            routing::Verdict::FailedOver(dimension) => {
+                let active = self.failover.active();
+                tracing::warn!("primary {dimension} failed ({}); moving to the backup: {active}", down.cause);
+                self.probes.start(now, &mut self.context, dimension, self.keepalives.any_flow_up());
+                self.resume(now, owner, down.timed_out);
+                self.reconcile(now, Why::Failover);
+            }
+            routing::Verdict::AlreadyMoved => self.resume(now, owner, down.timed_out),
+            routing::Verdict::BackupFailedToo(dimension) => {
+                tracing::warn!(
+                    "backup {dimension} failed too ({}); the primary is tried first again after the retry timer",
+                    down.cause
+                );
+                self.probes.stop(&mut self.context, dimension);
+                self.retry_later(now, owner, down.timed_out);
+            }
+            routing::Verdict::NoBackup(dimension) => {
+                tracing::warn!("{dimension} failed ({}) and there is no backup to move to; retrying later", down.cause);
+                self.retry_later(now, owner, down.timed_out);
+            }
+        }
+    }
+
+    /// The owner sends again at once if its place moved since its request left, else after its retry timer.
+    fn resume(&mut self, now: Instant, owner: Owner, timed_out: bool) {
+        match owner {
+            Owner::Registration => {
+                self.registration.resume(now, &mut self.context, &mut self.sender, &self.failover, timed_out)
+            }
+            Owner::Subscription(index) => {
+                self.subscriptions.resume(now, &mut self.context, &mut self.sender, &self.failover, index, timed_out)
+            }
+            Owner::Call => {}
+        }
+    }
+
+    fn retry_later(&mut self, now: Instant, owner: Owner, timed_out: bool) {
+        match owner {
+            Owner::Registration => self.registration.retry_later(now, &mut self.context, &self.failover, timed_out),
+            Owner::Subscription(index) => self.subscriptions.retry_later(now, &mut self.context, index, timed_out),
+            Owner::Call => {}
+        }
+    }
+
+    /// A probe found the failed primary of `dimension` answering again: move back.
+    fn on_primary_back(&mut self, now: Instant, dimension: Dimension) {
+        if self.failover.on_primary_back(dimension) {
+            tracing::info!("primary {dimension} answers again; moving back: {}", self.failover.active());
+            self.reconcile(now, Why::Failback);
+        }
+    }
+
+    /// Every owner moves to the active placement.
+    fn reconcile(&mut self, now: Instant, why: Why) {
+        self.registration.reconcile(now, &mut self.context, &mut self.sender, &self.failover, why);
+        self.subscriptions.reconcile(now, &mut self.context, &mut self.sender, &self.failover, why);
+    }
+
+    /// A flow failed by RFC 5626's rules (no pong, 430): close it; what ran on it fails over.
+    fn on_flow_failed(&mut self, now: Instant, flow: FlowId, failure: TransportFailure) {
+        let was_keepalive_flow = self.keepalives.forget(&mut self.context, flow);
+        let events = self.sender.close_flow(now, &mut self.context, flow, failure.clone());
+        self.dispatch(now, events);
+        if was_keepalive_flow {
+            self.registration_flow_failed(now, flow, failure);
+        }
+    }
+
+    /// The flow the registration keeps alive failed with no request on it: the registration's
+    /// server counts as down, so the failover state machine decides where to register now.
+    fn registration_flow_failed(&mut self, now: Instant, flow: FlowId, failure: TransportFailure) {
+        if let Some(down) = self.registration.on_flow_failed(flow, &failure) {
+            self.on_server_down(now, Owner::Registration, down);
         }
     }
 }

@@ -1,41 +1,36 @@
-//! A line's registration (RFC 3261 §10): where to REGISTER, answering challenges and 423, refreshing, and moving to the backup registrar when the primary fails (R1.2).
+//! A line's registration (RFC 3261 §10): REGISTER at the active registrar with the active AOR, refresh, follow the failover state machine, and release bindings left at a backup when a primary returns.
 //!
-//! Two dimensions decide a REGISTER: the active registrar (where it goes, named in the
-//! Request-URI) and the active proxy (whose host makes the AOR in To and From). Only the registrar
-//! dimension moves yet; the proxy dimension, failback probes and un-REGISTERs come later, and
-//! keep one call leg (Call-ID, CSeq) per (registrar, AOR) pair as this code already does.
+//! Two dimensions decide a REGISTER (see [`super::routing`]): the active registrar (where it
+//! goes, named in the Request-URI) and the active proxy (whose host makes the AOR in To and
+//! From). Each (registrar, AOR) pair keeps its own call leg (Call-ID, From tag, CSeq), so a
+//! registration that comes back to a registrar continues its old Call-ID.
+//!
+//! Every binding the phone holds is remembered with the path it was made on. After a failback
+//! (a primary returned) and the new REGISTER succeeded, each other binding still held at a server
+//! that is not marked failed is un-REGISTERed (`Expires: 0`): the binding at the backup
+//! registrar, or the backup AOR's binding at the active registrar. At failover nothing is
+//! released (the old server is down; un-REGISTERing there is allowed, not required).
+//!
+//! With RFC 5626 outbound (`sip outbound support: 1`) the Contact carries `+sip.instance` and
+//! `reg-id` (1 through the primary outbound proxy or straight to the registrar, 2 through the
+//! backup outbound proxy), the REGISTER `Supported: outbound, path`, and the Contact URI `;ob`
+//! only when the phone registers without an outbound proxy (the registrar is its edge; see
+//! [`super::outbound`]). Keep-alives start on the flow only after a 2xx with `Require: outbound`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use sip::{CSeq, Contact, Credentials, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
+use sip::{CSeq, Contact, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
+use super::routing::{Failover, Placement, Role, Target, server_uri};
 use super::sender::{FailureCause, RequestEvent, RequestSender};
-use super::{Context, CoreSettings, RequestId, TimerId};
-use crate::config::{DEFAULT_SIP_PORT, Destination};
+use super::{Context, CoreSettings, FlowId, RequestId, ServerDown, TimerId, TransportFailure, Why};
+use crate::config::DEFAULT_SIP_PORT;
 use crate::quirks::Quirk;
 
 /// The Max-Forwards of every request (RFC 3261 §8.1.1.6).
-const MAX_FORWARDS: u32 = 70;
-/// Challenges answered in a row before the credentials count as refused.
-const MAX_CHALLENGES_IN_A_ROW: u8 = 2;
-
-/// Which of a line's two registrars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RegistrarRole {
-    Primary,
-    Backup,
-}
-
-impl fmt::Display for RegistrarRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RegistrarRole::Primary => "primary",
-            RegistrarRole::Backup => "backup",
-        })
-    }
-}
+pub(crate) const MAX_FORWARDS: u32 = 70;
 
 /// Where a line's registration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,68 +39,58 @@ pub enum RegistrationState {
     Disabled,
     /// Not started.
     Idle,
-    /// A REGISTER is in flight (a first registration, a refresh or a retry).
-    Registering { registrar: RegistrarRole },
+    /// A REGISTER is in flight (a first registration, a refresh, a move or a retry).
+    Registering { registrar: Role },
     /// Bound at `registrar` until `expires_at`; a refresh is scheduled.
-    Registered { registrar: RegistrarRole, expires_at: Instant },
+    Registered { registrar: Role, expires_at: Instant },
     /// The last attempt failed; the next goes to `registrar` at `at`.
-    WaitingToRetry { registrar: RegistrarRole, at: Instant },
+    WaitingToRetry { registrar: Role, at: Instant },
 }
 
-/// Why a REGISTER did not register.
+/// Why a REGISTER did not register, when its server is not down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RegisterFailure {
-    /// No final response: timeout, transport error or DNS failure.
-    NoResponse(FailureCause),
-    /// A final response that is not a success.
+    /// A final response that is not a success and does not mean the server is down.
     Status(u16),
-    /// A response the phone cannot act on (a challenge it cannot answer, 423 without Min-Expires, expires=0).
+    /// A response the phone cannot act on (refused credentials, 423 without Min-Expires, expires=0).
     Unusable(String),
-}
-
-impl RegisterFailure {
-    /// Whether this failure means the registrar is down, so the backup takes over: timeouts,
-    /// transport and DNS errors, 408 (the vendor treats it as a timeout), and every 5xx and 6xx.
-    fn means_registrar_down(&self) -> bool {
-        match self {
-            RegisterFailure::NoResponse(_) => true,
-            RegisterFailure::Status(status) => *status == 408 || *status >= 500,
-            RegisterFailure::Unusable(_) => false,
-        }
-    }
 }
 
 impl fmt::Display for RegisterFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegisterFailure::NoResponse(cause) => write!(f, "{cause}"),
             RegisterFailure::Status(status) => write!(f, "{status} {}", sip::reason_phrase(*status)),
             RegisterFailure::Unusable(why) => f.write_str(why),
         }
     }
 }
 
+/// Whether a final response means the server is down: 408 (the vendor treats it as a timeout),
+/// and every 5xx and 6xx.
+pub(crate) fn status_means_server_down(status: u16) -> bool {
+    status == 408 || status >= 500
+}
+
 /// The account of a line that registers.
 #[derive(Debug, Clone)]
 struct Account {
     user: String,
-    auth_name: String,
-    password: String,
     display_name: Option<String>,
-    primary_registrar: Destination,
-    backup_registrar: Option<Destination>,
-    /// The host of the primary AOR: `sip proxy ip` as written, else the registrar's host.
-    primary_aor_host: Host,
-    contact: SipUri,
 }
 
-impl Account {
-    fn registrar(&self, role: RegistrarRole) -> &Destination {
-        match (role, &self.backup_registrar) {
-            (RegistrarRole::Backup, Some(backup)) => backup,
-            _ => &self.primary_registrar,
-        }
-    }
+/// One binding at a registrar: which registrar, which AOR, which RFC 5626 flow (`reg-id`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct BindingKey {
+    registrar: Role,
+    aor: String,
+    reg_id: Option<u32>,
+}
+
+/// A binding the phone holds, with the path it was made on.
+#[derive(Debug, Clone)]
+struct HeldBinding {
+    path: Placement,
+    expires_at: Instant,
 }
 
 /// The Call-ID, From tag and CSeq of the REGISTERs to one registrar for one AOR (RFC 3261 §10.2).
@@ -119,12 +104,11 @@ struct RegisterCallLeg {
 }
 
 /// The REGISTER in flight.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PendingRegister {
     request: RequestId,
-    registrar: RegistrarRole,
-    /// Challenges answered in a row for this registration.
-    challenges_answered: u8,
+    placement: Placement,
+    key: BindingKey,
     requested_expires: u32,
 }
 
@@ -132,86 +116,164 @@ struct PendingRegister {
 pub(crate) struct Registration {
     line: u8,
     account: Option<Account>,
-    /// Set while the primary registrar is marked failed: registrations go to the backup.
-    primary_registrar_failed_since: Option<Instant>,
-    call_legs: HashMap<(RegistrarRole, String), RegisterCallLeg>,
+    call_legs: HashMap<(Role, String), RegisterCallLeg>,
     pending: Option<PendingRegister>,
+    /// un-REGISTERs in flight; their outcome changes nothing.
+    releasing: BTreeMap<RequestId, BindingKey>,
+    bindings: BTreeMap<BindingKey, HeldBinding>,
     state: RegistrationState,
-    /// The registrar the last REGISTER succeeded at, until one fails: a refresh there is no news.
-    bound_at: Option<RegistrarRole>,
+    /// The binding in effect (the last successful REGISTER), its path and the flow it went on.
+    current: Option<(BindingKey, Placement, FlowId)>,
+    /// The placement of the last REGISTER sent, successful or not.
+    last_placement: Option<Placement>,
+    /// Set by a failback: once the next REGISTER succeeds, release the other bindings.
+    release_after_success: bool,
+    /// What the last outbound 2xx asked of its flow, until the core takes it.
+    keepalive_request: Option<super::outbound::KeepAliveRequest>,
 }
 
 impl Registration {
     pub fn new(settings: &CoreSettings) -> Registration {
         let line = &settings.line;
         let account = match (&line.user_name, &line.registrar) {
-            (Some(user), Some(registrar)) => Some(Account {
-                user: user.clone(),
-                auth_name: line.auth_name.clone().unwrap_or_else(|| user.clone()),
-                password: line.password.clone(),
-                display_name: line.display_name.clone(),
-                primary_registrar: registrar.clone(),
-                backup_registrar: line.backup_registrar.clone(),
-                primary_aor_host: line.proxy.as_ref().unwrap_or(registrar).host.clone(),
-                contact: SipUri::new(Scheme::Sip, Some(user), Host::from(settings.bind_ip), Some(settings.listen_port)),
-            }),
+            (Some(user), Some(_)) => Some(Account { user: user.clone(), display_name: line.display_name.clone() }),
             _ => None,
         };
         Registration {
             line: line.line,
             state: if account.is_some() { RegistrationState::Idle } else { RegistrationState::Disabled },
             account,
-            primary_registrar_failed_since: None,
             call_legs: HashMap::new(),
             pending: None,
-            bound_at: None,
+            releasing: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            current: None,
+            last_placement: None,
+            release_after_success: false,
+            keepalive_request: None,
         }
+    }
+
+    /// The keep-alives the last outbound 2xx asked for, once.
+    pub fn take_keepalive_request(&mut self) -> Option<super::outbound::KeepAliveRequest> {
+        self.keepalive_request.take()
     }
 
     pub fn state(&self) -> &RegistrationState {
         &self.state
     }
 
-    /// Whether `request` is this registration's REGISTER in flight.
+    /// Whether `request` is this registration's REGISTER or un-REGISTER in flight.
     pub fn owns(&self, request: RequestId) -> bool {
-        self.pending.is_some_and(|p| p.request == request)
+        self.pending.as_ref().is_some_and(|p| p.request == request) || self.releasing.contains_key(&request)
     }
 
-    pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender) {
-        let Some(account) = &self.account else {
+    pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
+        if self.account.is_none() {
             tracing::warn!("line {}: no user name or no registrar configured; not registering", self.line);
             return;
-        };
+        }
+        let placement = failover.active();
         tracing::info!(
             "line {}: registering {} at {} registrar {}",
             self.line,
-            self.aor(account),
-            RegistrarRole::Primary,
-            account.primary_registrar.host
+            self.aor(failover, placement).map(|a| a.to_string()).unwrap_or_default(),
+            placement.registrar,
+            failover.registrar(placement).map(|r| r.host.to_string()).unwrap_or_default()
         );
-        self.send_register(now, context, sender, None, 0);
+        self.send_register(now, context, sender, failover, placement);
     }
 
-    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, id: TimerId) {
+    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, id: TimerId) {
         if self.pending.is_some() {
             return;
         }
         match (id, &self.state) {
-            (TimerId::RegistrationRefresh(_), RegistrationState::Registered { registrar, .. }) => {
-                if let Some(account) = &self.account {
-                    tracing::debug!(
-                        "line {}: refreshing registration at {}",
-                        self.line,
-                        account.registrar(*registrar).host
-                    );
-                }
-                self.send_register(now, context, sender, None, 0);
-            }
-            (TimerId::RegistrationRetry(_), RegistrationState::WaitingToRetry { .. }) => {
-                self.send_register(now, context, sender, None, 0);
+            (TimerId::RegistrationRefresh(_), RegistrationState::Registered { .. })
+            | (TimerId::RegistrationRetry(_), RegistrationState::WaitingToRetry { .. }) => {
+                self.send_register(now, context, sender, failover, failover.active());
             }
             _ => {}
         }
+    }
+
+    /// Moves the registration to the active placement, if it is elsewhere (see the module doc).
+    pub fn reconcile(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, why: Why) {
+        if matches!(self.state, RegistrationState::Disabled | RegistrationState::Idle) {
+            return;
+        }
+        let desired = failover.active();
+        if why == Why::Failback {
+            self.release_after_success = true;
+        }
+        let here = match &self.pending {
+            Some(pending) => pending.placement == desired,
+            None => self.last_placement == Some(desired),
+        };
+        if here {
+            if why == Why::Failback && matches!(self.state, RegistrationState::Registered { .. }) {
+                // Already where the failback leads (the move happened by a refresh): release now.
+                self.release_after_success = false;
+                self.release_stale_bindings(now, context, sender, failover);
+            }
+            return;
+        }
+        if let Some(pending) = self.pending.take() {
+            sender.abandon(context, pending.request);
+        }
+        self.send_register(now, context, sender, failover, desired);
+    }
+
+    /// After a failure: send again at once if the active placement moved since, else retry later.
+    pub fn resume(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, timed_out: bool) {
+        if self.pending.is_some() {
+            return;
+        }
+        if self.last_placement != Some(failover.active()) {
+            self.send_register(now, context, sender, failover, failover.active());
+        } else {
+            self.retry_later(now, context, failover, timed_out);
+        }
+    }
+
+    /// Waits the vendor's retry timer (`sip registration timeout retry timer` after no answer,
+    /// `sip registration retry timer` otherwise; with RFC 5626 outbound, the flow recovery
+    /// backoff) before the next REGISTER to the active registrar.
+    pub fn retry_later(&mut self, now: Instant, context: &mut Context, failover: &Failover, timed_out: bool) {
+        if self.account.is_none() {
+            return;
+        }
+        let timers = &context.settings.timers;
+        let delay = if context.settings.outbound_support {
+            super::outbound::recovery_wait(context, 1, false)
+        } else if timed_out {
+            timers.registration_timeout_retry
+        } else {
+            timers.registration_retry
+        };
+        let at = now + delay;
+        self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at };
+        self.last_placement = Some(failover.active());
+        context.set_timer(TimerId::RegistrationRetry(self.line), at);
+        tracing::info!("line {}: next REGISTER in {:.3}s", self.line, delay.as_secs_f64());
+    }
+
+    /// The flow the registration was made on failed: the registration is gone with it.
+    pub fn on_flow_failed(&mut self, flow: FlowId, failure: &TransportFailure) -> Option<ServerDown> {
+        let (key, placement, current_flow) = self.current.clone()?;
+        if current_flow != flow || self.pending.is_some() {
+            return None;
+        }
+        self.current = None;
+        self.bindings.remove(&key);
+        // The next REGISTER goes wherever the failover state machine says, even the same place.
+        self.last_placement = None;
+        Some(ServerDown {
+            target: Target::Registrar,
+            used: placement,
+            cause: format!("registration flow failed: {failure}"),
+            timed_out: false,
+        })
     }
 
     pub fn on_request_event(
@@ -219,51 +281,98 @@ impl Registration {
         now: Instant,
         context: &mut Context,
         sender: &mut RequestSender,
+        failover: &Failover,
         event: RequestEvent,
-    ) {
-        let Some(pending) = self.pending.take_if(|p| p.request == event.request()) else { return };
+    ) -> Option<ServerDown> {
+        if let Some(key) = self.releasing.remove(&event.request()) {
+            match &event {
+                RequestEvent::Final { response, .. } => {
+                    tracing::info!("un-REGISTER of {} at {} registrar: {}", key.aor, key.registrar, status_line(response))
+                }
+                RequestEvent::Failed { cause, .. } => {
+                    tracing::info!("un-REGISTER of {} at {} registrar failed: {cause}", key.aor, key.registrar)
+                }
+                RequestEvent::Provisional { .. } => {
+                    self.releasing.insert(event.request(), key);
+                }
+            }
+            return None;
+        }
+        let pending = self.pending.clone().filter(|p| p.request == event.request())?;
         match event {
-            RequestEvent::Final { response, .. } => self.on_final_response(now, context, sender, pending, &response),
-            RequestEvent::Failed { cause, .. } => {
-                self.on_failure(now, context, sender, pending.registrar, RegisterFailure::NoResponse(cause))
+            RequestEvent::Provisional { .. } => None,
+            RequestEvent::Final { response, flow, .. } => {
+                self.pending = None;
+                if let Ok(cseq) = response.cseq() {
+                    self.note_cseq(&pending.key, cseq.seq);
+                }
+                self.on_final_response(now, context, sender, failover, pending, &response, flow)
+            }
+            RequestEvent::Failed { cause, cseq, .. } => {
+                self.pending = None;
+                self.note_cseq(&pending.key, cseq);
+                self.current = None;
+                Some(ServerDown {
+                    target: Target::Registrar,
+                    used: pending.placement,
+                    timed_out: cause.is_timeout(),
+                    cause: self.describe_failure(failover, pending.placement, &cause),
+                })
             }
         }
     }
 
-    /// The registrar REGISTERs go to now: the backup while the primary is marked failed.
-    fn active_registrar(&self) -> RegistrarRole {
-        let has_backup = self.account.as_ref().is_some_and(|a| a.backup_registrar.is_some());
-        if self.primary_registrar_failed_since.is_some() && has_backup {
-            RegistrarRole::Backup
-        } else {
-            RegistrarRole::Primary
+    fn describe_failure(&self, failover: &Failover, placement: Placement, cause: &FailureCause) -> String {
+        let registrar = failover.registrar(placement).map(|r| r.host.to_string()).unwrap_or_default();
+        format!("REGISTER to {registrar}: {cause}")
+    }
+
+    fn note_cseq(&mut self, key: &BindingKey, used: u32) {
+        if let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) {
+            leg.next_cseq = leg.next_cseq.max(used + 1);
         }
     }
 
-    /// The host of the AOR registered now (the proxy dimension will switch it to the backup proxy's).
-    fn aor_host<'a>(&self, account: &'a Account) -> &'a Host {
-        &account.primary_aor_host
+    /// The AOR under `placement`: `sip:<user>@<active proxy host>`.
+    fn aor(&self, failover: &Failover, placement: Placement) -> Option<SipUri> {
+        let account = self.account.as_ref()?;
+        let host: Host = failover.aor_host(placement)?.clone();
+        Some(SipUri::new(Scheme::Sip, Some(&account.user), host, None))
     }
 
-    fn aor(&self, account: &Account) -> SipUri {
-        SipUri::new(Scheme::Sip, Some(&account.user), self.aor_host(account).clone(), None)
+    /// The RFC 5626 `reg-id` of a REGISTER under `placement`, when outbound is on.
+    fn reg_id(context: &Context, failover: &Failover, placement: Placement) -> Option<u32> {
+        if !context.settings.outbound_support {
+            return None;
+        }
+        let through_backup = failover.outbound_proxies().is_some_and(|p| p.backup.is_some()) && placement.outbound == Role::Backup;
+        Some(if through_backup { 2 } else { 1 })
     }
 
-    /// Sends a REGISTER to the active registrar, with `authorization` answering a challenge.
-    fn send_register(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        sender: &mut RequestSender,
-        authorization: Option<(HeaderName, Credentials)>,
-        challenges_answered: u8,
-    ) {
-        let Some(account) = &self.account else { return };
-        let registrar = self.active_registrar();
-        let destination = account.registrar(registrar).clone();
-        let aor = self.aor(account);
+    /// The Contact of a REGISTER: with outbound, `+sip.instance` and `reg-id`, and `;ob` on the
+    /// URI when there is no outbound proxy; `expires` for an un-REGISTER.
+    fn contact(context: &Context, failover: &Failover, reg_id: Option<u32>, expires: Option<u32>) -> String {
+        let ob = reg_id.is_some() && failover.outbound_proxies().is_none();
+        let mut contact = NameAddr::new(context.contact_uri(ob));
+        if let Some(reg_id) = reg_id {
+            contact.params.set_quoted("+sip.instance", &format!("<{}>", context.settings.instance_id));
+            contact.params.set("reg-id", Some(&reg_id.to_string()));
+        }
+        if let Some(expires) = expires {
+            contact.params.set("expires", Some(&expires.to_string()));
+        }
+        contact.to_string()
+    }
+
+    /// Sends a REGISTER for the binding `placement` names.
+    fn send_register(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, placement: Placement) {
+        let Some(account) = self.account.clone() else { return };
+        let (Some(registrar), Some(aor)) = (failover.registrar(placement).cloned(), self.aor(failover, placement)) else {
+            return;
+        };
+        let key = BindingKey { registrar: placement.registrar, aor: aor.to_string(), reg_id: Self::reg_id(context, failover, placement) };
         let bind_ip = context.settings.bind_ip;
-        let leg = self.call_legs.entry((registrar, aor.to_string())).or_insert_with(|| RegisterCallLeg {
+        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
             call_id: context.ids.call_id(bind_ip),
             from_tag: context.ids.tag(),
             next_cseq: 1,
@@ -273,193 +382,211 @@ impl Registration {
         leg.next_cseq += 1;
         let configured_expires = whole_seconds(context.settings.line.registration_period);
         let requested_expires = configured_expires.max(leg.min_expires.unwrap_or(0));
+        let (call_id, from_tag) = (leg.call_id.clone(), leg.from_tag.clone());
 
-        let mut register = Message::request(Method::Register, registrar_uri(&destination));
+        let hop = failover.hop(placement, &registrar);
+        let mut register = Message::request(Method::Register, server_uri(&registrar));
+        if let Some(route) = &hop.route {
+            register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
+        }
         register.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
         let mut from = NameAddr::new(aor.clone());
         from.display_name = account.display_name.clone();
-        from.params.set("tag", Some(&leg.from_tag));
+        from.params.set("tag", Some(&from_tag));
         register.push_header(HeaderName::From, from);
         register.push_header(HeaderName::To, NameAddr::new(aor));
-        register.push_header(HeaderName::CallId, &leg.call_id);
+        register.push_header(HeaderName::CallId, &call_id);
         register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
-        register.push_header(HeaderName::Contact, NameAddr::new(account.contact.clone()));
+        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
         register.push_header(HeaderName::Expires, requested_expires);
-        if let Some((header, credentials)) = authorization {
-            register.push_header(header, credentials);
+        if key.reg_id.is_some() {
+            register.push_header(HeaderName::Supported, "outbound, path");
         }
         register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
 
-        let request = sender.send(now, context, &destination, register);
-        self.pending = Some(PendingRegister { request, registrar, challenges_answered, requested_expires });
-        self.state = RegistrationState::Registering { registrar };
+        let request = sender.send(now, context, &hop.next_hop, register);
+        self.pending = Some(PendingRegister { request, placement, key, requested_expires });
+        self.last_placement = Some(placement);
+        self.state = RegistrationState::Registering { registrar: placement.registrar };
         context.cancel_timer(TimerId::RegistrationRefresh(self.line));
         context.cancel_timer(TimerId::RegistrationRetry(self.line));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_final_response(
         &mut self,
         now: Instant,
         context: &mut Context,
         sender: &mut RequestSender,
+        failover: &Failover,
         pending: PendingRegister,
         response: &Message,
-    ) {
-        let Some(status) = response.status() else { return };
+        flow: FlowId,
+    ) -> Option<ServerDown> {
+        let status = response.status()?;
         match status {
-            200..=299 => self.on_registered(now, context, sender, pending, response),
-            401 | 407 => match self.answer_challenge(context, pending, response) {
-                Ok(authorization) => {
-                    self.send_register(now, context, sender, Some(authorization), pending.challenges_answered + 1)
-                }
-                Err(why) => self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why)),
-            },
-            423 => match response.min_expires() {
-                Ok(Some(min)) if min > pending.requested_expires => {
-                    tracing::info!("line {}: registrar asks for expires of at least {min} (423); retrying", self.line);
-                    if let Some(leg) = self.current_leg_mut(pending.registrar) {
-                        leg.min_expires = Some(min);
+            200..=299 => {
+                self.on_registered(now, context, sender, failover, pending, response, flow);
+                None
+            }
+            423 => {
+                match response.min_expires() {
+                    Ok(Some(min)) if min > pending.requested_expires => {
+                        tracing::info!("line {}: registrar asks for expires of at least {min} (423); retrying", self.line);
+                        if let Some(leg) = self.call_legs.get_mut(&(pending.key.registrar, pending.key.aor.clone())) {
+                            leg.min_expires = Some(min);
+                        }
+                        self.send_register(now, context, sender, failover, pending.placement);
                     }
-                    self.send_register(now, context, sender, None, 0);
+                    _ => {
+                        let why = "423 without a usable Min-Expires above the requested expiry".to_owned();
+                        self.on_refused(now, context, failover, RegisterFailure::Unusable(why));
+                    }
                 }
-                _ => {
-                    let why = "423 without a usable Min-Expires above the requested expiry".to_owned();
-                    self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why))
-                }
-            },
-            _ => self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Status(status)),
+                None
+            }
+            401 | 407 => {
+                let why = format!("{status} after the answered challenges: credentials refused");
+                self.on_refused(now, context, failover, RegisterFailure::Unusable(why));
+                None
+            }
+            status if status_means_server_down(status) => {
+                self.current = None;
+                let registrar = failover.registrar(pending.placement).map(|r| r.host.to_string()).unwrap_or_default();
+                Some(ServerDown {
+                    target: Target::Registrar,
+                    used: pending.placement,
+                    cause: format!("REGISTER to {registrar}: {}", status_line(response)),
+                    timed_out: status == 408,
+                })
+            }
+            _ => {
+                self.on_refused(now, context, failover, RegisterFailure::Status(status));
+                None
+            }
         }
     }
 
-    /// The credentials answering a 401 or 407 for the next REGISTER.
-    fn answer_challenge(
-        &self,
-        context: &mut Context,
-        pending: PendingRegister,
-        response: &Message,
-    ) -> Result<(HeaderName, Credentials), String> {
-        let status = response.status().unwrap_or(401);
-        if pending.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
-            return Err(format!(
-                "{status} again after {} answered challenges: credentials refused",
-                pending.challenges_answered
-            ));
-        }
-        let account = self.account.as_ref().ok_or("no account")?;
-        let challenges = response.challenges().map_err(|e| format!("{status} with an unreadable challenge: {e}"))?;
-        let challenge =
-            challenges.iter().find(|c| c.is_digest()).ok_or_else(|| format!("{status} without a Digest challenge"))?;
-        let uri = registrar_uri(account.registrar(pending.registrar)).to_string();
-        let cnonce = context.ids.cnonce();
-        let credentials =
-            Credentials::answer(challenge, &account.auth_name, &account.password, "REGISTER", &uri, &cnonce, 1);
-        let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
-        tracing::debug!("line {}: answering {status} challenge of realm {:?}", self.line, challenge.realm());
-        Ok((header, credentials))
+    /// The registrar answered, but not with a registration, and is not down: retry the same place later.
+    fn on_refused(&mut self, now: Instant, context: &mut Context, failover: &Failover, failure: RegisterFailure) {
+        self.current = None;
+        tracing::warn!("line {}: registration refused ({failure})", self.line);
+        self.retry_later(now, context, failover, false);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_registered(
         &mut self,
         now: Instant,
         context: &mut Context,
         sender: &mut RequestSender,
+        failover: &Failover,
         pending: PendingRegister,
         response: &Message,
+        flow: FlowId,
     ) {
-        let Some(account) = &self.account else { return };
-        let granted = granted_expiry(response, &account.contact).unwrap_or(pending.requested_expires);
+        let ours = context.contact_uri(false);
+        let granted = granted_expiry(response, &ours).unwrap_or(pending.requested_expires);
         if granted == 0 {
             let why = "2xx granting expires=0".to_owned();
-            return self.on_failure(now, context, sender, pending.registrar, RegisterFailure::Unusable(why));
+            return self.on_refused(now, context, failover, RegisterFailure::Unusable(why));
         }
         let granted_for = Duration::from_secs(u64::from(granted));
-        let refresh_share = if context.settings.quirks.has(Quirk::LateRefresh) { 1.25 } else { 0.5 };
+        let refresh_share = if context.quirk(Quirk::LateRefresh) { 1.25 } else { 0.5 };
         let refresh_at = now + granted_for.mul_f64(refresh_share);
-        let registrar_host = &account.registrar(pending.registrar).host;
-        if self.bound_at == Some(pending.registrar) {
-            tracing::debug!("refreshed at {registrar_host} expires={granted}");
-        } else {
+        let registrar_host = failover.registrar(pending.placement).map(|r| r.host.to_string()).unwrap_or_default();
+        let news = self.current.as_ref().map(|(key, placement, _)| (key, placement)) != Some((&pending.key, &pending.placement));
+        if news {
             tracing::info!(
-                "registered at {registrar_host} expires={granted} (line {}, {} registrar, aor {})",
+                "registered {} at {registrar_host} expires={granted} (line {}, {})",
+                pending.key.aor,
                 self.line,
-                pending.registrar,
-                self.aor(account)
+                pending.placement
             );
+        } else {
+            tracing::debug!("refreshed at {registrar_host} expires={granted}");
         }
-        self.bound_at = Some(pending.registrar);
-        self.state = RegistrationState::Registered { registrar: pending.registrar, expires_at: now + granted_for };
+        self.bindings.retain(|_, held| held.expires_at > now);
+        self.bindings.insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
+        self.current = Some((pending.key.clone(), pending.placement, flow));
+        self.state = RegistrationState::Registered { registrar: pending.placement.registrar, expires_at: now + granted_for };
         context.set_timer(TimerId::RegistrationRefresh(self.line), refresh_at);
+        if self.release_after_success {
+            self.release_after_success = false;
+            self.release_stale_bindings(now, context, sender, failover);
+        }
+        if pending.key.reg_id.is_some() {
+            self.keepalive_request = super::outbound::keepalive_request(context, flow, response);
+        }
     }
 
-    /// A REGISTER to `registrar` failed: move to the backup registrar, or retry later.
-    fn on_failure(
+    /// un-REGISTERs every binding but the current one that is held at a server not marked failed.
+    fn release_stale_bindings(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
+        let Some((current, _, _)) = self.current.clone() else { return };
+        let stale: Vec<(BindingKey, HeldBinding)> = self
+            .bindings
+            .iter()
+            .filter(|(key, held)| **key != current && held.expires_at > now && !failover.uses_failed_primary(held.path))
+            .map(|(key, held)| (key.clone(), held.clone()))
+            .collect();
+        for (key, held) in stale {
+            self.bindings.remove(&key);
+            if context.quirk(Quirk::NoUnregisterBackup) {
+                tracing::info!("not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)", key.aor, key.registrar);
+                continue;
+            }
+            self.send_unregister(now, context, sender, failover, &key, held.path);
+        }
+    }
+
+    fn send_unregister(
         &mut self,
         now: Instant,
         context: &mut Context,
         sender: &mut RequestSender,
-        registrar: RegistrarRole,
-        failure: RegisterFailure,
+        failover: &Failover,
+        key: &BindingKey,
+        path: Placement,
     ) {
-        self.bound_at = None;
-        let Some(account) = &self.account else { return };
-        let failed_host = account.registrar(registrar).host.clone();
-        let primary_host = account.primary_registrar.host.clone();
-        let usable_backup = account
-            .backup_registrar
-            .as_ref()
-            .filter(|_| !context.settings.quirks.has(Quirk::NoBackupRegistrar))
-            .map(|backup| backup.host.clone());
-        match (registrar, usable_backup) {
-            (RegistrarRole::Primary, Some(backup_host)) if failure.means_registrar_down() => {
-                tracing::warn!(
-                    "registration at {failed_host} failed ({failure}); primary registrar marked failed, registering at backup registrar {backup_host}"
-                );
-                self.primary_registrar_failed_since = Some(now);
-                self.send_register(now, context, sender, None, 0);
-            }
-            (RegistrarRole::Backup, _) if failure.means_registrar_down() => {
-                // Both registrars failed in turn: start over with the primary after the retry timer.
-                self.primary_registrar_failed_since = None;
-                let delay = self.schedule_retry(now, context);
-                tracing::warn!(
-                    "registration at backup registrar {failed_host} failed ({failure}); retrying primary registrar {primary_host} in {:.3}s",
-                    delay.as_secs_f64()
-                );
-            }
-            _ => {
-                let delay = self.schedule_retry(now, context);
-                tracing::warn!(
-                    "registration at {failed_host} failed ({failure}); retrying in {:.3}s",
-                    delay.as_secs_f64()
-                );
-            }
+        let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else { return };
+        let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) else { return };
+        let seq = leg.next_cseq;
+        leg.next_cseq += 1;
+        let Ok(aor) = sip::Uri::parse(&key.aor) else { return };
+        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
+        let hop = failover.hop(path, &registrar);
+        let mut register = Message::request(Method::Register, server_uri(&registrar));
+        if let Some(route) = &hop.route {
+            register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
         }
-    }
-
-    /// Waits `sip registration retry timer` before the next REGISTER to the active registrar.
-    fn schedule_retry(&mut self, now: Instant, context: &mut Context) -> Duration {
-        let delay = context.settings.timers.registration_retry;
-        let at = now + delay;
-        self.state = RegistrationState::WaitingToRetry { registrar: self.active_registrar(), at };
-        context.set_timer(TimerId::RegistrationRetry(self.line), at);
-        delay
-    }
-
-    fn current_leg_mut(&mut self, registrar: RegistrarRole) -> Option<&mut RegisterCallLeg> {
-        let account = self.account.as_ref()?;
-        let aor = self.aor(account).to_string();
-        self.call_legs.get_mut(&(registrar, aor))
+        register.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
+        let mut from = NameAddr::new(aor.clone());
+        from.display_name = account.display_name;
+        from.params.set("tag", Some(&leg.from_tag));
+        register.push_header(HeaderName::From, from);
+        register.push_header(HeaderName::To, NameAddr::new(aor));
+        register.push_header(HeaderName::CallId, &leg.call_id);
+        register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
+        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
+        register.push_header(HeaderName::Expires, 0);
+        if key.reg_id.is_some() {
+            register.push_header(HeaderName::Supported, "outbound, path");
+        }
+        register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
+        let request = sender.send(now, context, &hop.next_hop, register);
+        self.releasing.insert(request, key.clone());
     }
 }
 
-/// `sip:<host as configured>`, with the port only when it is neither 5060 nor 0 (SRV).
-fn registrar_uri(registrar: &Destination) -> SipUri {
-    let port = Some(registrar.port).filter(|p| *p != DEFAULT_SIP_PORT && *p != 0);
-    SipUri::new(Scheme::Sip, None, registrar.host.clone(), port)
+fn status_line(response: &Message) -> String {
+    match response.status() {
+        Some(status) => format!("{status} {}", sip::reason_phrase(status)),
+        None => "no status".into(),
+    }
 }
 
 /// Whole seconds of a period, at least 1: Expires holds an integer.
-fn whole_seconds(period: Duration) -> u32 {
+pub(crate) fn whole_seconds(period: Duration) -> u32 {
     let seconds = period.as_secs_f64().ceil();
     if seconds >= f64::from(u32::MAX) { u32::MAX } else { (seconds as u32).max(1) }
 }
@@ -485,15 +612,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_registrar_uri_names_the_port_only_when_it_is_not_5060_or_srv() {
-        let host = Host::Domain("registrar-a.lab.test".into());
-        let uri = |port| registrar_uri(&Destination { host: host.clone(), port }).to_string();
-        assert_eq!(uri(5060), "sip:registrar-a.lab.test");
-        assert_eq!(uri(0), "sip:registrar-a.lab.test");
-        assert_eq!(uri(5070), "sip:registrar-a.lab.test:5070");
-    }
-
-    #[test]
     fn expires_is_whole_seconds_and_at_least_one() {
         assert_eq!(whole_seconds(Duration::from_millis(100)), 1);
         assert_eq!(whole_seconds(Duration::from_millis(2500)), 3);
@@ -514,5 +632,15 @@ mod tests {
         assert_eq!(granted_expiry(&other_only, &ours), Some(30));
 
         assert_eq!(granted_expiry(&Message::response(200), &ours), None);
+    }
+
+    #[test]
+    fn only_408_5xx_and_6xx_mean_the_server_is_down() {
+        for status in [408, 500, 503, 504, 600, 603] {
+            assert!(status_means_server_down(status), "{status}");
+        }
+        for status in [400, 403, 404, 423, 480, 481, 486] {
+            assert!(!status_means_server_down(status), "{status}");
+        }
     }
 }

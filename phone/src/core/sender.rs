@@ -1,15 +1,22 @@
-//! Sends one request to a configured server: resolve it, open or reuse a flow, run the client transaction, try the next address (RFC 3263 §4.3), and report a final response or a failure.
+//! Sends one request to a next hop: resolve it, open or reuse a flow, run the client transaction, answer digest challenges, try the next address (RFC 3263 §4.3), and report a final response or a failure.
+//!
+//! A request needs the DNS when it goes over UDP or opens a new TCP/TLS connection (BRIEF §2,
+//! F5); a request to a hop that already has an open connection reuses it without a lookup. The
+//! shell's resolver keeps answers only for their TTL, so asking again is cheap and never stale.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip::{Header, HeaderName, Host, Message, Via};
+use sip::{CSeq, Credentials, Header, HeaderName, Host, Message, Method, Via};
 
-use super::transaction::ClientTransactionTimer;
-use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, TransportFailure};
+use super::transaction::{ClientTransactionTimer, TransactionKind};
+use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, TransportFailure};
 use crate::config::{DEFAULT_SIP_PORT, Destination};
+
+/// Challenges answered in a row for one request before its 401/407 goes to its owner.
+const MAX_CHALLENGES_IN_A_ROW: u8 = 2;
 
 /// Why a request got no final response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +29,13 @@ pub enum FailureCause {
     Transport { remote: SocketAddr, failure: TransportFailure },
 }
 
+impl FailureCause {
+    /// Whether the server simply did not answer (the vendor's "timeout" retry timers apply).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FailureCause::Timeout { .. })
+    }
+}
+
 impl fmt::Display for FailureCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -32,25 +46,43 @@ impl fmt::Display for FailureCause {
     }
 }
 
-/// How a request ended, for its owner.
+/// What happened to a request, for its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RequestEvent {
-    Final { request: RequestId, response: Message },
-    Failed { request: RequestId, cause: FailureCause },
+    /// A provisional response (INVITE owners care; others ignore it).
+    Provisional { request: RequestId, response: Message },
+    /// The final response; the request was last sent on `flow`.
+    Final { request: RequestId, response: Message, flow: FlowId },
+    /// No final response; `cseq` is the CSeq number it was last sent with.
+    Failed { request: RequestId, cause: FailureCause, cseq: u32 },
 }
 
 impl RequestEvent {
     pub fn request(&self) -> RequestId {
         match self {
-            RequestEvent::Final { request, .. } | RequestEvent::Failed { request, .. } => *request,
+            RequestEvent::Provisional { request, .. }
+            | RequestEvent::Final { request, .. }
+            | RequestEvent::Failed { request, .. } => *request,
         }
     }
 }
 
-/// A flow to one remote address; `local` is known once it is open.
+/// What a response arriving on a flow turned out to be.
+#[derive(Debug)]
+pub(crate) enum ResponseOutcome {
+    /// Matched a request: its owner must hear it.
+    Event(RequestEvent),
+    /// A 2xx to an INVITE whose transaction already ended (a retransmission): the call re-ACKs it.
+    StrayInviteSuccess(Message),
+    /// Nothing to do.
+    Ignored,
+}
+
+/// A flow to one remote address over one transport; `local` is known once it is open.
 #[derive(Debug)]
 struct Flow {
     remote: SocketAddr,
+    transport: Transport,
     local: Option<SocketAddr>,
 }
 
@@ -59,10 +91,8 @@ enum Stage {
     Resolving,
     /// One attempt ended; the next has not begun.
     BetweenAttempts,
-    /// Waiting for the flow to `remote` to open.
-    Connecting {
-        flow: FlowId,
-    },
+    /// Waiting for the flow to open.
+    Connecting { flow: FlowId },
     /// A client transaction is running.
     Transacting(Box<RunningTransaction>),
 }
@@ -80,6 +110,8 @@ struct RunningTransaction {
 struct OutgoingRequest {
     /// The request without its Via, which each transaction adds with its own branch.
     message: Message,
+    next_hop: Destination,
+    transport: Transport,
     lookup_name: String,
     /// Addresses to try in order, and the index of the next one.
     candidates: Vec<SocketAddr>,
@@ -87,7 +119,20 @@ struct OutgoingRequest {
     /// The address of the current attempt.
     remote: Option<SocketAddr>,
     last_failure: Option<FailureCause>,
+    /// A 503 from the last address, kept in case no other address answers better.
+    last_unavailable: Option<(Message, FlowId)>,
+    challenges_answered: u8,
     stage: Stage,
+}
+
+impl OutgoingRequest {
+    fn cseq(&self) -> u32 {
+        self.message.cseq().map(|c| c.seq).unwrap_or(0)
+    }
+
+    fn kind(&self) -> TransactionKind {
+        if self.message.method() == Some(&Method::Invite) { TransactionKind::Invite } else { TransactionKind::NonInvite }
+    }
 }
 
 /// Every request in flight and every flow the phone holds.
@@ -99,51 +144,72 @@ pub(crate) struct RequestSender {
     /// Branch of each running transaction, to match responses (RFC 3261 §17.1.3).
     branches: HashMap<String, RequestId>,
     flows: BTreeMap<FlowId, Flow>,
+    /// TCP/TLS connections by the hop they were opened for: a request to that hop reuses the
+    /// connection without asking the DNS (BRIEF §2).
+    stream_hops: HashMap<(Destination, Transport), FlowId>,
 }
 
 impl RequestSender {
-    /// Starts sending `message` (a request without Via) to `destination`; its outcome comes back as a [`RequestEvent`].
-    pub fn send(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        destination: &Destination,
-        message: Message,
-    ) -> RequestId {
+    /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
+    pub fn send(&mut self, now: Instant, context: &mut Context, next_hop: &Destination, message: Message) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let mut request = OutgoingRequest {
+        let transport = context.settings.transport;
+        let request = OutgoingRequest {
             message,
-            lookup_name: destination.to_string(),
+            next_hop: next_hop.clone(),
+            transport,
+            lookup_name: next_hop.to_string(),
             candidates: Vec::new(),
             next_candidate: 0,
             remote: None,
             last_failure: None,
+            last_unavailable: None,
+            challenges_answered: 0,
             stage: Stage::Resolving,
         };
-        match destination.host.ip() {
+        self.requests.insert(id, request);
+        self.begin(now, context, id);
+        id
+    }
+
+    /// Finds the addresses of the request's next hop (or its open connection) and starts the first attempt.
+    fn begin(&mut self, now: Instant, context: &mut Context, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else { return };
+        request.candidates.clear();
+        request.next_candidate = 0;
+        request.remote = None;
+        request.last_unavailable = None;
+        request.stage = Stage::Resolving;
+        let transport = request.transport;
+        let hop = request.next_hop.clone();
+        if transport.is_reliable()
+            && let Some(&flow) = self.stream_hops.get(&(hop.clone(), transport))
+            && let Some(entry) = self.flows.get(&flow)
+        {
+            request.candidates.push(entry.remote);
+            let _ = self.try_next_candidate(now, context, id);
+            return;
+        }
+        match hop.host.ip() {
             Some(ip) => {
-                let port = if destination.port == 0 { DEFAULT_SIP_PORT } else { destination.port };
-                request.candidates.push(SocketAddr::new(ip, port));
-                self.requests.insert(id, request);
+                request.candidates.push(SocketAddr::new(ip, port_for(&hop, transport)));
                 // The one candidate cannot have failed yet, so no event comes back here.
                 let _ = self.try_next_candidate(now, context, id);
             }
             None => {
-                let host = match &destination.host {
+                let host = match &hop.host {
                     Host::Domain(name) => name.clone(),
                     other => other.to_string(),
                 };
-                let lookup = if destination.port == 0 {
-                    Lookup::Service { service: format!("_sip._udp.{host}"), host }
+                let lookup = if hop.port == 0 {
+                    Lookup::Service { host, transport }
                 } else {
-                    Lookup::Address { host, port: destination.port }
+                    Lookup::Address { host, port: port_for(&hop, transport) }
                 };
-                self.requests.insert(id, request);
                 context.push(Output::Resolve { request: id, lookup });
             }
         }
-        id
     }
 
     pub fn on_resolved(
@@ -166,8 +232,9 @@ impl RequestSender {
             other => {
                 let detail = other.err().unwrap_or_else(|| "no addresses".into());
                 let lookup = request.lookup_name.clone();
+                let cseq = request.cseq();
                 self.requests.remove(&id);
-                vec![RequestEvent::Failed { request: id, cause: FailureCause::Unresolvable { lookup, detail } }]
+                vec![RequestEvent::Failed { request: id, cause: FailureCause::Unresolvable { lookup, detail }, cseq }]
             }
         }
     }
@@ -180,7 +247,7 @@ impl RequestSender {
         local: SocketAddr,
     ) -> Vec<RequestEvent> {
         let Some(entry) = self.flows.get_mut(&flow) else { return Vec::new() };
-        tracing::debug!("flow {} -> {} opened from {local}", flow.0, entry.remote);
+        tracing::debug!("flow {} -> {} ({}) opened from {local}", flow.0, entry.remote, entry.transport);
         entry.local = Some(local);
         let waiting: Vec<RequestId> = self
             .requests
@@ -194,7 +261,8 @@ impl RequestSender {
         Vec::new()
     }
 
-    /// Fails the current attempt of every request on `flow`; each moves on to its next address or fails.
+    /// Fails the current attempt of every request on `flow`; each moves on to its next address or
+    /// fails. A TCP/TLS flow is gone after an error; a UDP flow stays open (ICMP is transient).
     pub fn on_transport_error(
         &mut self,
         now: Instant,
@@ -204,9 +272,8 @@ impl RequestSender {
     ) -> Vec<RequestEvent> {
         let Some(entry) = self.flows.get(&flow) else { return Vec::new() };
         let remote = entry.remote;
-        if entry.local.is_none() {
-            // It never opened; a later attempt opens a new one.
-            self.flows.remove(&flow);
+        if entry.local.is_none() || entry.transport.is_reliable() {
+            self.forget_flow(flow);
         }
         tracing::debug!("flow {} -> {remote} failed: {failure}", flow.0);
         let affected: Vec<RequestId> = self
@@ -227,37 +294,89 @@ impl RequestSender {
             .collect()
     }
 
-    /// A response arrived; a final one ends its transaction and is handed to the request's owner.
-    pub fn on_response(&mut self, _now: Instant, context: &mut Context, response: Message) -> Option<RequestEvent> {
-        let status = response.status()?;
+    /// The core decided `flow` failed (no pong, 430): close it and fail what runs on it.
+    pub fn close_flow(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        flow: FlowId,
+        failure: TransportFailure,
+    ) -> Vec<RequestEvent> {
+        if !self.flows.contains_key(&flow) {
+            return Vec::new();
+        }
+        context.push(Output::CloseFlow { flow });
+        let is_stream = self.flows.get(&flow).is_some_and(|f| f.transport.is_reliable());
+        let events = self.on_transport_error(now, context, flow, failure);
+        if !is_stream {
+            // A UDP flow the core gave up on is replaced by a fresh socket next time.
+            self.forget_flow(flow);
+        }
+        events
+    }
+
+    fn forget_flow(&mut self, flow: FlowId) {
+        self.flows.remove(&flow);
+        self.stream_hops.retain(|_, f| *f != flow);
+    }
+
+    /// A response arrived; a final one ends its transaction.
+    pub fn on_response(&mut self, now: Instant, context: &mut Context, response: Message) -> ResponseOutcome {
+        let Some(status) = response.status() else { return ResponseOutcome::Ignored };
         let branch = match response.top_via() {
             Ok(via) => via.branch().map(str::to_owned),
             Err(error) => {
                 tracing::warn!("response {status} with an unreadable Via ignored: {error}");
-                return None;
+                return ResponseOutcome::Ignored;
             }
         };
+        let cseq_method = response.cseq().ok().map(|c| c.method);
         let Some(&id) = branch.as_ref().and_then(|b| self.branches.get(b)) else {
+            if (200..300).contains(&status) && cseq_method == Some(Method::Invite) {
+                return ResponseOutcome::StrayInviteSuccess(response);
+            }
             tracing::debug!("response {status} matches no transaction (branch {branch:?}); ignored");
-            return None;
+            return ResponseOutcome::Ignored;
         };
-        let request = self.requests.get_mut(&id)?;
-        let Stage::Transacting(running) = &mut request.stage else { return None };
-        let method_matches = match (response.cseq(), request.message.method()) {
-            (Ok(cseq), Some(method)) => cseq.method == *method,
-            _ => false,
-        };
-        if !method_matches {
-            tracing::warn!("response {status} has the branch of {id} but not its CSeq method; ignored");
-            return None;
+        let Some(request) = self.requests.get_mut(&id) else { return ResponseOutcome::Ignored };
+        let kind = request.kind();
+        let Stage::Transacting(running) = &mut request.stage else { return ResponseOutcome::Ignored };
+        if cseq_method.as_ref() != request.message.method() {
+            // A CANCEL shares its INVITE's branch; its 200 ends nothing here.
+            tracing::debug!("response {status} has the branch of {id} but not its CSeq method; ignored");
+            return ResponseOutcome::Ignored;
         }
         if status < 200 {
             running.timer.on_provisional();
-            return None;
+            if running.timer.deadline().is_none() {
+                context.cancel_timer(TimerId::TransactionTimeout(id));
+            }
+            return ResponseOutcome::Event(RequestEvent::Provisional { request: id, response });
+        }
+        let flow = running.flow;
+        if status >= 300 && kind == TransactionKind::Invite {
+            // RFC 3261 §17.1.1.3: the transaction itself ACKs a non-2xx final response.
+            let ack = ack_for_failure(&running.wire, &response);
+            context.push(Output::Send { flow, message: ack });
         }
         self.end_transaction(context, id);
+        if matches!(status, 401 | 407) && self.answer_challenge(context, id, &response) {
+            self.begin(now, context, id);
+            return ResponseOutcome::Ignored;
+        }
+        if status == 503 && self.has_untried_candidate(id) {
+            // RFC 3263 §4.3: a 503 moves the request on to the next address.
+            if let Some(request) = self.requests.get_mut(&id) {
+                tracing::debug!("{id}: 503 from {:?}; trying the next address", request.remote);
+                request.last_unavailable = Some((response, flow));
+            }
+            return match self.try_next_candidate(now, context, id) {
+                Some(event) => ResponseOutcome::Event(event),
+                None => ResponseOutcome::Ignored,
+            };
+        }
         self.requests.remove(&id);
-        Some(RequestEvent::Final { request: id, response })
+        ResponseOutcome::Event(RequestEvent::Final { request: id, response, flow })
     }
 
     pub fn on_timer(&mut self, now: Instant, context: &mut Context, timer_id: TimerId) -> Vec<RequestEvent> {
@@ -290,31 +409,143 @@ impl RequestSender {
         }
     }
 
+    /// Sends `message` (an ACK to a 2xx) on `flow` outside any transaction, with a fresh Via.
+    pub fn send_on_flow(&mut self, context: &mut Context, flow: FlowId, mut message: Message) -> bool {
+        let Some(entry) = self.flows.get(&flow) else { return false };
+        let Some(local) = entry.local else { return false };
+        let branch = context.ids.branch();
+        message.headers.insert(0, Header { name: HeaderName::Via, value: via_for(entry.transport, local, &branch) });
+        context.push(Output::Send { flow, message });
+        true
+    }
+
+    /// Sends a CANCEL for the INVITE `id` once it got a provisional response (RFC 3261 §9.1).
+    /// Whether one was sent.
+    pub fn cancel(&mut self, context: &mut Context, id: RequestId) -> bool {
+        let Some(request) = self.requests.get(&id) else { return false };
+        let Stage::Transacting(running) = &request.stage else { return false };
+        if running.timer.state() != super::transaction::TransactionState::Proceeding {
+            return false;
+        }
+        let cancel = cancel_for(&running.wire);
+        context.push(Output::Send { flow: running.flow, message: cancel });
+        true
+    }
+
+    /// Forgets a request its owner no longer wants: no retransmissions, no outcome.
+    pub fn abandon(&mut self, context: &mut Context, id: RequestId) {
+        self.end_transaction(context, id);
+        self.requests.remove(&id);
+    }
+
+    /// The remote address and transport of `flow`, if it is known.
+    pub fn flow_remote(&self, flow: FlowId) -> Option<(SocketAddr, Transport)> {
+        self.flows.get(&flow).map(|f| (f.remote, f.transport))
+    }
+
+    /// Forgets every flow and request, for a restart of the SIP stack; closes the flows.
+    pub fn reset(&mut self, context: &mut Context) {
+        let flows: Vec<FlowId> = self.flows.keys().copied().collect();
+        for flow in flows {
+            context.push(Output::CloseFlow { flow });
+        }
+        let requests: Vec<RequestId> = self.requests.keys().copied().collect();
+        for id in requests {
+            self.abandon(context, id);
+        }
+        self.flows.clear();
+        self.stream_hops.clear();
+        self.branches.clear();
+    }
+
+    fn has_untried_candidate(&self, id: RequestId) -> bool {
+        self.requests.get(&id).is_some_and(|r| r.next_candidate < r.candidates.len())
+    }
+
+    /// Prepares the request again with credentials answering `response`. Whether it will be resent.
+    fn answer_challenge(&mut self, context: &mut Context, id: RequestId, response: &Message) -> bool {
+        let Some(request) = self.requests.get_mut(&id) else { return false };
+        let status = response.status().unwrap_or(401);
+        if request.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
+            tracing::warn!("{id}: {status} again after {} answered challenges: credentials refused", request.challenges_answered);
+            return false;
+        }
+        let challenges = match response.challenges() {
+            Ok(challenges) => challenges,
+            Err(error) => {
+                tracing::warn!("{id}: {status} with an unreadable challenge: {error}");
+                return false;
+            }
+        };
+        let Some(challenge) = challenges.iter().find(|c| c.is_digest()) else {
+            tracing::warn!("{id}: {status} without a Digest challenge");
+            return false;
+        };
+        let line = &context.settings.line;
+        let Some(user) = line.auth_name.clone().or_else(|| line.user_name.clone()) else { return false };
+        let password = line.password.clone();
+        let (Some(method), Ok(mut cseq)) = (request.message.method().cloned(), request.message.cseq()) else {
+            return false;
+        };
+        let uri = match &request.message.start {
+            sip::StartLine::Request { uri, .. } => uri.clone(),
+            sip::StartLine::Response { .. } => return false,
+        };
+        let cnonce = context.ids.cnonce();
+        let credentials = Credentials::answer(challenge, &user, &password, method.as_str(), &uri, &cnonce, 1);
+        let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+        tracing::debug!("{id}: answering {status} challenge of realm {:?}", challenge.realm());
+        cseq.seq += 1;
+        request.message.set_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: cseq.method });
+        set_header_before_user_agent(&mut request.message, header, credentials);
+        request.challenges_answered += 1;
+        true
+    }
+
     /// Moves `id` to its next candidate address: reuses an open flow, waits for an opening one, or opens one.
-    /// When no candidate is left, the request has failed with its last failure.
+    /// When no candidate is left, the request has failed with its last failure (or ends with its last 503).
     fn try_next_candidate(&mut self, now: Instant, context: &mut Context, id: RequestId) -> Option<RequestEvent> {
         let request = self.requests.get_mut(&id)?;
         let Some(&remote) = request.candidates.get(request.next_candidate) else {
+            if let Some((response, flow)) = request.last_unavailable.take() {
+                self.requests.remove(&id);
+                return Some(RequestEvent::Final { request: id, response, flow });
+            }
             let cause = request.last_failure.take().unwrap_or_else(|| FailureCause::Unresolvable {
                 lookup: request.lookup_name.clone(),
                 detail: "no addresses".into(),
             });
+            let cseq = request.cseq();
             self.requests.remove(&id);
-            return Some(RequestEvent::Failed { request: id, cause });
+            return Some(RequestEvent::Failed { request: id, cause, cseq });
         };
         request.next_candidate += 1;
         request.remote = Some(remote);
-        let existing = self.flows.iter().find(|(_, f)| f.remote == remote).map(|(id, f)| (*id, f.local));
+        let transport = request.transport;
+        let hop = request.next_hop.clone();
+        let existing = self
+            .flows
+            .iter()
+            .find(|(_, f)| f.remote == remote && f.transport == transport)
+            .map(|(id, f)| (*id, f.local));
         let (flow, local) = match existing {
             Some(found) => found,
             None => {
                 let flow = FlowId(self.next_flow);
                 self.next_flow += 1;
-                self.flows.insert(flow, Flow { remote, local: None });
-                context.push(Output::OpenFlow { flow, remote });
+                self.flows.insert(flow, Flow { remote, transport, local: None });
+                let server_name = match &hop.host {
+                    Host::Domain(name) => Some(name.clone()),
+                    _ => None,
+                };
+                context.push(Output::OpenFlow { flow, remote, transport, server_name });
                 (flow, None)
             }
         };
+        if transport.is_reliable() {
+            self.stream_hops.insert((hop, transport), flow);
+        }
+        let request = self.requests.get_mut(&id)?;
         request.stage = Stage::Connecting { flow };
         if let Some(local) = local {
             self.start_transaction(now, context, id, flow, local);
@@ -323,38 +554,26 @@ impl RequestSender {
     }
 
     /// Sends the request on an open flow as a new client transaction with a fresh branch.
-    fn start_transaction(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        id: RequestId,
-        flow: FlowId,
-        local: SocketAddr,
-    ) {
+    fn start_transaction(&mut self, now: Instant, context: &mut Context, id: RequestId, flow: FlowId, local: SocketAddr) {
         let Some(request) = self.requests.get_mut(&id) else { return };
         let branch = context.ids.branch();
-        let mut via = Via::new("UDP", Host::from(local.ip()), Some(local.port()), &branch);
-        via.params.set("rport", None);
         let mut wire = request.message.clone();
-        wire.headers.insert(0, Header { name: HeaderName::Via, value: via.to_string() });
-        let timer = ClientTransactionTimer::start(now, &context.settings.timers);
+        wire.headers.insert(0, Header { name: HeaderName::Via, value: via_for(request.transport, local, &branch) });
+        let timer =
+            ClientTransactionTimer::start_of(request.kind(), request.transport.is_reliable(), now, &context.settings.timers);
         if let Some(at) = timer.next_retransmit() {
             context.set_timer(TimerId::Retransmit(id), at);
         }
-        context.set_timer(TimerId::TransactionTimeout(id), timer.deadline());
+        if let Some(deadline) = timer.deadline() {
+            context.set_timer(TimerId::TransactionTimeout(id), deadline);
+        }
         context.push(Output::Send { flow, message: wire.clone() });
         self.branches.insert(branch.clone(), id);
         request.stage = Stage::Transacting(Box::new(RunningTransaction { flow, branch, timer, wire }));
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
-    fn fail_attempt(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        id: RequestId,
-        cause: FailureCause,
-    ) -> Option<RequestEvent> {
+    fn fail_attempt(&mut self, now: Instant, context: &mut Context, id: RequestId, cause: FailureCause) -> Option<RequestEvent> {
         self.end_transaction(context, id);
         let request = self.requests.get_mut(&id)?;
         tracing::debug!("{id} attempt failed: {cause}");
@@ -371,5 +590,81 @@ impl RequestSender {
             context.cancel_timer(TimerId::TransactionTimeout(id));
         }
         request.stage = Stage::BetweenAttempts;
+    }
+}
+
+/// The port to reach a configured hop on: as configured, except that the vendor's default 5060
+/// means the transport's default (5061 for TLS), and 0 (SRV) falls back to the default.
+pub fn port_for(hop: &Destination, transport: Transport) -> u16 {
+    match hop.port {
+        0 => transport.default_port(),
+        DEFAULT_SIP_PORT => transport.default_port(),
+        port => port,
+    }
+}
+
+/// The Via a request sent from `local` over `transport` carries, with `rport` (RFC 3581).
+fn via_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
+    let mut via = Via::new(transport.via_name(), Host::from(local.ip()), Some(local.port()), branch);
+    via.params.set("rport", None);
+    via.to_string()
+}
+
+/// Puts an Authorization line before User-Agent (where a phone usually prints it), replacing any earlier one.
+fn set_header_before_user_agent(message: &mut Message, name: HeaderName, value: Credentials) {
+    message.remove_header(&name);
+    let position = message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
+    message.headers.insert(position, Header { name, value: value.to_string() });
+}
+
+/// The ACK a client INVITE transaction sends for a non-2xx final response (RFC 3261 §17.1.1.3).
+fn ack_for_failure(invite: &Message, response: &Message) -> Message {
+    let uri = match &invite.start {
+        sip::StartLine::Request { uri, .. } => uri.clone(),
+        sip::StartLine::Response { .. } => String::new(),
+    };
+    let mut ack = Message::request(Method::Ack, uri);
+    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
+        ack.push_header(HeaderName::Via, via);
+    }
+    for route in invite.header_values(&HeaderName::Route) {
+        ack.push_header(HeaderName::Route, route);
+    }
+    ack.push_header(HeaderName::MaxForwards, 70);
+    copy_header(invite, &mut ack, HeaderName::From);
+    copy_header(response, &mut ack, HeaderName::To);
+    copy_header(invite, &mut ack, HeaderName::CallId);
+    if let Ok(cseq) = invite.cseq() {
+        ack.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Ack });
+    }
+    ack
+}
+
+/// A CANCEL for a pending INVITE: same Request-URI, top Via, Route, From, To, Call-ID and CSeq number (RFC 3261 §9.1).
+fn cancel_for(invite: &Message) -> Message {
+    let uri = match &invite.start {
+        sip::StartLine::Request { uri, .. } => uri.clone(),
+        sip::StartLine::Response { .. } => String::new(),
+    };
+    let mut cancel = Message::request(Method::Cancel, uri);
+    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
+        cancel.push_header(HeaderName::Via, via);
+    }
+    for route in invite.header_values(&HeaderName::Route) {
+        cancel.push_header(HeaderName::Route, route);
+    }
+    cancel.push_header(HeaderName::MaxForwards, 70);
+    copy_header(invite, &mut cancel, HeaderName::From);
+    copy_header(invite, &mut cancel, HeaderName::To);
+    copy_header(invite, &mut cancel, HeaderName::CallId);
+    if let Ok(cseq) = invite.cseq() {
+        cancel.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Cancel });
+    }
+    cancel
+}
+
+fn copy_header(from: &Message, to: &mut Message, name: HeaderName) {
+    if let Some(value) = from.header(&name) {
+        to.push_header(name, value);
     }
 }

@@ -1,39 +1,59 @@
-//! The timing of a non-INVITE client transaction over UDP (RFC 3261 §17.1.2): when to retransmit, when to give up.
+//! The timing of a client transaction (RFC 3261 §17.1): when to retransmit over UDP, when to give up, for INVITE and non-INVITE.
 
 use std::time::{Duration, Instant};
 
 use crate::config::SipTimers;
 
-/// Where a non-INVITE client transaction stands (RFC 3261 Figure 6); it ends with its final response.
+/// Which state machine of RFC 3261 §17.1 a client transaction follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionKind {
+    /// Figure 5: Timer A doubles without a cap, Timer B; a provisional response stops both.
+    Invite,
+    /// Figure 6: Timer E doubles up to T2 (every T2 once a provisional arrived), Timer F.
+    NonInvite,
+}
+
+/// Where a client transaction stands; it ends with its final response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionState {
-    /// Sent, nothing heard yet: retransmit at T1, doubling up to T2 (Timer E).
+    /// Sent, nothing heard yet.
     Trying,
-    /// A provisional response arrived: retransmit every T2.
+    /// A provisional response arrived.
     Proceeding,
 }
 
 /// The retransmission schedule and deadline of one client transaction; holds no message and does no I/O.
 #[derive(Debug, Clone)]
 pub struct ClientTransactionTimer {
+    kind: TransactionKind,
     state: TransactionState,
+    /// Over TCP or TLS nothing is retransmitted (RFC 3261 §17.1.1.2, §17.1.2.2).
+    reliable: bool,
     t2: Duration,
-    /// The current Timer E interval.
+    /// The current Timer A or E interval.
     interval: Duration,
     next_retransmit: Instant,
-    /// Timer F: the vendor's `sip transaction timer` from the first transmission.
-    deadline: Instant,
+    /// Timer B or F: the vendor's `sip transaction timer` from the first transmission; `None`
+    /// once an INVITE got a provisional response (the caller then decides when to give up).
+    deadline: Option<Instant>,
 }
 
 impl ClientTransactionTimer {
-    /// A transaction whose request was first sent at `now`.
+    /// A non-INVITE transaction over UDP whose request was first sent at `now`.
     pub fn start(now: Instant, timers: &SipTimers) -> ClientTransactionTimer {
+        ClientTransactionTimer::start_of(TransactionKind::NonInvite, false, now, timers)
+    }
+
+    /// A transaction of `kind`, over a reliable transport or not, first sent at `now`.
+    pub fn start_of(kind: TransactionKind, reliable: bool, now: Instant, timers: &SipTimers) -> ClientTransactionTimer {
         ClientTransactionTimer {
+            kind,
             state: TransactionState::Trying,
+            reliable,
             t2: timers.t2,
             interval: timers.t1,
             next_retransmit: now + timers.t1,
-            deadline: now + timers.transaction_timer,
+            deadline: Some(now + timers.transaction_timer),
         }
     }
 
@@ -43,35 +63,45 @@ impl ClientTransactionTimer {
 
     /// When the request is next retransmitted, unless the transaction times out first.
     pub fn next_retransmit(&self) -> Option<Instant> {
-        (self.next_retransmit < self.deadline).then_some(self.next_retransmit)
+        if self.reliable || (self.kind == TransactionKind::Invite && self.state == TransactionState::Proceeding) {
+            return None;
+        }
+        match self.deadline {
+            Some(deadline) => (self.next_retransmit < deadline).then_some(self.next_retransmit),
+            None => Some(self.next_retransmit),
+        }
     }
 
-    /// When the transaction gives up (Timer F).
-    pub fn deadline(&self) -> Instant {
+    /// When the transaction gives up (Timer B or F), if it still may.
+    pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
-    /// Timer E fired at `now`: whether to retransmit now. Moves the next retransmission on.
+    /// The retransmission timer fired at `now`: whether to retransmit now. Moves the next retransmission on.
     pub fn on_retransmit_timer(&mut self, now: Instant) -> bool {
-        if now < self.next_retransmit || now >= self.deadline {
+        if self.next_retransmit().is_none() || now < self.next_retransmit || self.has_timed_out(now) {
             return false;
         }
-        self.interval = match self.state {
-            TransactionState::Trying => (self.interval * 2).min(self.t2),
-            TransactionState::Proceeding => self.t2,
+        self.interval = match (self.kind, self.state) {
+            (TransactionKind::Invite, _) => self.interval * 2,
+            (TransactionKind::NonInvite, TransactionState::Trying) => (self.interval * 2).min(self.t2),
+            (TransactionKind::NonInvite, TransactionState::Proceeding) => self.t2,
         };
         self.next_retransmit = now + self.interval;
         true
     }
 
-    /// A provisional response arrived.
+    /// A provisional response arrived. An INVITE transaction stops retransmitting and no longer times out.
     pub fn on_provisional(&mut self) {
         self.state = TransactionState::Proceeding;
+        if self.kind == TransactionKind::Invite {
+            self.deadline = None;
+        }
     }
 
-    /// Whether Timer F has run out at `now`.
+    /// Whether Timer B or F has run out at `now`.
     pub fn has_timed_out(&self, now: Instant) -> bool {
-        now >= self.deadline
+        self.deadline.is_some_and(|deadline| now >= deadline)
     }
 }
 
@@ -84,8 +114,7 @@ mod tests {
             t1: Duration::from_millis(t1),
             t2: Duration::from_millis(t2),
             transaction_timer: Duration::from_millis(transaction),
-            registration_retry: Duration::from_secs(1),
-            registration_timeout_retry: Duration::from_secs(1),
+            ..SipTimers::default()
         }
     }
 
@@ -110,7 +139,7 @@ mod tests {
     fn the_vendor_default_gives_up_after_four_seconds() {
         let start = Instant::now();
         let timer = ClientTransactionTimer::start(start, &timers(500, 4000, 4000));
-        assert_eq!(timer.deadline() - start, Duration::from_secs(4));
+        assert_eq!(timer.deadline(), Some(start + Duration::from_secs(4)));
         assert_eq!(schedule(timer, start), vec![500, 1500, 3500]);
     }
 
@@ -129,6 +158,31 @@ mod tests {
         let mut timer = ClientTransactionTimer::start(start, &timers(100, 400, 1000));
         assert!(!timer.on_retransmit_timer(start + Duration::from_millis(50)));
         assert!(!timer.on_retransmit_timer(start + Duration::from_millis(1000)));
+        assert!(timer.has_timed_out(start + Duration::from_millis(1000)));
+    }
+
+    #[test]
+    fn an_invite_doubles_timer_a_without_the_t2_cap() {
+        let start = Instant::now();
+        let timer = ClientTransactionTimer::start_of(TransactionKind::Invite, false, start, &timers(100, 400, 3200));
+        assert_eq!(schedule(timer, start), vec![100, 300, 700, 1500, 3100]);
+    }
+
+    #[test]
+    fn a_provisional_response_stops_an_invite_retransmitting_and_timing_out() {
+        let start = Instant::now();
+        let mut timer = ClientTransactionTimer::start_of(TransactionKind::Invite, false, start, &timers(100, 400, 1000));
+        timer.on_provisional();
+        assert_eq!(timer.next_retransmit(), None);
+        assert_eq!(timer.deadline(), None);
+        assert!(!timer.has_timed_out(start + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn nothing_is_retransmitted_over_a_reliable_transport_but_the_timer_still_runs() {
+        let start = Instant::now();
+        let timer = ClientTransactionTimer::start_of(TransactionKind::NonInvite, true, start, &timers(100, 400, 1000));
+        assert_eq!(timer.next_retransmit(), None);
         assert!(timer.has_timed_out(start + Duration::from_millis(1000)));
     }
 }

@@ -1,24 +1,30 @@
-//! DNS for the shell: one hickory resolver asking only the `--dns` server from the `--bind` address, its cache honouring TTLs (F5), and RFC 3263 SRV ordering.
+//! DNS for the shell: one hickory resolver asking only the `--dns` server from the `--bind` address, its cache honouring TTLs (F5), and RFC 3263 (NAPTR, SRV by priority and weight, A/AAAA).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use rand::Rng;
 
-use crate::config::DEFAULT_SIP_PORT;
-use crate::core::Lookup;
+use crate::core::{Lookup, Transport};
 use crate::error::PhoneError;
+
+/// Answers kept for ever by `ignore-dns-ttl`, by lookup.
+type StaleCache = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
 
 /// Resolves configured server names into the addresses to try, in order.
 #[derive(Clone)]
 pub struct SipResolver {
     resolver: TokioResolver,
     server: SocketAddr,
+    /// `ignore-dns-ttl`: every answer kept for ever, whatever its TTL.
+    stale_cache: Option<StaleCache>,
 }
 
 impl std::fmt::Debug for SipResolver {
@@ -29,8 +35,9 @@ impl std::fmt::Debug for SipResolver {
 
 impl SipResolver {
     /// A resolver that asks `server` only (UDP, then TCP for truncated answers), from `bind_ip`,
-    /// never the system's configuration or hosts file; a query gives up after `timeout`.
-    pub fn new(server: SocketAddr, bind_ip: IpAddr, timeout: Duration) -> Result<SipResolver, PhoneError> {
+    /// never the system's configuration or hosts file; a query gives up after `timeout`. Its
+    /// cache keeps each answer for its TTL and no longer; `ignore_ttl` keeps answers for ever.
+    pub fn new(server: SocketAddr, bind_ip: IpAddr, timeout: Duration, ignore_ttl: bool) -> Result<SipResolver, PhoneError> {
         let connection = |mut connection: ConnectionConfig| {
             connection.port = server.port();
             connection.bind_addr = Some(SocketAddr::new(bind_ip, 0));
@@ -49,15 +56,27 @@ impl SipResolver {
             .with_options(options)
             .build()
             .map_err(|e| PhoneError::Resolver(e.to_string()))?;
-        Ok(SipResolver { resolver, server })
+        let stale_cache = ignore_ttl.then(|| Arc::new(Mutex::new(HashMap::new())));
+        Ok(SipResolver { resolver, server, stale_cache })
     }
 
     /// The addresses `lookup` names, in the order to try them.
     pub async fn resolve(&self, lookup: &Lookup) -> Result<Vec<SocketAddr>, String> {
-        match lookup {
-            Lookup::Address { host, port } => self.addresses(host, *port).await,
-            Lookup::Service { service, host } => self.service(service, host).await,
+        let key = format!("{lookup:?}");
+        if let Some(cache) = &self.stale_cache
+            && let Some(found) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        {
+            tracing::debug!("DNS {key}: answered from the never-expiring cache (quirk ignore-dns-ttl)");
+            return Ok(found.clone());
         }
+        let answer = match lookup {
+            Lookup::Address { host, port } => self.addresses(host, *port).await,
+            Lookup::Service { host, transport } => self.service(host, *transport).await,
+        };
+        if let (Some(cache), Ok(found)) = (&self.stale_cache, &answer) {
+            cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.clone());
+        }
+        answer
     }
 
     async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
@@ -67,9 +86,56 @@ impl SipResolver {
         Ok(addresses)
     }
 
-    /// SRV records by priority, then weight (RFC 2782), each target's addresses in turn; the
-    /// host itself on port 5060 when there are no SRV records (RFC 3263 §4.2).
-    async fn service(&self, service: &str, host: &str) -> Result<Vec<SocketAddr>, String> {
+    /// RFC 3263 §4 for a host without a port: the NAPTR records of `host` for the transport
+    /// (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`) by order and preference, each replacement's SRV
+    /// records; without NAPTR, the SRV records `_sip._udp`, `_sip._tcp` or `_sips._tcp`;
+    /// without SRV, the host's addresses on the transport's default port.
+    async fn service(&self, host: &str, transport: Transport) -> Result<Vec<SocketAddr>, String> {
+        let wanted = naptr_service(transport);
+        let naptr = match self.resolver.lookup(absolute(host), RecordType::NAPTR).await {
+            Ok(answer) => answer
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::NAPTR(naptr) => Some((
+                        naptr.order,
+                        naptr.preference,
+                        String::from_utf8_lossy(&naptr.services).to_ascii_uppercase(),
+                        String::from_utf8_lossy(&naptr.flags).to_ascii_uppercase(),
+                        naptr.replacement.to_ascii(),
+                    )),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) => return Err(format!("{host} NAPTR: {e}")),
+        };
+        let mut matching: Vec<_> = naptr.into_iter().filter(|(_, _, services, flags, _)| services == wanted && flags == "S").collect();
+        matching.sort_by_key(|(order, preference, ..)| (*order, *preference));
+        let mut last_error = None;
+        for (_, _, _, _, replacement) in &matching {
+            match self.srv(replacement).await {
+                Ok(found) if !found.is_empty() => return Ok(found),
+                Ok(_) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if !matching.is_empty() {
+            return Err(last_error.unwrap_or_else(|| format!("{host}: no usable {wanted} NAPTR target")));
+        }
+        let service = format!("{}.{host}", srv_prefix(transport));
+        match self.srv(&service).await {
+            Ok(found) if !found.is_empty() => Ok(found),
+            Ok(_) => {
+                tracing::debug!("DNS {host}: no NAPTR or SRV records; using its addresses");
+                self.addresses(host, transport.default_port()).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// SRV records by priority, then weight (RFC 2782), each target's addresses in turn.
+    async fn srv(&self, service: &str) -> Result<Vec<SocketAddr>, String> {
         let records = match self.resolver.srv_lookup(absolute(service)).await {
             Ok(answer) => answer
                 .answers()
@@ -79,13 +145,9 @@ impl SipResolver {
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
-            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
             Err(e) => return Err(format!("{service}: {e}")),
         };
-        if records.is_empty() {
-            tracing::debug!("DNS {service}: no SRV records; using {host}");
-            return self.addresses(host, DEFAULT_SIP_PORT).await;
-        }
         let mut addresses = Vec::new();
         let mut last_error = None;
         for (_, _, port, target) in order_by_priority_and_weight(records) {
@@ -97,10 +159,30 @@ impl SipResolver {
                 Err(e) => last_error = Some(e),
             }
         }
-        if addresses.is_empty() {
-            return Err(last_error.unwrap_or_else(|| format!("{service}: no usable SRV target")));
+        if addresses.is_empty()
+            && let Some(error) = last_error
+        {
+            return Err(error);
         }
         Ok(addresses)
+    }
+}
+
+/// The NAPTR service field of a transport (RFC 3263 §4.1).
+fn naptr_service(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "SIP+D2U",
+        Transport::Tcp => "SIP+D2T",
+        Transport::Tls => "SIPS+D2T",
+    }
+}
+
+/// The SRV prefix of a transport (RFC 3263 §4.1).
+fn srv_prefix(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
     }
 }
 
@@ -160,6 +242,13 @@ mod tests {
         let mut ordered: Vec<&str> = order_by_priority_and_weight(records).into_iter().map(|r| r.3).collect();
         ordered.sort();
         assert_eq!(ordered, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn each_transport_has_its_naptr_service_and_srv_prefix() {
+        assert_eq!((naptr_service(Transport::Udp), srv_prefix(Transport::Udp)), ("SIP+D2U", "_sip._udp"));
+        assert_eq!((naptr_service(Transport::Tcp), srv_prefix(Transport::Tcp)), ("SIP+D2T", "_sip._tcp"));
+        assert_eq!((naptr_service(Transport::Tls), srv_prefix(Transport::Tls)), ("SIPS+D2T", "_sips._tcp"));
     }
 
     #[test]

@@ -30,17 +30,22 @@ enum ShellEvent {
     Resolved { request: RequestId, answer: Result<Vec<SocketAddr>, String> },
 }
 
+/// Where the shell finds the lab's DNS and listens for the XML push.
+#[derive(Debug, Clone, Default)]
+pub struct ShellOptions {
+    pub dns: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
 /// Runs the phone until `shutdown` completes. Fails only when the listening socket or the
 /// resolver cannot be set up; network trouble later is the core's to handle.
-pub async fn run(
-    settings: CoreSettings,
-    dns_server: Option<SocketAddr>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), PhoneError> {
+pub async fn run(settings: CoreSettings, options: ShellOptions, shutdown: impl Future<Output = ()>) -> Result<(), PhoneError> {
+    let dns_server = options.dns;
     let resolver = match dns_server {
         Some(server) => {
             let timeout = settings.timers.transaction_timer.max(MIN_DNS_TIMEOUT);
-            Some(dns::SipResolver::new(server, settings.bind_ip, timeout)?)
+            let ignore_ttl = settings.quirks.has(crate::quirks::Quirk::IgnoreDnsTtl);
+            Some(dns::SipResolver::new(server, settings.bind_ip, timeout, ignore_ttl)?)
         }
         None => None,
     };
@@ -136,8 +141,23 @@ impl Shell {
                     self.timers.remove(&id);
                 }
                 Output::Resolve { request, lookup } => self.resolve(request, lookup),
-                Output::OpenFlow { flow, remote } => self.open_flow(flow, remote),
+                Output::OpenFlow { flow, remote, transport, .. } => {
+                    if transport == crate::core::Transport::Udp {
+                        self.open_flow(flow, remote)
+                    } else {
+                        let failure = TransportFailure::Other(format!("{transport} flows are not implemented yet"));
+                        self.core.on_transport_error(Instant::now(), flow, failure);
+                    }
+                }
                 Output::Send { flow, message } => self.send(flow, &message).await,
+                Output::SendRaw { flow, bytes } => {
+                    if let Some(socket) = self.flows.get(&flow) {
+                        let _ = socket.send(&bytes).await;
+                    }
+                }
+                Output::CloseFlow { flow } => {
+                    self.flows.remove(&flow);
+                }
                 Output::Reply { to, message } => self.reply(to, &message).await,
             }
         }
@@ -196,6 +216,7 @@ impl Shell {
                 Some(socket) => socket.send(&bytes).await.map(|_| ()),
                 None => Ok(()),
             },
+            Arrival::Inbound { .. } => Ok(()),
         };
         if let Err(error) = result {
             tracing::debug!("reply {} to {to:?} not sent: {error}", first_line(message));

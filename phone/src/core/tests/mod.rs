@@ -39,15 +39,10 @@ fn addr(s: &str) -> SocketAddr {
 fn settings(cfg: &str, quirks: Quirks) -> CoreSettings {
     let mut config = PhoneConfig::default();
     config.apply(Path::new("test.cfg"), cfg).unwrap();
-    CoreSettings {
-        bind_ip: BIND_IP.parse::<IpAddr>().unwrap(),
-        listen_port: 5060,
-        user_agent: "refphone/test".into(),
-        timers: config.timers(),
-        quirks,
-        line: config.line(1),
-        id_seed: 7,
-    }
+    let instance = "urn:uuid:00000000-0000-4000-8000-00085d0a0b0c".to_owned();
+    let mut settings = CoreSettings::from_config(&config, BIND_IP.parse::<IpAddr>().unwrap(), quirks, instance, 7);
+    settings.user_agent = "refphone/test".into();
+    settings
 }
 
 /// Plays the shell: keeps the timers the core set, opens flows on request, and hands other outputs to the test.
@@ -98,13 +93,13 @@ impl TestPhone {
                 Output::CancelTimer { id } => {
                     self.timers.remove(&id);
                 }
-                Output::OpenFlow { flow, remote } if self.open_flows_at_once => {
+                Output::OpenFlow { flow, remote, .. } if self.open_flows_at_once => {
                     self.flows.insert(flow, remote);
                     self.core.on_flow_opened(self.now, flow, Self::local_address_of(flow));
                 }
-                Output::OpenFlow { flow, remote } => {
+                Output::OpenFlow { flow, remote, transport, server_name } => {
                     self.flows.insert(flow, remote);
-                    self.outputs.push_back(Output::OpenFlow { flow, remote });
+                    self.outputs.push_back(Output::OpenFlow { flow, remote, transport, server_name });
                 }
                 other => self.outputs.push_back(other),
             }
@@ -187,7 +182,7 @@ impl TestPhone {
         self.core.registration_state().clone()
     }
 
-    fn registered_at(&self) -> Option<RegistrarRole> {
+    fn registered_at(&self) -> Option<Role> {
         match self.state() {
             RegistrationState::Registered { registrar, .. } => Some(registrar),
             _ => None,
@@ -198,7 +193,7 @@ impl TestPhone {
     fn register_at_primary(&mut self) -> (FlowId, Message) {
         let (flow, register) = self.expect_register_to(REGISTRAR_A);
         self.ok(flow, &register);
-        assert_eq!(self.registered_at(), Some(RegistrarRole::Primary));
+        assert_eq!(self.registered_at(), Some(Role::Primary));
         (flow, register)
     }
 }
@@ -246,7 +241,7 @@ fn the_first_register_goes_to_the_primary_registrar_with_every_header_in_place()
     assert_eq!(header(&register, HeaderName::Expires), "4");
     assert_eq!(header(&register, HeaderName::UserAgent), "refphone/test");
     assert!(text.ends_with("Content-Length: 0\r\n\r\n"), "{text}");
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Primary });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Primary });
 }
 
 #[test]
@@ -259,7 +254,7 @@ fn a_200_registers_and_schedules_the_refresh_at_half_the_granted_expiry() {
     });
     assert_eq!(
         phone.state(),
-        RegistrationState::Registered { registrar: RegistrarRole::Primary, expires_at: phone.start + ms(10_000) }
+        RegistrationState::Registered { registrar: Role::Primary, expires_at: phone.start + ms(10_000) }
     );
     assert_eq!(phone.timer(TimerId::RegistrationRefresh(1)), Some(ms(5_000)));
     // The transaction is over: its timers are gone.
@@ -294,7 +289,7 @@ fn the_refresh_keeps_call_id_and_flow_and_increments_cseq() {
     assert_eq!(refresh.from().unwrap().tag(), first.from().unwrap().tag());
     assert_eq!(header(&refresh, HeaderName::CSeq), "2 REGISTER");
     assert_ne!(branch(&refresh), branch(&first));
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Primary });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Primary });
     phone.ok(flow, &refresh);
     assert_eq!(phone.timer(TimerId::RegistrationRefresh(1)), Some(ms(4_000)));
 }
@@ -370,7 +365,7 @@ fn a_401_is_answered_with_digest_credentials_then_a_200_registers() {
     assert_eq!(credentials.params.value("opaque"), Some("opaque-1"));
     assert!(credentials.verify("REGISTER", "secret"));
     phone.ok(flow, &second);
-    assert_eq!(phone.registered_at(), Some(RegistrarRole::Primary));
+    assert_eq!(phone.registered_at(), Some(Role::Primary));
 }
 
 #[test]
@@ -397,7 +392,7 @@ fn refused_credentials_do_not_loop_nor_fail_over_but_retry_later() {
     phone.assert_quiet();
     assert_eq!(
         phone.state(),
-        RegistrationState::WaitingToRetry { registrar: RegistrarRole::Primary, at: phone.start + ms(2_000) }
+        RegistrationState::WaitingToRetry { registrar: Role::Primary, at: phone.start + ms(2_000) }
     );
     let (to, _, _) = phone.wait_for_send();
     assert_eq!(to, addr(REGISTRAR_A));
@@ -428,7 +423,7 @@ fn a_423_without_min_expires_is_a_failure_without_failover() {
     let (flow, first) = phone.expect_register_to(REGISTRAR_A);
     phone.answer(flow, &first, 423, |_| {});
     phone.assert_quiet();
-    assert!(matches!(phone.state(), RegistrationState::WaitingToRetry { registrar: RegistrarRole::Primary, .. }));
+    assert!(matches!(phone.state(), RegistrationState::WaitingToRetry { registrar: Role::Primary, .. }));
 }
 
 // --- The UDP client transaction ---
@@ -456,7 +451,7 @@ fn a_provisional_response_keeps_the_transaction_alive_but_not_past_its_timer() {
     let mut phone = TestPhone::started(ROW_1_CFG, Quirks::none());
     let (flow, first) = phone.expect_register_to(REGISTRAR_A);
     phone.answer(flow, &first, 100, |_| {});
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Primary });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Primary });
     // 100 ms (Timer E still runs from T1), then every T2 = 400 ms, until the 1000 ms transaction timer.
     let (_, _, _) = phone.wait_for_send();
     assert_eq!(phone.elapsed(), ms(100));
@@ -480,7 +475,7 @@ fn stray_and_mismatched_responses_are_ignored() {
     wrong_method.set_header(HeaderName::CSeq, "1 OPTIONS");
     phone.answer(flow, &wrong_method, 200, |_| {});
     phone.assert_quiet();
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Primary });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Primary });
     // A retransmitted 200 after the transaction ended changes nothing either.
     phone.ok(flow, &register);
     let registered = phone.state();
@@ -498,7 +493,7 @@ fn check_failover_register(phone: &TestPhone, first: &Message, backup: &Message)
     assert_ne!(backup.call_id().unwrap(), first.call_id().unwrap(), "a new registrar gets a new Call-ID");
     assert_eq!(header(backup, HeaderName::CSeq), "1 REGISTER");
     assert!(String::from_utf8(backup.to_bytes()).unwrap().starts_with("REGISTER sip:127.66.0.12 SIP/2.0\r\n"));
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Backup });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Backup });
 }
 
 /// Expects the next output to be the failover REGISTER, and checks it.
@@ -523,7 +518,7 @@ fn a_transaction_timeout_at_the_primary_moves_registration_to_the_backup() {
     assert_eq!(phone.elapsed(), ms(1_000), "detected by the transaction timer");
     check_failover_register(&phone, &first, &backup);
     phone.ok(flow, &backup);
-    assert_eq!(phone.registered_at(), Some(RegistrarRole::Backup));
+    assert_eq!(phone.registered_at(), Some(Role::Backup));
 }
 
 #[test]
@@ -537,7 +532,7 @@ fn icmp_unreachable_at_the_primary_moves_registration_to_the_backup_at_once() {
     // The primary's transaction timers are gone.
     assert_eq!(phone.timer(TimerId::TransactionTimeout(RequestId(0))), None);
     phone.ok(backup_flow, &backup);
-    assert_eq!(phone.registered_at(), Some(RegistrarRole::Backup));
+    assert_eq!(phone.registered_at(), Some(Role::Backup));
 }
 
 #[test]
@@ -545,7 +540,7 @@ fn a_flow_that_cannot_open_counts_as_a_transport_failure() {
     let mut phone = TestPhone::new(ROW_1_CFG, Quirks::none());
     phone.open_flows_at_once = false;
     phone.core.start(phone.now);
-    let Some(Output::OpenFlow { flow, remote }) = phone.next_output() else { panic!("expected OpenFlow") };
+    let Some(Output::OpenFlow { flow, remote, .. }) = phone.next_output() else { panic!("expected OpenFlow") };
     assert_eq!(remote, addr(REGISTRAR_A));
     phone.core.on_transport_error(phone.now, flow, TransportFailure::Other("EADDRNOTAVAIL".into()));
     let Some(Output::OpenFlow { remote, .. }) = phone.next_output() else { panic!("expected OpenFlow") };
@@ -626,7 +621,7 @@ fn when_the_backup_fails_too_the_phone_retries_the_primary_after_the_retry_timer
     phone.assert_quiet();
     assert_eq!(
         phone.state(),
-        RegistrationState::WaitingToRetry { registrar: RegistrarRole::Primary, at: phone.start + ms(2_000) }
+        RegistrationState::WaitingToRetry { registrar: Role::Primary, at: phone.start + ms(2_000) }
     );
     let (to, _, again) = phone.wait_for_send();
     assert_eq!(to, addr(REGISTRAR_A));
@@ -643,7 +638,7 @@ fn without_a_backup_a_failed_registration_is_retried_after_the_retry_timer() {
     phone.assert_quiet();
     assert_eq!(
         phone.state(),
-        RegistrationState::WaitingToRetry { registrar: RegistrarRole::Primary, at: phone.start + ms(2_000) }
+        RegistrationState::WaitingToRetry { registrar: Role::Primary, at: phone.start + ms(2_000) }
     );
     assert_eq!(phone.timer(TimerId::RegistrationRetry(1)), Some(ms(2_000)));
     let (to, _, again) = phone.wait_for_send();
@@ -698,7 +693,7 @@ fn port_zero_asks_for_srv() {
         .replace("sip registrar ip: registrar-a.lab.test\n", "sip registrar ip: lab.test\nsip registrar port: 0\n");
     let mut phone = TestPhone::started(&cfg, Quirks::none());
     let (_, lookup) = expect_resolve(&mut phone);
-    assert_eq!(lookup, Lookup::Service { service: "_sip._udp.lab.test".into(), host: "lab.test".into() });
+    assert_eq!(lookup, Lookup::Service { host: "lab.test".into(), transport: Transport::Udp });
 }
 
 #[test]
@@ -708,7 +703,7 @@ fn a_failed_lookup_of_the_primary_moves_registration_to_the_backup() {
     phone.core.on_resolved(phone.now, request, Err("SERVFAIL".into()));
     let (_, lookup) = expect_resolve(&mut phone);
     assert_eq!(lookup, Lookup::Address { host: "registrar-b.lab.test".into(), port: 5060 });
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Backup });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Backup });
 }
 
 #[test]
@@ -722,7 +717,7 @@ fn every_resolved_address_is_tried_before_the_registrar_counts_as_failed() {
     assert_eq!(second.call_id().unwrap(), first.call_id().unwrap(), "the same request to the same registrar");
     assert_eq!(header(&second, HeaderName::CSeq), header(&first, HeaderName::CSeq));
     assert_ne!(branch(&second), branch(&first), "a new transaction");
-    assert_eq!(phone.state(), RegistrationState::Registering { registrar: RegistrarRole::Primary });
+    assert_eq!(phone.state(), RegistrationState::Registering { registrar: Role::Primary });
 }
 
 // --- Quirks ---
@@ -778,12 +773,12 @@ fn reply_to(phone: &mut TestPhone, bytes: &[u8]) -> Option<(Arrival, Message)> {
 }
 
 #[test]
-fn options_and_notify_are_answered_with_200_back_where_they_came_from() {
+fn options_is_answered_200_and_a_notify_of_no_dialog_481_back_where_they_came_from() {
     let mut phone = TestPhone::new(ROW_1_CFG, Quirks::none());
-    for method in ["OPTIONS", "NOTIFY"] {
+    for (method, status) in [("OPTIONS", 200), ("NOTIFY", 481)] {
         let (to, reply) = reply_to(&mut phone, &incoming(method)).expect("a reply");
         assert_eq!(to, Arrival::Listener { remote: addr(REGISTRAR_A) });
-        assert_eq!(reply.status(), Some(200));
+        assert_eq!(reply.status(), Some(status));
         assert_eq!(header(&reply, HeaderName::CSeq), format!("5 {method}"));
         assert_eq!(header(&reply, HeaderName::CallId), "in-1@127.66.0.11");
         assert!(reply.to().unwrap().tag().is_some());
@@ -813,3 +808,7 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
     }
     assert_eq!(phone.state(), RegistrationState::Idle);
 }
+
+mod calls;
+mod rows;
+mod simulated;

@@ -1,0 +1,1 @@
+//! Calls placed by the XML push, driven through the core in a simulated lab.
