@@ -252,13 +252,14 @@ impl Lab {
     /// Puts a lasting fault on an element or one of its transports. The DNS takes `silent` and `refuse`.
     pub fn fail(&mut self, target: impl Into<FaultTarget>, fault: Fault) {
         let target = target.into();
-        self.note(target.element, format!("fail {target} {fault}"));
+        // The fault first, the note after: whoever reads the note finds the fault in force.
         match self.elements.get(&target.element) {
             Some(shared) => shared.set_fault(&target, Some(fault)),
             None => {
                 self.dns_fault.send_replace(Some(fault));
             }
         }
+        self.note(target.element, format!("fail {target} {fault}"));
         self.active_faults.insert(target.element, fault);
         self.cursor = self.trace.len();
     }
@@ -266,13 +267,13 @@ impl Lab {
     /// Lifts a lasting fault.
     pub fn restore(&mut self, target: impl Into<FaultTarget>) {
         let target = target.into();
-        self.note(target.element, format!("restore {target}"));
         match self.elements.get(&target.element) {
             Some(shared) => shared.set_fault(&target, None),
             None => {
                 self.dns_fault.send_replace(None);
             }
         }
+        self.note(target.element, format!("restore {target}"));
         self.active_faults.remove(&target.element);
         self.cursor = self.trace.len();
     }
@@ -280,13 +281,13 @@ impl Lab {
     /// A one-off event: `reset` (every TCP/TLS flow of the target reset) or `restart` (all state dropped).
     pub fn event(&mut self, target: impl Into<FaultTarget>, event: Event) {
         let target = target.into();
-        self.note(target.element, format!("{} {target}", event.id_segment()));
         if let Some(shared) = self.elements.get(&target.element) {
             match event {
                 Event::Reset => shared.reset_flows(&target),
                 Event::Restart => shared.restart(),
             }
         }
+        self.note(target.element, format!("{} {target}", event.id_segment()));
         self.cursor = self.trace.len();
     }
 

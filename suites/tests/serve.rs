@@ -170,7 +170,7 @@ async fn serve_answers_by_hand_and_obeys_commands() {
     served.command("fail registrar-a silent").await;
     served.ladder_shows("== fail registrar-a silent ==").await;
     let silent = udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), SILENCE_WINDOW).await;
-    assert!(silent.is_none(), "a silent registrar answered");
+    assert!(silent.is_none(), "a silent registrar answered: {:?}", silent.map(|b| String::from_utf8_lossy(&b).into_owned()));
     served.command("restore registrar-a").await;
     served.ladder_shows("== restore registrar-a ==").await;
     let again = udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), DEADLINE).await;

@@ -119,6 +119,8 @@ impl FaultSet {
     fn swallows(&self, peer: &Peer) -> Option<Fault> {
         match self.on(peer.transport)? {
             Fault::Silent => Some(Fault::Silent),
+            // The port is closing: what slipped in before it closed is not answered.
+            Fault::Refuse => Some(Fault::Refuse),
             Fault::Stall => {
                 let frozen = match peer.flow {
                     Some(flow) => flow < self.stall_boundary,
