@@ -21,6 +21,8 @@ pub type CaseFn = for<'a> fn(&'a mut Lab, Option<Fault>) -> CaseFuture<'a>;
 pub struct Needs {
     pub backup_registrar: bool,
     pub backup_proxy: bool,
+    /// BLF and MWI subscriptions provisioned.
+    pub subscriptions: bool,
 }
 
 /// One conformance case.

@@ -15,6 +15,14 @@ pub enum ExpectKind {
     RegisterRequest,
     /// The element accepts a REGISTER that adds a binding: it sends the phone a 2xx with a Contact.
     Registered,
+    /// A REGISTER removing the phone's binding (`Expires: 0`, `expires=0` or `*`) reaches the element.
+    Unregister,
+    /// The element accepts a SUBSCRIBE that creates or refreshes a subscription (2xx, Expires > 0).
+    Subscribed,
+    /// A SUBSCRIBE ending a subscription (`Expires: 0`) reaches the element.
+    Unsubscribe,
+    /// An INVITE from the phone reaches the element.
+    InviteRequest,
 }
 
 /// When an expectation must be met.
@@ -32,6 +40,10 @@ pub struct Expect {
     pub kind: ExpectKind,
     pub at: Element,
     pub aor_of: Option<Element>,
+    /// The hop the message came over: an outbound proxy, or the phone itself when `None`.
+    pub via: Option<Element>,
+    /// The event package of a subscription (`dialog`, `message-summary`).
+    pub event: Option<&'static str>,
     pub requirement: &'static str,
     pub deadline: Option<Deadline>,
     /// Why the deadline is what it is, in words (`registration period 2 s + jitter 0.4 s`).
@@ -52,11 +64,53 @@ impl Register {
     pub fn request_at(registrar: Element) -> Expect {
         Expect::new(ExpectKind::RegisterRequest, registrar)
     }
+
+    /// A REGISTER removing the phone's binding reaches the registrar.
+    pub fn removed_at(registrar: Element) -> Expect {
+        Expect::new(ExpectKind::Unregister, registrar)
+    }
+}
+
+/// Expectations about subscriptions (RFC 6665).
+#[derive(Debug)]
+pub struct Subscribe;
+
+impl Subscribe {
+    /// The proxy accepts a subscription to `event` (a 2xx to a SUBSCRIBE with Expires > 0).
+    pub fn at(proxy: Element, event: &'static str) -> Expect {
+        let mut e = Expect::new(ExpectKind::Subscribed, proxy);
+        e.event = Some(event);
+        e
+    }
+
+    /// A SUBSCRIBE to `event` with `Expires: 0` reaches the proxy.
+    pub fn ended_at(proxy: Element, event: &'static str) -> Expect {
+        let mut e = Expect::new(ExpectKind::Unsubscribe, proxy);
+        e.event = Some(event);
+        e
+    }
+}
+
+/// Expectations about calls.
+#[derive(Debug)]
+pub struct Invite;
+
+impl Invite {
+    /// An INVITE from the phone reaches the proxy.
+    pub fn at(proxy: Element) -> Expect {
+        Expect::new(ExpectKind::InviteRequest, proxy)
+    }
 }
 
 impl Expect {
     fn new(kind: ExpectKind, at: Element) -> Expect {
-        Expect { kind, at, aor_of: None, requirement: "", deadline: None, deadline_reason: String::new() }
+        Expect { kind, at, aor_of: None, via: None, event: None, requirement: "", deadline: None, deadline_reason: String::new() }
+    }
+
+    /// The message reached the element through this outbound proxy (BRIEF §2: "at registrar-b via outbound-b").
+    pub fn via(mut self, outbound: Element) -> Expect {
+        self.via = Some(outbound);
+        self
     }
 
     /// The AOR registered is the one of this proxy (`sip:<user>@<proxy host>`).
@@ -89,14 +143,39 @@ impl Expect {
             return false;
         }
         let Some(message) = event.sip() else { return false };
-        if topology.party(event.remote.ip()) != Party::Phone {
+        let hop = match self.via {
+            Some(outbound) => Party::Element(outbound),
+            None => Party::Phone,
+        };
+        if topology.party(event.remote.ip()) != hop {
             return false;
         }
         let aor_ok = |m: &sip::Message| match self.aor_of {
             None => true,
             Some(proxy) => aor_host(m).is_some_and(|h| h.eq_ignore_ascii_case(&topology.fqdn(proxy))),
         };
+        let event_ok = |m: &sip::Message| match self.event {
+            None => true,
+            Some(package) => m.event().ok().flatten().is_some_and(|(p, _)| p.eq_ignore_ascii_case(package)),
+        };
+        let received_request = |method: Method| event.direction == Direction::Received && message.method() == Some(&method);
+        let sent_success = |method: Method| {
+            event.direction == Direction::Sent
+                && message.status().is_some_and(|s| (200..300).contains(&s))
+                && message.cseq().is_ok_and(|c| c.method == method)
+        };
         match self.kind {
+            ExpectKind::Unregister => received_request(Method::Register) && removes_binding(message) && aor_ok(message),
+            ExpectKind::Subscribed => {
+                sent_success(Method::Subscribe)
+                    && message.expires().ok().flatten() != Some(0)
+                    && event_ok(message)
+                    && subscriber_ok(message, self, topology)
+            }
+            ExpectKind::Unsubscribe => {
+                received_request(Method::Subscribe) && message.expires().ok().flatten() == Some(0) && event_ok(message)
+            }
+            ExpectKind::InviteRequest => received_request(Method::Invite),
             ExpectKind::RegisterRequest => {
                 event.direction == Direction::Received && message.method() == Some(&Method::Register) && aor_ok(message)
             }
@@ -112,10 +191,18 @@ impl Expect {
 
     /// The expectation in words, for a failure report.
     pub fn describe(&self, topology: &Topology, limit: Duration) -> String {
+        let event = self.event.unwrap_or("any");
         let mut text = match self.kind {
             ExpectKind::RegisterRequest => format!("REGISTER at {}", self.at),
             ExpectKind::Registered => format!("registration accepted by {}", self.at),
+            ExpectKind::Unregister => format!("un-REGISTER (Expires 0) at {}", self.at),
+            ExpectKind::Subscribed => format!("{event} subscription accepted by {}", self.at),
+            ExpectKind::Unsubscribe => format!("un-SUBSCRIBE (Expires 0) of {event} at {}", self.at),
+            ExpectKind::InviteRequest => format!("INVITE at {}", self.at),
         };
+        if let Some(outbound) = self.via {
+            let _ = write!(text, " via {outbound}");
+        }
         if let Some(proxy) = self.aor_of {
             let _ = write!(text, " with AOR host {}", topology.fqdn(proxy));
         }
@@ -124,6 +211,30 @@ impl Expect {
             let _ = write!(text, " ({})", self.deadline_reason);
         }
         text
+    }
+}
+
+/// Whether a REGISTER removes bindings: `Expires: 0` with no other expiry, `expires=0` on every
+/// Contact, or `Contact: *` (RFC 3261 §10.2.2).
+pub fn removes_binding(message: &sip::Message) -> bool {
+    let Ok(contacts) = message.contacts() else { return false };
+    let header_zero = message.expires().ok().flatten() == Some(0);
+    if contacts.iter().any(|c| matches!(c, sip::Contact::Star)) {
+        return header_zero;
+    }
+    !contacts.is_empty() && contacts.iter().all(|c| c.expires().map_or(header_zero, |e| e == 0))
+}
+
+/// For a subscription: when an AOR is named, the subscriber's From host is that proxy's (the
+/// AOR the phone subscribes as).
+fn subscriber_ok(message: &sip::Message, expect: &Expect, topology: &Topology) -> bool {
+    match expect.aor_of {
+        None => true,
+        Some(proxy) => message
+            .from()
+            .ok()
+            .and_then(|f| f.uri.as_sip().map(|u| u.host.to_string()))
+            .is_some_and(|h| h.eq_ignore_ascii_case(&topology.fqdn(proxy))),
     }
 }
 
@@ -160,7 +271,9 @@ pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topol
 pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
     let mut groups: Vec<(String, usize)> = Vec::new();
     for event in events {
-        if event.direction != Direction::Received || topology.party(event.remote.ip()) != Party::Phone {
+        let from = topology.party(event.remote.ip());
+        let from_outbound = matches!(from, Party::Element(Element::OutboundA | Element::OutboundB));
+        if event.direction != Direction::Received || !(from == Party::Phone || from_outbound) {
             continue;
         }
         let what = match &event.payload {
@@ -186,6 +299,7 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
             Payload::KeepAlive => format!("keep-alive at {}", event.element),
             Payload::Action(_) => continue,
         };
+        let what = if from_outbound { format!("{what} via {from}") } else { what };
         let what = match &event.fate {
             Fate::Delivered => what,
             Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),

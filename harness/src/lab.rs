@@ -42,12 +42,14 @@ pub struct LabSpec {
     pub proxy: ProxyConfig,
     /// Claim the first free block in order (for `serve`), instead of one spread by process id.
     pub first_free_block: bool,
+    /// Provision BLF and MWI subscriptions.
+    pub subscriptions: bool,
     pub zone: String,
 }
 
 impl LabSpec {
     pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
-        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), first_free_block: false, zone: "lab.test".into() }
+        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), first_free_block: false, subscriptions: false, zone: "lab.test".into() }
     }
 }
 
@@ -154,7 +156,8 @@ impl Lab {
         let block = claim_block(&spec.zone, spec.first_free_block)?;
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
-        let provisioning = Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, DEFAULT_MAC);
+        let provisioning =
+            Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, spec.subscriptions, DEFAULT_MAC);
         let mut tasks = Vec::new();
 
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);

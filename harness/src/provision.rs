@@ -41,6 +41,11 @@ pub struct Timers {
     pub t2: Duration,
     /// `sip transaction timer`: the vendor's replacement for 64*T1.
     pub transaction_timer: Duration,
+    /// How long the phone subscribes for (`sip explicit mwi subscription period`, and refphone's
+    /// `refphone subscription period` for BLF): it refreshes before this runs out.
+    pub subscription_period: Duration,
+    /// How often the phone probes a failed primary (`refphone failback probe interval`).
+    pub failback_probe: Duration,
 }
 
 impl Timers {
@@ -52,6 +57,8 @@ impl Timers {
             t1: Duration::from_millis(100),
             t2: Duration::from_millis(400),
             transaction_timer: Duration::from_millis(800),
+            subscription_period: Duration::from_secs(2),
+            failback_probe: Duration::from_secs(1),
         }
     }
 }
@@ -91,6 +98,9 @@ pub struct Provisioning {
     pub mac_cfg: String,
 }
 
+/// The extension the phone watches with BLF.
+pub const BLF_EXTENSION: &str = "1002";
+
 /// The MAC the harness gives a phone that has none of its own.
 pub const DEFAULT_MAC: &str = "00085D0A0B0C";
 
@@ -100,21 +110,42 @@ fn seconds(d: Duration) -> String {
 }
 
 impl Provisioning {
-    pub fn new(configuration: Configuration, transport: Transport, topology: &Topology, timers: Timers, mac: &str) -> Provisioning {
+    /// The cfg for a case. `subscriptions` provisions BLF and MWI, for cases that watch them move.
+    pub fn new(
+        configuration: Configuration,
+        transport: Transport,
+        topology: &Topology,
+        timers: Timers,
+        subscriptions: bool,
+        mac: &str,
+    ) -> Provisioning {
         let line = LineAccount::default();
         let mut global = format!("# Served by sipharness for a {} case over {transport}.\n", configuration.id_segment());
         let mut key = |k: &str, v: String| {
             let _ = writeln!(global, "{k}: {v}");
         };
         let host = |e: Element| topology.fqdn(e);
+        let port = if transport == Transport::Tls { "5061" } else { "5060" };
+        let backups = configuration != Configuration::OutboundOnly;
+        let outbound = configuration != Configuration::NoOutbound;
         key("sip proxy ip", host(Element::ProxyA));
-        key("sip proxy port", "5060".into());
-        key("sip backup proxy ip", host(Element::ProxyB));
-        key("sip backup proxy port", "5060".into());
+        key("sip proxy port", port.into());
+        if backups {
+            key("sip backup proxy ip", host(Element::ProxyB));
+            key("sip backup proxy port", port.into());
+        }
         key("sip registrar ip", host(Element::RegistrarA));
-        key("sip registrar port", "5060".into());
-        key("sip backup registrar ip", host(Element::RegistrarB));
-        key("sip backup registrar port", "5060".into());
+        key("sip registrar port", port.into());
+        if backups {
+            key("sip backup registrar ip", host(Element::RegistrarB));
+            key("sip backup registrar port", port.into());
+        }
+        if outbound {
+            key("sip outbound proxy", host(Element::OutboundA));
+            key("sip outbound proxy port", port.into());
+            key("sip backup outbound proxy", host(Element::OutboundB));
+            key("sip backup outbound proxy port", port.into());
+        }
         key("sip outbound support", "0".into());
         key(
             "sip transport protocol",
@@ -131,6 +162,15 @@ impl Provisioning {
         key("sip T1 timer", timers.t1.as_millis().to_string());
         key("sip T2 timer", timers.t2.as_millis().to_string());
         key("sip transaction timer", timers.transaction_timer.as_millis().to_string());
+        if subscriptions {
+            // BLF on one extension (RFC 4235) and MWI (RFC 3842).
+            key("softkey1 type", "blf".into());
+            key("softkey1 value", BLF_EXTENSION.into());
+            key("sip explicit mwi subscription", "1".into());
+            key("sip explicit mwi subscription period", seconds(timers.subscription_period));
+            key("refphone subscription period", seconds(timers.subscription_period));
+        }
+        key("refphone failback probe interval", seconds(timers.failback_probe));
 
         let mut mac_cfg = String::new();
         let _ = writeln!(mac_cfg, "# Line account for the phone with MAC {mac}.");

@@ -65,7 +65,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         Ok(d) => d,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
     };
-    let spec = LabSpec::new(case.configuration, case.transport);
+    let spec = LabSpec { subscriptions: case.needs.subscriptions, ..LabSpec::new(case.configuration, case.transport) };
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),

@@ -88,6 +88,8 @@ impl fmt::Display for Element {
 pub enum Party {
     Element(Element),
     Phone,
+    /// The harness itself, driving the phone.
+    Console,
     Unknown(IpAddr),
 }
 
@@ -96,6 +98,7 @@ impl fmt::Display for Party {
         match self {
             Party::Element(e) => write!(f, "{e}"),
             Party::Phone => f.write_str("phone"),
+            Party::Console => f.write_str("console"),
             Party::Unknown(ip) => write!(f, "{ip}"),
         }
     }
@@ -103,6 +106,8 @@ impl fmt::Display for Party {
 
 /// Where the phone sits relative to the element addresses.
 const PHONE_OFFSET: u8 = 10;
+/// Where the harness itself speaks from when it drives the phone (HTTP push).
+const CONSOLE_OFFSET: u8 = 9;
 /// Addresses per case block: elements at +1..+7, the phone at +10.
 const BLOCK_SIZE: u8 = 16;
 
@@ -129,6 +134,11 @@ impl Topology {
         self.offset_ip(PHONE_OFFSET)
     }
 
+    /// The address the harness drives the phone from (the phone's `xml application post list`).
+    pub fn console_ip(&self) -> IpAddr {
+        self.offset_ip(CONSOLE_OFFSET)
+    }
+
     fn offset_ip(&self, offset: u8) -> IpAddr {
         let [a, b, c, d] = self.base.octets();
         IpAddr::V4(Ipv4Addr::new(a, b, c, d + offset))
@@ -151,6 +161,9 @@ impl Topology {
     pub fn party(&self, ip: IpAddr) -> Party {
         if ip == self.phone_ip() {
             return Party::Phone;
+        }
+        if ip == self.console_ip() {
+            return Party::Console;
         }
         Element::ALL
             .into_iter()

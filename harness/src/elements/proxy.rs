@@ -124,6 +124,8 @@ impl Proxy {
 
         let mut ok = Message::response_to(request, 200, Some(&our_tag));
         ok.push_header(HeaderName::Expires, granted);
+        // Echoed so a trace of responses alone tells which package was accepted.
+        ok.push_header(HeaderName::Event, &event);
         ok.push_header(HeaderName::Contact, self.contact());
         for route in request.header_values(&HeaderName::RecordRoute) {
             ok.push_header(HeaderName::RecordRoute, route);
