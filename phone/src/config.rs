@@ -193,7 +193,7 @@ pub struct PhoneConfig {
     /// Programmable keys by family and number.
     pub keys: BTreeMap<(KeyFamily, u16), KeySetting>,
     /// `xml application post list`: the addresses allowed to push XML; `None` allows any sender.
-    pub xml_application_post_list: Option<Vec<String>>,
+    pub xml_application_post_list: Option<Vec<IpAddr>>,
     pub refphone: RefphoneSettings,
 }
 
@@ -382,12 +382,12 @@ impl PhoneConfig {
                 self.explicit_mwi_subscription_period = Some(parse_seconds(value, Bound::Positive)?)
             }
             G::XmlApplicationPostList => {
-                let list: Vec<String> = parse_text(value)
+                let list = parse_text(value)
                     .split([',', ' '])
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                    .map(|a| a.parse::<IpAddr>().map_err(|_| format!("expected IP addresses separated by commas, got {a:?}")))
+                    .collect::<Result<Vec<_>, _>>()?;
                 self.xml_application_post_list = Some(list);
             }
         }
@@ -472,19 +472,6 @@ impl PhoneConfig {
             wanted.push(SubscriptionSetting::MessageWaiting);
         }
         wanted
-    }
-
-    /// Refuses settings this refphone cannot honour yet, rather than silently ignoring them.
-    pub fn check_supported(&self) -> Result<(), PhoneError> {
-        match self.transport_protocol.unwrap_or(TransportProtocol::Udp) {
-            TransportProtocol::Udp => {}
-            TransportProtocol::UdpAndTcp => {
-                return Err(PhoneError::NotSupportedYet("sip transport protocol 0 (UDP and TCP)".into()));
-            }
-            TransportProtocol::Tcp => return Err(PhoneError::NotSupportedYet("sip transport protocol 2 (TCP)".into())),
-            TransportProtocol::Tls => return Err(PhoneError::NotSupportedYet("sip transport protocol 4 (TLS)".into())),
-        }
-        Ok(())
     }
 }
 
@@ -913,20 +900,6 @@ mod tests {
     }
 
     #[test]
-    fn only_udp_is_supported_yet() {
-        let supported = |text: &str| parse(&[("a.cfg", text)]).unwrap().check_supported();
-        assert!(supported("sip transport protocol: 1\n").is_ok());
-        assert!(supported("").is_ok());
-        for unsupported in ["sip transport protocol: 0\n", "sip transport protocol: 2\n", "sip transport protocol: 4\n"]
-        {
-            let err = supported(unsupported).unwrap_err().to_string();
-            assert!(err.ends_with("is not supported yet"), "{err}");
-        }
-        assert!(supported("sip outbound proxy: outbound-a.lab.test\n").is_ok());
-        assert!(supported("sip outbound support: 1\n").is_ok());
-    }
-
-    #[test]
     fn blf_keys_and_explicit_mwi_make_the_subscriptions_in_key_order_each_extension_once() {
         let config = parse(&[(
             "a.cfg",
@@ -978,7 +951,9 @@ mod tests {
     #[test]
     fn the_xml_post_list_is_a_list_of_addresses() {
         let config = parse(&[("a.cfg", "xml application post list: 127.66.0.1, 127.66.0.2\n")]).unwrap();
-        assert_eq!(config.xml_application_post_list, Some(vec!["127.66.0.1".to_owned(), "127.66.0.2".to_owned()]));
+        let expected: Vec<IpAddr> = vec!["127.66.0.1".parse().unwrap(), "127.66.0.2".parse().unwrap()];
+        assert_eq!(config.xml_application_post_list, Some(expected));
+        assert!(error_of("xml application post list: pusher.lab.test\n").contains("expected IP addresses"));
     }
 
     #[test]

@@ -18,10 +18,6 @@ pub enum PhoneError {
     #[error("cfg: {0}")]
     ConfigIncomplete(String),
 
-    /// The cfg asks for a feature this refphone does not implement yet.
-    #[error("cfg: {0} is not supported yet")]
-    NotSupportedYet(String),
-
     /// A command-line value is malformed (the flags themselves are checked by clap).
     #[error("{flag}: {reason}")]
     BadFlag { flag: &'static str, reason: String },

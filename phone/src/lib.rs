@@ -8,6 +8,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod io;
+pub mod push;
 pub mod quirks;
 pub mod state;
 

@@ -112,15 +112,21 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let settings = match prepare(&cli) {
-        Ok(settings) => settings,
+    let (settings, push_allowed) = match prepare(&cli) {
+        Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("refphone: {error}");
             return ExitCode::from(2);
         }
     };
     init_logging();
-    match run(settings, cli.dns, cli.http) {
+    let options = phone::io::ShellOptions {
+        dns: cli.dns,
+        http: cli.http,
+        ca: cli.ca.clone(),
+        push_allowed: push_allowed.clone(),
+    };
+    match run(settings, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let usage = error.downcast_ref::<PhoneError>().is_some_and(PhoneError::is_usage_error);
@@ -131,7 +137,7 @@ fn main() -> ExitCode {
 }
 
 /// Checks the flags and reads the cfg into the core's settings.
-fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
+fn prepare(cli: &Cli) -> Result<(CoreSettings, Option<Vec<IpAddr>>), PhoneError> {
     let quirks = Quirks::parse_all(&cli.quirks)?;
     if let Some(mac) = &cli.mac {
         check_mac(mac)?;
@@ -148,7 +154,6 @@ fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
         return Err(PhoneError::BadFlag { flag: "--http", reason: "give the exact address to listen on, not a wildcard".into() });
     }
     let config = PhoneConfig::load(&cli.configs)?;
-    config.check_supported()?;
     let line = config.line(1);
     let servers = [
         &line.registrar,
@@ -172,7 +177,7 @@ fn prepare(cli: &Cli) -> Result<CoreSettings, PhoneError> {
         return Err(PhoneError::BadFlag { flag: "--ca", reason: "TLS (sip transport protocol: 4) needs the CA that signs the servers".into() });
     }
     settings.listen_port = settings.transport.default_port();
-    Ok(settings)
+    Ok((settings, config.xml_application_post_list.clone()))
 }
 
 fn check_mac(mac: &str) -> Result<(), PhoneError> {
@@ -191,11 +196,11 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 }
 
-fn run(settings: CoreSettings, dns: Option<SocketAddr>, http: Option<SocketAddr>) -> anyhow::Result<()> {
+fn run(settings: CoreSettings, options: phone::io::ShellOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        phone::io::run(settings, phone::io::ShellOptions { dns, http }, shutdown).await?;
+        phone::io::run(settings, options, shutdown).await?;
         Ok(())
     })
 }

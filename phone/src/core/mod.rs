@@ -347,6 +347,8 @@ pub struct PhoneCore {
     probes: failback::FailbackProbes,
     calls: call::Calls,
     keepalives: outbound::KeepAlives,
+    /// Whether the subscriptions were started (after the first REGISTER's answer).
+    subscriptions_started: bool,
 }
 
 impl PhoneCore {
@@ -363,6 +365,7 @@ impl PhoneCore {
             probes: failback::FailbackProbes::default(),
             calls: call::Calls::default(),
             keepalives: outbound::KeepAlives::default(),
+            subscriptions_started: false,
         }
     }
 
@@ -375,7 +378,9 @@ impl PhoneCore {
             if self.context.settings.outbound_support { "on" } else { "off" }
         );
         self.registration.start(now, &mut self.context, &mut self.sender, &self.failover);
-        self.subscriptions.start(now, &mut self.context, &mut self.sender, &self.failover);
+        if *self.registration.state() == RegistrationState::Disabled {
+            self.subscriptions.start(now, &mut self.context, &mut self.sender, &self.failover);
+        }
     }
 
     /// A datagram arrived. Malformed ones are logged and dropped.
@@ -552,6 +557,11 @@ impl PhoneCore {
                     && let Some((_, transport)) = self.sender.flow_remote(request.flow)
                 {
                     self.keepalives.start(now, &mut self.context, request, transport);
+                }
+                // Subscriptions start once the first REGISTER has its answer, whatever it is.
+                if !self.subscriptions_started && !matches!(self.registration.state(), RegistrationState::Registering { .. }) {
+                    self.subscriptions_started = true;
+                    self.subscriptions.start(now, &mut self.context, &mut self.sender, &self.failover);
                 }
                 (Owner::Registration, down)
             } else if let Some(index) = self.subscriptions.owner_of(request) {

@@ -395,15 +395,24 @@ impl RequestSender {
             }
             TimerId::TransactionTimeout(id) => {
                 let timed_out = self.requests.get(&id).and_then(|r| match &r.stage {
-                    Stage::Transacting(running) if running.timer.has_timed_out(now) => r.remote,
+                    Stage::Transacting(running) if running.timer.has_timed_out(now) => r.remote.map(|remote| (remote, running.flow)),
                     _ => None,
                 });
-                match timed_out {
-                    Some(remote) => {
-                        self.fail_attempt(now, context, id, FailureCause::Timeout { remote }).into_iter().collect()
-                    }
-                    None => Vec::new(),
+                let Some((remote, flow)) = timed_out else { return Vec::new() };
+                let mut events: Vec<RequestEvent> =
+                    self.fail_attempt(now, context, id, FailureCause::Timeout { remote }).into_iter().collect();
+                // A flow nothing answers on is not trusted again: the next request opens a new
+                // one (a new connection, or a new source port that a stalled NAT binding lets through).
+                let still_used = self.requests.values().any(|r| match &r.stage {
+                    Stage::Connecting { flow: f } => *f == flow,
+                    Stage::Transacting(running) => running.flow == flow,
+                    _ => false,
+                });
+                if !still_used {
+                    tracing::debug!("flow {} -> {remote}: no answer within the transaction timer; closing it", flow.0);
+                    events.extend(self.close_flow(now, context, flow, TransportFailure::Other("no answer on the flow".into())));
                 }
+                events
             }
             _ => Vec::new(),
         }

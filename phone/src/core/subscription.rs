@@ -175,11 +175,26 @@ impl Subscriptions {
         self.items.iter().position(|s| s.pending.as_ref().is_some_and(|p| p.request == request))
     }
 
+    /// Boot: subscriptions start one after another, each when the previous first SUBSCRIBE got
+    /// its answer (as the vendor's phone does), so the order on the wire is always the same.
     pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
-        for index in 0..self.items.len() {
+        self.start_next_idle(now, context, sender, failover);
+    }
+
+    /// Starts the first subscription not started yet, if none is being started.
+    fn start_next_idle(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
+        if self.items.iter().any(|item| item.pending.as_ref().is_some_and(|p| p.kind == PendingKind::Initial)) {
+            return;
+        }
+        if let Some(index) = self.items.iter().position(|item| item.state == SubscriptionState::Idle) {
             let placement = Self::desired(context, failover);
             self.subscribe_anew(now, context, sender, failover, index, placement);
         }
+    }
+
+    /// Whether every subscription has been started.
+    pub fn all_started(&self) -> bool {
+        self.items.iter().all(|item| item.state != SubscriptionState::Idle)
     }
 
     /// Where subscriptions belong now (`subscriptions-stay`: at the primary proxy whatever happens).
@@ -306,6 +321,22 @@ impl Subscriptions {
             }
             return None;
         }
+        let down = self.on_own_event(now, context, sender, failover, index, event);
+        if !self.all_started() {
+            self.start_next_idle(now, context, sender, failover);
+        }
+        down
+    }
+
+    fn on_own_event(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        index: usize,
+        event: RequestEvent,
+    ) -> Option<ServerDown> {
         let item = self.items.get_mut(index)?;
         let pending = item.pending.clone().filter(|p| p.request == event.request())?;
         let placement = item.dialog.as_ref().map(|d| d.placement)?;

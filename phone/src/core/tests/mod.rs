@@ -56,6 +56,8 @@ struct TestPhone {
     flows: BTreeMap<FlowId, SocketAddr>,
     /// Answer OpenFlow at once, as the UDP shell does.
     open_flows_at_once: bool,
+    /// Flows the core closed.
+    closed_flows: Vec<FlowId>,
 }
 
 impl TestPhone {
@@ -69,6 +71,7 @@ impl TestPhone {
             outputs: VecDeque::new(),
             flows: BTreeMap::new(),
             open_flows_at_once: true,
+            closed_flows: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl TestPhone {
                 Output::CancelTimer { id } => {
                     self.timers.remove(&id);
                 }
+                Output::CloseFlow { flow } => self.closed_flows.push(flow),
                 Output::OpenFlow { flow, remote, .. } if self.open_flows_at_once => {
                     self.flows.insert(flow, remote);
                     self.core.on_flow_opened(self.now, flow, Self::local_address_of(flow));
@@ -516,6 +520,7 @@ fn a_transaction_timeout_at_the_primary_moves_registration_to_the_backup() {
     };
     assert_eq!(to, addr(REGISTRAR_B));
     assert_eq!(phone.elapsed(), ms(1_000), "detected by the transaction timer");
+    assert_eq!(phone.closed_flows, vec![FlowId(0)], "the flow nothing answered on is closed");
     check_failover_register(&phone, &first, &backup);
     phone.ok(flow, &backup);
     assert_eq!(phone.registered_at(), Some(Role::Backup));

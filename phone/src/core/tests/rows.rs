@@ -639,3 +639,19 @@ fn row_3_only_the_outbound_proxy_moves() {
     let mut stuck = failover(&row_3(), Quirks::none().with(Quirk::NoOutboundProxyFailover));
     assert_eq!(stuck.on_server_down(now, Target::Proxy, Placement::PRIMARY), Verdict::NoBackup(Dimension::OutboundProxy));
 }
+
+#[test]
+fn subscriptions_start_after_the_first_register_is_answered_one_after_another() {
+    let mut lab = SimLab::new(ROW_1, Quirks::none());
+    lab.set(REGISTRAR_A, Behaviour::Silent);
+    lab.core.start(lab.now);
+    lab.run_for(ms(900));
+    assert!(subscribes(&lab, s(0)).is_empty(), "no SUBSCRIBE while the first REGISTER waits");
+    lab.run_for(ms(200));
+    let first_backup_register = lab.requests(Method::Register, s(0)).into_iter().find(|r| r.to == addr(REGISTRAR_B)).unwrap();
+    let subs = subscribes(&lab, s(0));
+    assert_eq!(subs.len(), 3);
+    assert!(subs.iter().all(|s| s.at >= first_backup_register.at));
+    let uris: Vec<String> = subs.iter().map(Sent::request_uri).collect();
+    assert_eq!(uris, vec!["sip:2001@proxy-a.lab.test", "sip:2002@proxy-a.lab.test", "sip:1001@proxy-a.lab.test"]);
+}
