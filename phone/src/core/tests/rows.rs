@@ -655,3 +655,131 @@ fn subscriptions_start_after_the_first_register_is_answered_one_after_another() 
     let uris: Vec<String> = subs.iter().map(Sent::request_uri).collect();
     assert_eq!(uris, vec!["sip:2001@proxy-a.lab.test", "sip:2002@proxy-a.lab.test", "sip:1001@proxy-a.lab.test"]);
 }
+
+// --- Rows 2 and 3: outbound proxies ---
+
+/// The Route of a logged request, if any.
+fn route(sent: &Sent) -> Option<String> {
+    sent.header(HeaderName::Route).map(str::to_owned)
+}
+
+#[test]
+fn r2_1_every_request_goes_through_the_primary_outbound_proxy_to_the_primaries() {
+    let lab = SimLab::started(&row_2(), Quirks::none());
+    let registers = lab.requests(Method::Register, s(0));
+    assert_eq!(registers.len(), 1);
+    assert_eq!(registers[0].to, addr(OUTBOUND_A));
+    assert_eq!(registers[0].request_uri(), "sip:registrar-a.lab.test");
+    assert_eq!(route(&registers[0]).as_deref(), Some("<sip:outbound-a.lab.test:5060;lr>"));
+    assert_eq!(registers[0].aor_host(), "proxy-a.lab.test");
+    let subs = subscribes(&lab, s(0));
+    assert_eq!(subs.len(), 3);
+    for sub in &subs {
+        assert_eq!(sub.to, addr(OUTBOUND_A));
+        assert!(sub.request_uri().ends_with("@proxy-a.lab.test"));
+        assert_eq!(route(sub).as_deref(), Some("<sip:outbound-a.lab.test:5060;lr>"));
+    }
+}
+
+#[test]
+fn r2_2_any_connection_failure_flips_everything_to_the_backup_set_at_once() {
+    for behaviour in [Behaviour::Refuse, Behaviour::Silent, Behaviour::Reject(503)] {
+        let mut lab = SimLab::started(&row_2(), Quirks::none());
+        let before = subscribes(&lab, s(0));
+        lab.set(OUTBOUND_A, behaviour);
+        lab.run_for(s(12));
+        let since = ms(1);
+        let registers: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.to == addr(OUTBOUND_B)).collect();
+        assert!(!registers.is_empty(), "{behaviour:?}\n{}", lab.dump(since));
+        let register = &registers[0];
+        assert_eq!(register.request_uri(), "sip:registrar-b.lab.test", "{behaviour:?}");
+        assert_eq!(register.aor_host(), "proxy-b.lab.test");
+        assert_eq!(route(register).as_deref(), Some("<sip:outbound-b.lab.test:5060;lr>"));
+        let moved: Vec<Sent> = subscribes(&lab, since).into_iter().filter(|s| s.to == addr(OUTBOUND_B)).collect();
+        assert_eq!(moved.len(), 3, "{behaviour:?}\n{}", lab.dump(since));
+        for sub in &moved {
+            assert!(sub.request_uri().ends_with("@proxy-b.lab.test"));
+            assert!(before.iter().all(|b| b.call_id() != sub.call_id()));
+            assert_eq!(route(sub).as_deref(), Some("<sip:outbound-b.lab.test:5060;lr>"));
+        }
+        assert_eq!(lab.core.active_placement(), Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup });
+    }
+}
+
+#[test]
+fn r2_3_when_the_primary_outbound_proxy_answers_again_everything_moves_back() {
+    let mut lab = SimLab::started(&row_2(), Quirks::none());
+    lab.set(OUTBOUND_A, Behaviour::Refuse);
+    lab.run_for(s(12));
+    let at_backup: Vec<Sent> = subscribes(&lab, s(0)).into_iter().filter(|s| s.to == addr(OUTBOUND_B)).collect();
+    lab.set(OUTBOUND_A, Behaviour::Answer);
+    let since = lab.elapsed();
+    lab.run_for(s(7));
+    let probes = lab.requests(Method::Options, since);
+    assert!(!probes.is_empty());
+    assert_eq!(probes[0].to, addr(OUTBOUND_A));
+    assert_eq!(probes[0].request_uri(), "sip:outbound-a.lab.test", "the outbound proxy itself is probed");
+    assert_eq!(route(&probes[0]), None);
+    let registers: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() != Some(0)).collect();
+    assert_eq!(registers[0].to, addr(OUTBOUND_A), "{}", lab.dump(since));
+    assert_eq!(registers[0].request_uri(), "sip:registrar-a.lab.test");
+    assert_eq!(registers[0].aor_host(), "proxy-a.lab.test");
+    let released: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() == Some(0)).collect();
+    assert_eq!(released.len(), 1, "{}", lab.dump(since));
+    assert_eq!(released[0].to, addr(OUTBOUND_B), "the backup binding is released the way it was made");
+    assert_eq!(released[0].request_uri(), "sip:registrar-b.lab.test");
+    assert_eq!(released[0].aor_host(), "proxy-b.lab.test");
+    let back: Vec<Sent> = subscribes(&lab, since).into_iter().filter(|s| s.to == addr(OUTBOUND_A)).collect();
+    assert_eq!(back.len(), 3);
+    assert!(back.iter().all(|s| s.request_uri().ends_with("@proxy-a.lab.test")));
+    let gone = unsubscribes(&lab, since);
+    assert_eq!(gone.len(), 3);
+    assert!(gone.iter().all(|u| u.to == addr(OUTBOUND_B) && at_backup.iter().any(|b| b.call_id() == u.call_id())));
+    assert_eq!(lab.core.active_placement(), Placement::PRIMARY);
+}
+
+#[test]
+fn r3_1_to_r3_3_only_the_outbound_proxy_moves_and_back() {
+    let mut lab = SimLab::started(&row_3(), Quirks::none());
+    assert_eq!(lab.core.failover_scheme(), FailoverScheme::OutboundOnly);
+    let first = lab.requests(Method::Register, s(0));
+    assert_eq!((first[0].to, first[0].request_uri()), (addr(OUTBOUND_A), "sip:registrar-a.lab.test".to_owned()));
+    lab.set(OUTBOUND_A, Behaviour::Refuse);
+    lab.run_for(s(12));
+    let since = ms(1);
+    let through_b: Vec<Sent> = lab.since(since).into_iter().filter(|s| s.to == addr(OUTBOUND_B)).collect();
+    let register = through_b.iter().find(|s| s.method() == Some(Method::Register)).expect("REGISTER via outbound-b");
+    assert_eq!(register.request_uri(), "sip:registrar-a.lab.test", "R3.2: the registrar is unchanged");
+    assert_eq!(register.aor_host(), "proxy-a.lab.test", "R3.2: the AOR is unchanged");
+    assert_eq!(route(register).as_deref(), Some("<sip:outbound-b.lab.test:5060;lr>"));
+    let moved: Vec<&Sent> = through_b.iter().filter(|s| s.method() == Some(Method::Subscribe)).collect();
+    assert_eq!(moved.len(), 3);
+    assert!(moved.iter().all(|s| s.request_uri().ends_with("@proxy-a.lab.test")));
+    lab.set(OUTBOUND_A, Behaviour::Answer);
+    let returned = lab.elapsed();
+    lab.run_for(s(7));
+    let registers: Vec<Sent> = lab.requests(Method::Register, returned).into_iter().filter(|r| r.expires() != Some(0)).collect();
+    assert_eq!(registers[0].to, addr(OUTBOUND_A), "R3.3\n{}", lab.dump(returned));
+    assert_eq!(registers[0].request_uri(), "sip:registrar-a.lab.test");
+    assert!(unregistrations(&lab, returned).is_empty(), "the same binding, only the path moved");
+    let back: Vec<Sent> = subscribes(&lab, returned).into_iter().filter(|s| s.to == addr(OUTBOUND_A)).collect();
+    assert_eq!(back.len(), 3);
+    assert_eq!(unsubscribes(&lab, returned).len(), 3, "the dialogs through the backup outbound proxy are ended");
+    assert_eq!(lab.core.active_placement(), Placement::PRIMARY);
+}
+
+#[test]
+fn quirk_no_outbound_proxy_failover_never_uses_the_backup_outbound_proxy() {
+    for cfg in [row_2(), row_3()] {
+        let mut lab = SimLab::started(&cfg, Quirks::none().with(Quirk::NoOutboundProxyFailover));
+        lab.set(OUTBOUND_A, Behaviour::Refuse);
+        lab.run_for(s(20));
+        assert!(lab.log.iter().all(|s| s.to != addr(OUTBOUND_B)), "{}", lab.dump(s(0)));
+    }
+}
+
+#[test]
+fn quirk_backup_first_starts_through_the_backup_outbound_proxy() {
+    let lab = SimLab::started(&row_3(), Quirks::none().with(Quirk::BackupFirst));
+    assert!(lab.log.iter().all(|s| s.to == addr(OUTBOUND_B)));
+}
