@@ -145,8 +145,8 @@ pub struct Lab {
     timing: Timing,
     /// Expectations look at events from here on.
     cursor: usize,
-    /// The last event an expectation matched: the snapshot ends there.
-    last_match: Option<usize>,
+    /// The events expectations matched: the snapshot's checkpoints.
+    matched: Vec<usize>,
     dir: tempfile::TempDir,
 }
 
@@ -216,7 +216,7 @@ impl Lab {
             dut,
             timing,
             cursor: 0,
-            last_match: None,
+            matched: Vec::new(),
             dir,
         })
     }
@@ -336,7 +336,7 @@ impl Lab {
                     .into());
                 }
                 self.cursor = event.index + 1;
-                self.last_match = Some(event.index);
+                self.matched.push(event.index);
                 Ok(event)
             }
             None => {
@@ -378,9 +378,7 @@ impl Lab {
 
     /// The normalised ladder of the case up to its last matched expectation (BRIEF §7).
     pub fn ladder(&self) -> String {
-        let events = self.trace.snapshot();
-        let end = self.last_match.map_or(0, |i| i + 1);
-        ladder::render(&events[..end.min(events.len())], &self.topology)
+        ladder::render_snapshot(&self.trace.snapshot(), &self.matched, &self.topology)
     }
 
     /// The whole trace so far as a ladder, for failure reports.

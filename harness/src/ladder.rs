@@ -179,9 +179,151 @@ pub fn describe_event(event: &TraceEvent, topology: &Topology) -> String {
     line_of(event, topology, &mut Placeholders::default()).trim().to_owned()
 }
 
-/// Renders events as a normalised ladder. Runs of DNS lines are sorted (the resolver asks for
-/// A and AAAA concurrently); repeated lines and repeated blocks of up to four lines collapse
-/// into one copy marked with a count range, since retransmission and refresh counts depend on timing.
+/// Which conversation an event belongs to in a snapshot, or `None` if snapshots leave it out:
+/// requests the elements originate (NOTIFYs) and the phone's answers to them are the harness's
+/// own behaviour and race the case's checkpoints.
+fn conversation(event: &TraceEvent) -> Option<String> {
+    match &event.payload {
+        Payload::Sip(m) => {
+            let element_originated = (event.direction == Direction::Sent) == m.is_request();
+            if element_originated {
+                return None;
+            }
+            Some(format!("sip {}", m.call_id().unwrap_or("?")))
+        }
+        Payload::Dns(_) => Some("dns".into()),
+        Payload::Action(_) => None,
+        _ => Some(format!("other {} {}", event.element, event.remote.ip())),
+    }
+}
+
+/// Renders the snapshot of a case (BRIEF §7): the trace cut into phases at the harness's actions;
+/// in each phase, the phone's conversations up to the phase's last matched expectation, each
+/// conversation's lines in order and grouped (conversations run concurrently, so their
+/// interleaving is not kept), groups sorted, lines already shown for a conversation elided
+/// (retransmissions and refreshes, whose count depends on timing), and Call-IDs and ports
+/// numbered by first use in the result.
+pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topology) -> String {
+    let mut placeholders = Placeholders::default();
+    let last_match = matched.iter().copied().max();
+    let mut out = Vec::new();
+    let mut seen: std::collections::HashMap<String, std::collections::HashSet<String>> = Default::default();
+    let mut phase: Vec<&TraceEvent> = Vec::new();
+    let mut flush = |phase: &mut Vec<&TraceEvent>, out: &mut Vec<String>, placeholders: &mut Placeholders| {
+        let cut = phase.iter().filter(|e| matched.contains(&e.index)).map(|e| e.index).max();
+        let Some(cut) = cut.or_else(|| phase.last().map(|e| e.index)) else { return };
+        // Conversation -> its transactions in this phase, each the lines of one request and its answers.
+        let mut groups: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
+        for event in phase.iter().filter(|e| e.index <= cut && shown(e, topology)) {
+            let Some(key) = conversation(event) else { continue };
+            let line = line_of(event, topology, placeholders);
+            let transaction = match event.sip().and_then(|m| m.cseq().ok()) {
+                Some(cseq) => cseq.to_string(),
+                None => line.clone(),
+            };
+            let group = match groups.iter().position(|(k, _)| *k == key) {
+                Some(i) => &mut groups[i].1,
+                None => {
+                    groups.push((key, Vec::new()));
+                    &mut groups.last_mut().expect("just pushed").1
+                }
+            };
+            let lines = match group.iter().position(|(t, _)| *t == transaction) {
+                Some(i) => &mut group[i].1,
+                None => {
+                    group.push((transaction, Vec::new()));
+                    &mut group.last_mut().expect("just pushed").1
+                }
+            };
+            // Retransmissions: one line.
+            if lines.last() != Some(&line) {
+                lines.push(line);
+            }
+        }
+        // A transaction already shown for its conversation (a refresh) is elided.
+        let mut groups: Vec<(String, Vec<String>)> = groups
+            .into_iter()
+            .map(|(key, transactions)| {
+                let shown_before = seen.entry(key.clone()).or_default();
+                let lines: Vec<String> = transactions
+                    .into_iter()
+                    .filter(|(_, lines)| shown_before.insert(lines.join("\n")))
+                    .flat_map(|(_, lines)| lines)
+                    .collect();
+                (key, lines)
+            })
+            .filter(|(_, lines)| !lines.is_empty())
+            .collect();
+        for (key, lines) in groups.iter_mut() {
+            if key == "dns" {
+                sort_dns_runs(lines);
+            }
+        }
+        groups.sort_by_key(|(key, lines)| (key != "dns", mask_numbers(&lines[0])));
+        out.extend(groups.into_iter().flat_map(|(_, lines)| lines));
+        phase.clear();
+    };
+    for event in events {
+        if last_match.is_some_and(|last| event.index > last) {
+            break;
+        }
+        if let Payload::Action(text) = &event.payload {
+            flush(&mut phase, &mut out, &mut placeholders);
+            out.push(format!("== {text} =="));
+        } else {
+            phase.push(event);
+        }
+    }
+    flush(&mut phase, &mut out, &mut placeholders);
+    renumber(&out.join("\n")) + if out.is_empty() { "" } else { "\n" }
+}
+
+/// A line with its placeholder numbers hidden, to sort groups by what they say.
+fn mask_numbers(line: &str) -> String {
+    let mut masked = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        masked.push(c);
+        if c == '-' && (masked.ends_with("call-") || masked.ends_with("port-")) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            masked.push('N');
+        }
+    }
+    masked
+}
+
+/// Renumbers `call-N` and `port-N` placeholders by first appearance in `text`.
+fn renumber(text: &str) -> String {
+    let mut maps: [std::collections::HashMap<String, usize>; 2] = Default::default();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = ["call-", "port-"].iter().enumerate().filter_map(|(i, p)| rest.find(p).map(|at| (at, i, *p))).min();
+        let Some((at, kind, prefix)) = next else {
+            out.push_str(rest);
+            break;
+        };
+        let digits_start = at + prefix.len();
+        let digits_len = rest[digits_start..].chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&rest[..digits_start]);
+        if digits_len == 0 {
+            rest = &rest[digits_start..];
+            continue;
+        }
+        let old = &rest[digits_start..digits_start + digits_len];
+        let len = maps[kind].len();
+        let new = *maps[kind].entry(old.to_owned()).or_insert(len + 1);
+        out.push_str(&new.to_string());
+        rest = &rest[digits_start + digits_len..];
+    }
+    out
+}
+
+/// Renders events as a normalised ladder, in the order they happened (failure reports). Runs of
+/// DNS lines are sorted (the resolver asks for A and AAAA concurrently); repeated lines and
+/// repeated blocks of up to four lines collapse into one copy marked with a count range.
 pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
     let mut placeholders = Placeholders::default();
     let mut lines: Vec<String> =
