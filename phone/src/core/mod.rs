@@ -601,7 +601,9 @@ impl PhoneCore {
             routing::Verdict::FailedOver(dimension) => {
                 let active = self.failover.active();
                 tracing::warn!("primary {dimension} failed ({}); moving to the backup: {active}", down.cause);
-                self.probes.start(now, &mut self.context, dimension, self.keepalives.any_flow_up());
+                // With outbound, the backup's flow carries the registration meanwhile: RFC 5626's
+                // base-time for "some flows still work" applies to re-establishing the primary's.
+                self.probes.start(now, &mut self.context, dimension, true);
                 self.resume(now, owner, down.timed_out);
                 self.reconcile(now, Why::Failover);
             }

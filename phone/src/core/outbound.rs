@@ -191,11 +191,6 @@ impl KeepAlives {
         }
         false
     }
-
-    /// Whether some flow is kept alive and not waiting on an overdue answer.
-    pub fn any_flow_up(&self) -> bool {
-        !self.flows.is_empty()
-    }
 }
 
 #[cfg(test)]

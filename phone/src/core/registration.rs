@@ -130,6 +130,8 @@ pub(crate) struct Registration {
     release_after_success: bool,
     /// What the last outbound 2xx asked of its flow, until the core takes it.
     keepalive_request: Option<super::outbound::KeepAliveRequest>,
+    /// RFC 5626 §4.5 consecutive-failures: failed attempts since the last successful REGISTER.
+    consecutive_failures: u32,
 }
 
 impl Registration {
@@ -151,6 +153,7 @@ impl Registration {
             last_placement: None,
             release_after_success: false,
             keepalive_request: None,
+            consecutive_failures: 0,
         }
     }
 
@@ -236,21 +239,33 @@ impl Registration {
         }
     }
 
-    /// Waits the vendor's retry timer (`sip registration timeout retry timer` after no answer,
-    /// `sip registration retry timer` otherwise; with RFC 5626 outbound, the flow recovery
-    /// backoff) before the next REGISTER to the active registrar.
+    /// Its server is down and there is nowhere else to go: waits the vendor's retry timer (`sip
+    /// registration timeout retry timer` after no answer, `sip registration retry timer`
+    /// otherwise), or with RFC 5626 outbound the flow recovery backoff (every flow failed: 30 s
+    /// base-time, doubling with each consecutive failure), before the next REGISTER.
     pub fn retry_later(&mut self, now: Instant, context: &mut Context, failover: &Failover, timed_out: bool) {
-        if self.account.is_none() {
+        if context.settings.outbound_support && context.quirk(Quirk::NoFlowRecovery) {
+            tracing::info!("line {}: not re-establishing the failed flow (quirk no-flow-recovery)", self.line);
+            self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at: now };
+            self.last_placement = Some(failover.active());
             return;
         }
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let timers = &context.settings.timers;
         let delay = if context.settings.outbound_support {
-            super::outbound::recovery_wait(context, 1, false)
+            super::outbound::recovery_wait(context, self.consecutive_failures, false)
         } else if timed_out {
             timers.registration_timeout_retry
         } else {
             timers.registration_retry
         };
+        self.schedule_retry(now, context, failover, delay);
+    }
+
+    fn schedule_retry(&mut self, now: Instant, context: &mut Context, failover: &Failover, delay: Duration) {
+        if self.account.is_none() {
+            return;
+        }
         let at = now + delay;
         self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at };
         self.last_placement = Some(failover.active());
@@ -471,7 +486,8 @@ impl Registration {
     fn on_refused(&mut self, now: Instant, context: &mut Context, failover: &Failover, failure: RegisterFailure) {
         self.current = None;
         tracing::warn!("line {}: registration refused ({failure})", self.line);
-        self.retry_later(now, context, failover, false);
+        let delay = context.settings.timers.registration_retry;
+        self.schedule_retry(now, context, failover, delay);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -506,6 +522,7 @@ impl Registration {
         } else {
             tracing::debug!("refreshed at {registrar_host} expires={granted}");
         }
+        self.consecutive_failures = 0;
         self.bindings.retain(|_, held| held.expires_at > now);
         self.bindings.insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
         self.current = Some((pending.key.clone(), pending.placement, flow));

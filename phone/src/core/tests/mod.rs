@@ -815,5 +815,6 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
 }
 
 mod calls;
+mod outbound;
 mod rows;
 mod simulated;
