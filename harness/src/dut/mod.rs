@@ -38,6 +38,22 @@ pub struct Capabilities {
     pub expected_failures: Vec<(String, String)>,
 }
 
+impl Capabilities {
+    /// What the reference phone declares: both backups, every transport it speaks, ICMP read,
+    /// the vendor's transaction timer.
+    pub fn reference(transports: Vec<Transport>, startup: Duration) -> Capabilities {
+        Capabilities {
+            backup_registrar: true,
+            backup_proxy: true,
+            transports,
+            reads_icmp: true,
+            timeout_model: TimeoutModel::TransactionTimer,
+            startup,
+            expected_failures: Vec::new(),
+        }
+    }
+}
+
 /// Where the phone must find the lab.
 #[derive(Debug, Clone)]
 pub struct LabAddresses {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::{Capabilities, Dut, LabAddresses, Stimulus, TimeoutModel};
+use super::{Capabilities, Dut, LabAddresses, Stimulus};
 use crate::error::HarnessError;
 use crate::provision::Provisioning;
 use crate::trace::Transport;
@@ -59,15 +59,7 @@ impl RefphoneDriver {
             binary,
             quirks,
             name,
-            capabilities: Capabilities {
-                backup_registrar: true,
-                backup_proxy: true,
-                transports: vec![Transport::Udp],
-                reads_icmp: true,
-                timeout_model: TimeoutModel::TransactionTimer,
-                startup: Duration::from_secs(2),
-                expected_failures: Vec::new(),
-            },
+            capabilities: Capabilities::reference(vec![Transport::Udp], Duration::from_secs(2)),
             args: Vec::new(),
             log: None,
             child: None,

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Capabilities, Dut, LabAddresses, Stimulus, TimeoutModel};
+use super::{Capabilities, Dut, LabAddresses, Stimulus};
 use crate::error::HarnessError;
 use crate::provision::Provisioning;
 use crate::trace::Transport;
@@ -16,15 +16,7 @@ pub struct ScriptedPhone {
 impl Default for ScriptedPhone {
     fn default() -> ScriptedPhone {
         ScriptedPhone {
-            capabilities: Capabilities {
-                backup_registrar: true,
-                backup_proxy: true,
-                transports: vec![Transport::Udp],
-                reads_icmp: true,
-                timeout_model: TimeoutModel::TransactionTimer,
-                startup: Duration::ZERO,
-                expected_failures: Vec::new(),
-            },
+            capabilities: Capabilities::reference(vec![Transport::Udp, Transport::Tcp, Transport::Tls], Duration::ZERO),
         }
     }
 }
