@@ -198,7 +198,7 @@ impl Lab {
         let dir = tempfile::Builder::new().prefix("sipharness-").tempdir()?;
         let ca_file = dir.path().join("lab-ca.pem");
         std::fs::write(&ca_file, &ca.certificate_pem)?;
-        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr(), ca_file };
+        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr(), ca_file, console: topology.console_ip() };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
         let timing = Timing::new(spec.timers, dut.capabilities().clone());
         dut.start().await?;
@@ -292,6 +292,13 @@ impl Lab {
         }
         self.note(target.element, format!("{} {target}", event.id_segment()));
         self.cursor = self.trace.len();
+    }
+
+    /// Drives the phone as a user would (the vendor's XML push for refphone and the vendor's phones).
+    pub async fn stimulate(&mut self, stimulus: crate::dut::Stimulus) -> Result<(), HarnessError> {
+        self.note(Element::ProxyA, format!("phone {}", stimulus.execute_uri()));
+        self.cursor = self.trace.len();
+        self.dut.stimulate(stimulus).await
     }
 
     /// Gives an element's behaviour a command (a proxy's NOTIFYs, a deactivation).

@@ -62,6 +62,56 @@ pub struct LabAddresses {
     pub dns: SocketAddr,
     /// The lab CA's certificate (PEM), for phones that speak TLS.
     pub ca_file: std::path::PathBuf,
+    /// The address the harness drives the phone from (HTTP push).
+    pub console: std::net::IpAddr,
+}
+
+/// The port a phone's XML push listens on in the lab.
+pub const PUSH_PORT: u16 = 8080;
+
+/// The vendor's XML push (BRIEF §2): `AastraIPPhoneExecute` with one ExecuteItem, form-encoded
+/// as `xml=...`, POSTed from `from` to the phone's HTTP server at `to`. Returns the status code.
+pub async fn xml_push(from: std::net::IpAddr, to: SocketAddr, item_uri: &str) -> Result<u16, HarnessError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let xml = format!("<AastraIPPhoneExecute><ExecuteItem URI=\"{item_uri}\"/></AastraIPPhoneExecute>");
+    let body = format!("xml={}", form_encode(&xml));
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {to}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let push_error = |e: std::io::Error| HarnessError::Other(format!("XML push to {to}: {e}"));
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.map_err(push_error)?;
+    socket.bind(SocketAddr::new(from, 0)).map_err(push_error)?;
+    let exchange = async {
+        let mut stream = socket.connect(to).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| HarnessError::Other(format!("XML push to {to}: no answer in 5 s")))?
+        .map_err(push_error)?;
+    let status_line = String::from_utf8_lossy(&answer).lines().next().unwrap_or("").to_owned();
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| HarnessError::Other(format!("XML push to {to}: bad answer {status_line:?}")))
+}
+
+/// `application/x-www-form-urlencoded` encoding of a value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// Something the harness asks the phone to do, as a user would at its keypad.
@@ -69,6 +119,16 @@ pub struct LabAddresses {
 pub enum Stimulus {
     Dial(String),
     Reset,
+}
+
+impl Stimulus {
+    /// The ExecuteItem URI of the vendor's XML push.
+    pub fn execute_uri(&self) -> String {
+        match self {
+            Stimulus::Dial(number) => format!("Dial:{number}"),
+            Stimulus::Reset => "Command: Reset".into(),
+        }
+    }
 }
 
 /// A phone under test. The harness drives it only through this trait, and judges it only by

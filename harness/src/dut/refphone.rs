@@ -51,6 +51,8 @@ pub struct RefphoneDriver {
     args: Vec<String>,
     log: Option<PathBuf>,
     child: Option<Child>,
+    /// Where the harness pushes from, and the phone's HTTP server.
+    push: Option<(std::net::IpAddr, std::net::SocketAddr)>,
 }
 
 impl RefphoneDriver {
@@ -63,6 +65,7 @@ impl RefphoneDriver {
             args: Vec::new(),
             log: None,
             child: None,
+            push: None,
         }
     }
 
@@ -106,7 +109,10 @@ impl Dut for RefphoneDriver {
             state.display().to_string(),
             "--ca".to_owned(),
             lab.ca_file.display().to_string(),
+            "--http".to_owned(),
+            std::net::SocketAddr::new(lab.phone, super::PUSH_PORT).to_string(),
         ];
+        self.push = Some((lab.console, std::net::SocketAddr::new(lab.phone, super::PUSH_PORT)));
         for quirk in &self.quirks {
             args.push("--quirk".to_owned());
             args.push(quirk.clone());
@@ -137,7 +143,11 @@ impl Dut for RefphoneDriver {
     }
 
     async fn stimulate(&mut self, stimulus: Stimulus) -> Result<(), HarnessError> {
-        Err(HarnessError::Other(format!("refphone's XML push is not available yet ({stimulus:?})")))
+        let (from, to) = self.push.ok_or_else(|| HarnessError::Other("stimulus before provision".into()))?;
+        match super::xml_push(from, to, &stimulus.execute_uri()).await? {
+            200 => Ok(()),
+            status => Err(HarnessError::Other(format!("refphone answered the XML push {stimulus:?} with {status}"))),
+        }
     }
 
     fn check_alive(&mut self) -> Result<(), HarnessError> {
