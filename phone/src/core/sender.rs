@@ -351,6 +351,9 @@ impl RequestSender {
             if running.timer.deadline().is_none() {
                 context.cancel_timer(TimerId::TransactionTimeout(id));
             }
+            if running.timer.next_retransmit().is_none() {
+                context.cancel_timer(TimerId::Retransmit(id));
+            }
             return ResponseOutcome::Event(RequestEvent::Provisional { request: id, response });
         }
         let flow = running.flow;

@@ -32,6 +32,11 @@ sip T2 timer: 400
 sip transaction timer: 1000
 ";
 
+/// [`ROW_1_CFG`] as the calls tests use it.
+pub(super) fn row_1_with_ip_literals() -> String {
+    ROW_1_CFG.replace("sip proxy ip: proxy-a.lab.test", "sip proxy ip: 127.66.0.1")
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }

@@ -144,6 +144,10 @@ pub struct SimLab {
     tag_counter: u64,
     /// The To tag a simulated server gave each dialog, by Call-ID.
     pub server_tags: BTreeMap<String, String>,
+    /// Every name the core asked to resolve, in order.
+    pub resolved: Vec<String>,
+    /// The transport of every flow the core opened, in order.
+    pub opened: Vec<Transport>,
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -183,6 +187,8 @@ impl SimLab {
             queue: VecDeque::new(),
             tag_counter: 0,
             server_tags: BTreeMap::new(),
+            resolved: Vec::new(),
+            opened: Vec::new(),
         }
     }
 
@@ -296,11 +302,13 @@ impl SimLab {
                 let name = match &lookup {
                     Lookup::Address { host, .. } | Lookup::Service { host, .. } => host.clone(),
                 };
+                self.resolved.push(name.clone());
                 let answer = self.dns.get(&name).cloned().ok_or_else(|| format!("{name}: NXDOMAIN"));
                 self.core.on_resolved(now, request, answer);
             }
-            Output::OpenFlow { flow, remote, .. } => {
+            Output::OpenFlow { flow, remote, transport, .. } => {
                 self.flows.insert(flow, remote);
+                self.opened.push(transport);
                 let local = SocketAddr::new(PHONE.parse().unwrap(), 40000 + flow.0 as u16);
                 self.core.on_flow_opened(now, flow, local);
             }
@@ -349,6 +357,16 @@ impl SimLab {
                 }
             }
         }
+    }
+
+    /// The server closes every connection to `server` (a reset), as the shell would report it.
+    pub fn close_flows_to(&mut self, server: &str) {
+        let flows: Vec<FlowId> = self.flows.iter().filter(|(_, to)| **to == addr(server)).map(|(f, _)| *f).collect();
+        for flow in flows {
+            self.flows.remove(&flow);
+            self.core.on_transport_error(self.now, flow, TransportFailure::Closed);
+        }
+        self.settle();
     }
 
     /// A working server's answer.
