@@ -6,7 +6,7 @@ use std::time::Duration;
 use sip::{HeaderName, Method};
 
 use crate::topology::{Element, Party, Topology};
-use crate::trace::{Direction, Fate, Payload, TraceEvent};
+use crate::trace::{Direction, Fate, Payload, TraceEvent, Transport};
 
 /// What an expectation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,10 @@ pub struct Expect {
     pub aor_of: Option<Element>,
     /// The hop the message came over: an outbound proxy, or the phone itself when `None`.
     pub via: Option<Element>,
+    /// Accept the message from the phone or from any outbound proxy (when the spec leaves the hop open).
+    pub any_hop: bool,
+    /// The transport the phone must use on its own hop (the lab fills in the case's).
+    pub transport: Option<Transport>,
     /// The event package of a subscription (`dialog`, `message-summary`).
     pub event: Option<&'static str>,
     pub requirement: &'static str,
@@ -104,7 +108,13 @@ impl Invite {
 
 impl Expect {
     fn new(kind: ExpectKind, at: Element) -> Expect {
-        Expect { kind, at, aor_of: None, via: None, event: None, requirement: "", deadline: None, deadline_reason: String::new() }
+        Expect { kind, at, aor_of: None, via: None, any_hop: false, transport: None, event: None, requirement: "", deadline: None, deadline_reason: String::new() }
+    }
+
+    /// The message may come from the phone or through either outbound proxy.
+    pub fn any_hop(mut self) -> Expect {
+        self.any_hop = true;
+        self
     }
 
     /// The message reached the element through this outbound proxy (BRIEF §2: "at registrar-b via outbound-b").
@@ -147,7 +157,13 @@ impl Expect {
             Some(outbound) => Party::Element(outbound),
             None => Party::Phone,
         };
-        if topology.party(event.remote.ip()) != hop {
+        let from = topology.party(event.remote.ip());
+        let hop_ok = from == hop
+            || (self.any_hop && matches!(from, Party::Phone | Party::Element(Element::OutboundA | Element::OutboundB)));
+        if !hop_ok {
+            return false;
+        }
+        if from == Party::Phone && self.transport.is_some_and(|t| t != event.transport) {
             return false;
         }
         let aor_ok = |m: &sip::Message| match self.aor_of {
@@ -202,6 +218,9 @@ impl Expect {
         };
         if let Some(outbound) = self.via {
             let _ = write!(text, " via {outbound}");
+        }
+        if let Some(transport) = self.transport {
+            let _ = write!(text, " (the phone's hop over {transport})");
         }
         if let Some(proxy) = self.aor_of {
             let _ = write!(text, " with AOR host {}", topology.fqdn(proxy));
@@ -267,6 +286,20 @@ pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topol
     }
 }
 
+/// For an expectation met through an outbound proxy: the phone's own hop to it must have used the
+/// case's transport. Returns a complaint, or `None`.
+pub fn phone_hop_complaint(events: &[TraceEvent], matched: &TraceEvent, expect: &Expect, topology: &Topology) -> Option<String> {
+    let (Some(outbound), Some(transport)) = (expect.via, expect.transport) else { return None };
+    let call_id = matched.sip()?.call_id().ok()?;
+    let hop = events.iter().find(|e| {
+        e.element == outbound
+            && e.direction == Direction::Received
+            && topology.party(e.remote.ip()) == Party::Phone
+            && e.sip().is_some_and(|m| m.call_id().ok() == Some(call_id))
+    })?;
+    (hop.transport != transport).then(|| format!("the phone reached {outbound} over {}, not {transport}", hop.transport))
+}
+
 /// What the phone sent since `from`, in a sentence: for "arrived" in a failure report.
 pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
     let mut groups: Vec<(String, usize)> = Vec::new();
@@ -299,7 +332,7 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
             Payload::KeepAlive => format!("keep-alive at {}", event.element),
             Payload::Action(_) => continue,
         };
-        let what = if from_outbound { format!("{what} via {from}") } else { what };
+        let what = if from_outbound { format!("{what} via {from}") } else { format!("{what} over {}", event.transport) };
         let what = match &event.fate {
             Fate::Delivered => what,
             Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),

@@ -320,7 +320,8 @@ impl Lab {
     }
 
     /// Waits for `expectation`; a missed deadline is a violation of its requirement.
-    pub async fn expect(&mut self, expectation: Expect) -> Result<TraceEvent, CaseError> {
+    pub async fn expect(&mut self, mut expectation: Expect) -> Result<TraceEvent, CaseError> {
+        expectation.transport = expectation.transport.or(Some(self.provisioning.transport));
         let now = self.trace.now();
         let limit = match expectation.deadline {
             Some(Deadline::Within(d)) => d,
@@ -333,7 +334,10 @@ impl Lab {
         let window = self.trace.events_from(self.cursor);
         match found {
             Some(event) => {
-                if let Some(complaint) = expect::request_uri_complaint(&self.trace.snapshot(), &event, &topology) {
+                let events = self.trace.snapshot();
+                let complaint = expect::request_uri_complaint(&events, &event, &topology)
+                    .or_else(|| expect::phone_hop_complaint(&events, &event, &expectation, &topology));
+                if let Some(complaint) = complaint {
                     return Err(Violation {
                         requirement: expectation.requirement.into(),
                         expected: expectation.describe(&topology, limit),
@@ -366,6 +370,24 @@ impl Lab {
                 .into())
             }
         }
+    }
+
+    /// Waits for every expectation, in any order (the spec does not order them); each deadline
+    /// runs from now.
+    pub async fn expect_all(&mut self, expectations: Vec<Expect>) -> Result<Vec<TraceEvent>, CaseError> {
+        let start = self.cursor;
+        let started = self.trace.now();
+        let mut found = Vec::new();
+        for mut expectation in expectations {
+            self.cursor = start;
+            if let Some(Deadline::Within(limit)) = expectation.deadline {
+                // Every deadline counts from the moment the case started waiting for the set.
+                expectation.deadline = Some(Deadline::Before(started + limit));
+            }
+            found.push(self.expect(expectation).await?);
+        }
+        self.cursor = found.iter().map(|e| e.index + 1).max().unwrap_or(start);
+        Ok(found)
     }
 
     /// Checks over everything recorded so far that no event matches `forbidden`.

@@ -97,7 +97,8 @@ fn sip_line(message: &Message, topology: &Topology, placeholders: &mut Placehold
         let reason = sip::reason_phrase(status);
         let method = message.cseq().map(|c| c.method.to_string()).unwrap_or_else(|_| "?".into());
         let mut line = format!("{status} {reason} ({method} {call})");
-        if let Ok(contacts) = message.contacts() {
+        let register = message.cseq().is_ok_and(|c| c.method == sip::Method::Register);
+        if let (true, Ok(contacts)) = (register, message.contacts()) {
             if !contacts.is_empty() {
                 let _ = write!(line, " bindings={}", contacts.len());
             }
@@ -179,103 +180,80 @@ pub fn describe_event(event: &TraceEvent, topology: &Topology) -> String {
     line_of(event, topology, &mut Placeholders::default()).trim().to_owned()
 }
 
-/// Which conversation an event belongs to in a snapshot, or `None` if snapshots leave it out:
-/// requests the elements originate (NOTIFYs) and the phone's answers to them are the harness's
-/// own behaviour and race the case's checkpoints.
-fn conversation(event: &TraceEvent) -> Option<String> {
-    match &event.payload {
-        Payload::Sip(m) => {
-            let element_originated = (event.direction == Direction::Sent) == m.is_request();
-            if element_originated {
-                return None;
-            }
-            Some(format!("sip {}", m.call_id().unwrap_or("?")))
-        }
-        Payload::Dns(_) => Some("dns".into()),
-        Payload::Action(_) => None,
-        _ => Some(format!("other {} {}", event.element, event.remote.ip())),
-    }
-}
 
-/// Renders the snapshot of a case (BRIEF §7): the trace cut into phases at the harness's actions;
-/// in each phase, the phone's conversations up to the phase's last matched expectation, each
-/// conversation's lines in order and grouped (conversations run concurrently, so their
-/// interleaving is not kept), groups sorted, lines already shown for a conversation elided
-/// (retransmissions and refreshes, whose count depends on timing), and Call-IDs and ports
-/// numbered by first use in the result.
+/// Renders the snapshot of a case (BRIEF §7). The trace is cut into phases at the harness's
+/// actions; each phase shows the phone's DNS up to the phase's last checkpoint (a matched
+/// expectation) and, for each checkpoint, the transaction it belongs to (the request at every
+/// hop and the answers up to the checkpoint), retransmissions drawn once. The phone runs its
+/// registrations and subscriptions concurrently and refreshes them on timers, so nothing else is
+/// drawn: transactions are sorted by what they say, and Call-IDs and ports are numbered by first
+/// use in the result. Failure reports draw everything (`render`).
 pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topology) -> String {
     let mut placeholders = Placeholders::default();
-    let last_match = matched.iter().copied().max();
-    let mut out = Vec::new();
-    let mut seen: std::collections::HashMap<String, std::collections::HashSet<String>> = Default::default();
-    let mut phase: Vec<&TraceEvent> = Vec::new();
-    let mut flush = |phase: &mut Vec<&TraceEvent>, out: &mut Vec<String>, placeholders: &mut Placeholders| {
-        let cut = phase.iter().filter(|e| matched.contains(&e.index)).map(|e| e.index).max();
-        let Some(cut) = cut.or_else(|| phase.last().map(|e| e.index)) else { return };
-        // Conversation -> its transactions in this phase, each the lines of one request and its answers.
-        let mut groups: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
-        for event in phase.iter().filter(|e| e.index <= cut && shown(e, topology)) {
-            let Some(key) = conversation(event) else { continue };
-            let line = line_of(event, topology, placeholders);
-            let transaction = match event.sip().and_then(|m| m.cseq().ok()) {
-                Some(cseq) => cseq.to_string(),
-                None => line.clone(),
-            };
-            let group = match groups.iter().position(|(k, _)| *k == key) {
-                Some(i) => &mut groups[i].1,
-                None => {
-                    groups.push((key, Vec::new()));
-                    &mut groups.last_mut().expect("just pushed").1
-                }
-            };
-            let lines = match group.iter().position(|(t, _)| *t == transaction) {
-                Some(i) => &mut group[i].1,
-                None => {
-                    group.push((transaction, Vec::new()));
-                    &mut group.last_mut().expect("just pushed").1
-                }
-            };
-            // Retransmissions: one line.
-            if lines.last() != Some(&line) {
-                lines.push(line);
-            }
-        }
-        // A transaction already shown for its conversation (a refresh) is elided.
-        let mut groups: Vec<(String, Vec<String>)> = groups
-            .into_iter()
-            .map(|(key, transactions)| {
-                let shown_before = seen.entry(key.clone()).or_default();
-                let lines: Vec<String> = transactions
-                    .into_iter()
-                    .filter(|(_, lines)| shown_before.insert(lines.join("\n")))
-                    .flat_map(|(_, lines)| lines)
-                    .collect();
-                (key, lines)
-            })
-            .filter(|(_, lines)| !lines.is_empty())
-            .collect();
-        for (key, lines) in groups.iter_mut() {
-            if key == "dns" {
-                sort_dns_runs(lines);
-            }
-        }
-        groups.sort_by_key(|(key, lines)| (key != "dns", mask_numbers(&lines[0])));
-        out.extend(groups.into_iter().flat_map(|(_, lines)| lines));
-        phase.clear();
+    let transaction_of = |event: &TraceEvent| -> Option<(String, String)> {
+        let message = event.sip()?;
+        Some((message.call_id().ok()?.to_owned(), message.cseq().ok()?.to_string()))
     };
-    for event in events {
-        if last_match.is_some_and(|last| event.index > last) {
+    let mut out: Vec<String> = Vec::new();
+    let mut phase_start = 0;
+    let phase_ends: Vec<usize> = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::Action(_)))
+        .map(|e| e.index)
+        .chain(std::iter::once(usize::MAX))
+        .collect();
+    for end in phase_ends {
+        let in_phase = |e: &TraceEvent| e.index >= phase_start && e.index < end;
+        let checkpoints: Vec<&TraceEvent> = events.iter().filter(|e| in_phase(e) && matched.contains(&e.index)).collect();
+        let last = checkpoints.iter().map(|e| e.index).max();
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        if let Some(last) = last {
+            let mut dns: Vec<String> = events
+                .iter()
+                .filter(|e| in_phase(e) && e.index <= last && matches!(e.payload, Payload::Dns(_)))
+                .filter(|e| topology.party(e.remote.ip()) == Party::Phone)
+                .map(|e| line_of(e, topology, &mut placeholders))
+                .collect();
+            sort_dns_runs(&mut dns);
+            dns.dedup();
+            if !dns.is_empty() {
+                groups.push(dns);
+            }
+        }
+        let mut drawn: Vec<(String, String)> = Vec::new();
+        for checkpoint in &checkpoints {
+            let Some(key) = transaction_of(checkpoint) else { continue };
+            if drawn.contains(&key) {
+                continue;
+            }
+            let until = checkpoints.iter().filter(|c| transaction_of(c).as_ref() == Some(&key)).map(|c| c.index).max().unwrap_or(0);
+            let mut lines: Vec<String> = Vec::new();
+            // The checkpoint itself is drawn even where ladders draw a hop from its receiver.
+            for event in events.iter().filter(|e| in_phase(e) && e.index <= until && (shown(e, topology) || e.index == until)) {
+                if transaction_of(event).as_ref() == Some(&key) {
+                    let line = line_of(event, topology, &mut placeholders);
+                    if !lines.contains(&line) {
+                        lines.push(line);
+                    }
+                }
+            }
+            drawn.push(key);
+            groups.push(lines);
+        }
+        groups.sort_by_key(|lines| (!lines[0].contains(" DNS "), mask_numbers(&lines[0])));
+        out.extend(groups.into_iter().flatten());
+        if let Some(action) = events.get(end) {
+            if let Payload::Action(text) = &action.payload {
+                out.push(format!("== {text} =="));
+            }
+        }
+        phase_start = end.saturating_add(1);
+        if matched.iter().all(|&m| m < phase_start) {
             break;
         }
-        if let Payload::Action(text) = &event.payload {
-            flush(&mut phase, &mut out, &mut placeholders);
-            out.push(format!("== {text} =="));
-        } else {
-            phase.push(event);
-        }
     }
-    flush(&mut phase, &mut out, &mut placeholders);
-    renumber(&out.join("\n")) + if out.is_empty() { "" } else { "\n" }
+    let text = renumber(&out.join("\n"));
+    if text.is_empty() { text } else { text + "\n" }
 }
 
 /// A line with its placeholder numbers hidden, to sort groups by what they say.

@@ -19,9 +19,9 @@ pub mod topology;
 pub mod tls;
 pub mod trace;
 
-pub use case::{Case, CaseFuture, CaseResult, Needs, Verdict};
+pub use case::{Case, CaseFn, CaseFuture, CaseResult, Needs, Verdict};
 pub use error::{CaseError, HarnessError, Violation};
-pub use expect::{Expect, Register};
+pub use expect::{Expect, Invite, Register, Subscribe};
 pub use faults::{Event, Fault, FaultTarget};
 pub use elements::ElementCommand;
 pub use lab::{Lab, LabSpec};

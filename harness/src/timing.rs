@@ -69,8 +69,33 @@ impl Timing {
         self.next_register() + self.detect(fault) + self.jitter()
     }
 
+    /// After a fault on the active proxy: the next request to it (a subscription refresh, within
+    /// one subscription period), its failure detected, then the new registration and subscriptions.
+    pub fn proxy_failover(&self, fault: Fault) -> Duration {
+        self.timers.subscription_period + self.detect(fault) + self.transaction_timeout() + self.jitter()
+    }
+
+    /// After a fault on the active outbound proxy: the next request through it (a refresh, within
+    /// one registration or subscription period), its failure detected, then the moves.
+    pub fn outbound_failover(&self, fault: Fault) -> Duration {
+        self.timers.registration_period.max(self.timers.subscription_period)
+            + self.detect(fault)
+            + self.transaction_timeout()
+            + self.jitter()
+    }
+
+    /// After a primary returns: the phone probes it every `failback_probe`; a probe in flight when
+    /// it returned may still time out, so two probe intervals and one transaction, then the
+    /// moves back with one authentication round trip.
+    pub fn failback(&self) -> Duration {
+        self.timers.failback_probe * 2 + self.transaction_timeout() * 2 + self.jitter()
+    }
+
     /// The watchdog budget for a whole case: generous, so it trips only on a livelock.
     pub fn case_budget(&self) -> Duration {
-        self.startup() + (self.next_register() + self.transaction_timeout() + self.timers.registration_retry) * 6 + Duration::from_secs(10)
+        self.startup()
+            + (self.next_register() + self.transaction_timeout() + self.timers.registration_retry) * 6
+            + self.failback() * 2
+            + Duration::from_secs(10)
     }
 }

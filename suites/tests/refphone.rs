@@ -1,28 +1,23 @@
-//! Runs every case against the reference phone: each must pass with a stable snapshot, and fail against the quirk that breaks it.
+//! Runs every case against the reference phone: each must pass with a stable snapshot, and fail against the quirks that break it.
 
 use harness::dut::Profile;
-use harness::runner::run_case;
+use harness::runner::{run_case, run_cases};
 use harness::{Case, CaseResult, Verdict};
+
+/// Cases run at once; each has its own loopback block and phone.
+const JOBS: usize = 4;
 
 fn case(id: &str) -> Case {
     suites::catalog().into_iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no case {id}"))
 }
 
-async fn run(id: &str, profile: &str) -> CaseResult {
-    let profile = Profile::parse(profile).expect("profile parses");
-    run_case(&case(id), &profile).await
+fn profile(text: &str) -> Profile {
+    Profile::parse(text).expect("profile parses")
 }
 
 fn explain(result: &CaseResult) -> String {
     let failures: Vec<String> = result.failures.iter().map(ToString::to_string).collect();
-    format!(
-        "{} {:?} note={:?}\n{}\ntrace:\n{}",
-        result.id,
-        result.verdict,
-        result.note,
-        failures.join("\n"),
-        result.full_ladder
-    )
+    format!("{} {:?} note={:?}\n{}\ntrace:\n{}", result.id, result.verdict, result.note, failures.join("\n"), result.full_ladder)
 }
 
 /// The snapshot lives beside the case's area (`suites/src/<area>/snapshots/`).
@@ -37,70 +32,56 @@ fn assert_ladder_snapshot(result: &CaseResult) {
     });
 }
 
-async fn passes_with_snapshot(id: &str) {
-    let result = run(id, "refphone").await;
-    assert_eq!(result.verdict, Verdict::Pass, "{}", explain(&result));
-    assert_ladder_snapshot(&result);
-}
-
-async fn fails_citing(id: &str, profile: &str, requirement: &str) {
-    let result = run(id, profile).await;
-    assert_eq!(result.verdict, Verdict::Fail, "{}", explain(&result));
-    let failure = &result.failures[0];
-    assert_eq!(failure.requirement, requirement, "{}", explain(&result));
-    assert!(!failure.expected.is_empty() && !failure.arrived.is_empty(), "{}", explain(&result));
-}
-
+/// BRIEF §6, §7: every case passes against refphone, and its ladder matches its snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_basic_passes() {
-    passes_with_snapshot("register.no-outbound.basic.udp").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn primary_registrar_fails_silent_passes() {
-    passes_with_snapshot("failover.no-outbound.primary-registrar-fails.silent.udp").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn primary_registrar_fails_refuse_passes() {
-    passes_with_snapshot("failover.no-outbound.primary-registrar-fails.refuse.udp").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn primary_registrar_fails_reject_503_passes() {
-    passes_with_snapshot("failover.no-outbound.primary-registrar-fails.reject-503.udp").await;
+async fn every_case_passes_with_its_snapshot() {
+    let results = run_cases(suites::catalog(), &profile("refphone"), JOBS, |_, _, _| {}).await;
+    let failed: Vec<String> = results.iter().filter(|r| r.verdict != Verdict::Pass).map(explain).collect();
+    assert!(failed.is_empty(), "{} of {} cases did not pass:\n{}", failed.len(), results.len(), failed.join("\n\n"));
+    for result in &results {
+        assert_ladder_snapshot(result);
+    }
 }
 
 /// BRIEF §7: the same case run twice gives byte-identical snapshots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_case_twice_gives_identical_ladders() {
-    let id = "failover.no-outbound.primary-registrar-fails.silent.udp";
-    let (first, second) = tokio::join!(run(id, "refphone"), run(id, "refphone"));
-    assert_eq!(first.verdict, Verdict::Pass, "{}", explain(&first));
-    assert_eq!(second.verdict, Verdict::Pass, "{}", explain(&second));
-    assert_eq!(first.ladder, second.ladder);
+    for id in ["failover.no-outbound.primary-registrar-fails.silent.udp", "failover.no-outbound.primary-proxy-fails.refuse.tcp"] {
+        let (refphone, case) = (profile("refphone"), case(id));
+        let (first, second) = tokio::join!(run_case(&case, &refphone), run_case(&case, &refphone));
+        assert_eq!(first.verdict, Verdict::Pass, "{}", explain(&first));
+        assert_eq!(second.verdict, Verdict::Pass, "{}", explain(&second));
+        assert_eq!(first.ladder, second.ladder, "{id}");
+    }
 }
 
-/// BRIEF §6, the ratchet: every case is listed in `QUIRK_CATCHES`, and fails against its quirk
-/// citing the requirement, saying what was expected and what arrived.
+/// BRIEF §6, the ratchet: every case is caught by a quirk, and fails against each quirk that
+/// names it, citing the requirement, saying what was expected and what arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_case_fails_against_its_quirk() {
+async fn every_case_fails_against_its_quirks() {
+    let pairs = suites::quirk_pairs();
     for case in suites::catalog() {
-        assert!(
-            suites::QUIRK_CATCHES.iter().any(|(_, id, _)| *id == case.id),
-            "{} is caught by no quirk: a case that cannot fail checks nothing",
-            case.id
-        );
+        assert!(pairs.iter().any(|(_, id, _)| *id == case.id), "{} is caught by no quirk: a case that cannot fail checks nothing", case.id);
     }
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(JOBS));
     let mut runs = tokio::task::JoinSet::new();
-    for (quirk, id, requirement) in suites::QUIRK_CATCHES {
-        runs.spawn(async move { fails_citing(id, &format!("refphone:quirk={quirk}"), requirement).await });
+    for (quirk, id, requirement) in pairs {
+        let permits = permits.clone();
+        runs.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let result = run_case(&case(&id), &profile(&format!("refphone:quirk={quirk}"))).await;
+            let ok = result.verdict == Verdict::Fail
+                && result.failures.first().is_some_and(|f| f.requirement == requirement && !f.expected.is_empty() && !f.arrived.is_empty());
+            (!ok).then(|| format!("quirk {quirk} should fail {id} citing {requirement}:\n{}", explain(&result)))
+        });
     }
+    let mut problems = Vec::new();
     while let Some(joined) = runs.join_next().await {
-        if let Err(e) = joined {
-            std::panic::resume_unwind(e.into_panic());
+        if let Some(problem) = joined.expect("a run") {
+            problems.push(problem);
         }
     }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
 /// Every quirk the ratchet names is one refphone knows.

@@ -61,7 +61,7 @@ impl RefphoneDriver {
             binary,
             quirks,
             name,
-            capabilities: Capabilities::reference(vec![Transport::Udp], Duration::from_secs(2)),
+            capabilities: Capabilities::reference(vec![Transport::Udp, Transport::Tcp, Transport::Tls], Duration::from_secs(2)),
             args: Vec::new(),
             log: None,
             child: None,

@@ -51,13 +51,14 @@ impl EdgeProxy {
         self.topology.element_named(&uri.host.to_string()) == Some(self.element)
     }
 
-    /// The address a URI names, if it is an element of the topology or an address.
+    /// The UDP address a URI names. Behind the edge proxy every hop is UDP to port 5060 of the
+    /// element (a `:5061` in a TLS Request-URI names the phone's side, not ours); an address
+    /// outside the topology keeps its port.
     fn address_of(&self, uri: &SipUri) -> Option<SocketAddr> {
-        let ip = match uri.host.ip() {
-            Some(ip) => ip,
-            None => self.topology.ip(self.topology.element_named(&uri.host.to_string())?),
-        };
-        Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+        if let Some(element) = self.topology.element_named(&uri.host.to_string()) {
+            return Some(self.topology.sip_addr(element));
+        }
+        Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
     }
 
     fn forward(&mut self, mut request: Message, to: Destination, back: Destination) -> Vec<Outgoing> {
@@ -78,7 +79,9 @@ impl EdgeProxy {
     fn from_phone(&mut self, request: &Message, peer: &Peer) -> Vec<Outgoing> {
         let mut request = request.clone();
         let mut routes = request.routes().unwrap_or_default();
-        if routes.first().and_then(|r| r.uri.as_sip()).is_some_and(|u| self.names_us(u)) {
+        // RFC 3261 §16.4: the Route entries naming us go (a phone in a dialog we record-routed
+        // names us twice: its outbound proxy, then the route set).
+        while routes.first().and_then(|r| r.uri.as_sip()).is_some_and(|u| self.names_us(u)) {
             routes.remove(0);
         }
         request.remove_header(&HeaderName::Route);

@@ -282,11 +282,12 @@ impl ElementShared {
     /// Sends a SIP message and records it.
     pub async fn send_message(&self, to: Destination, message: Message) {
         let (transport, remote) = self.destination_info(to);
-        let delivered = self.send_bytes(to, message.to_bytes()).await;
-        if !delivered {
+        let bytes = message.to_bytes();
+        // Recorded before it leaves, so the receiver's record always comes after it in the trace.
+        self.record(Direction::Sent, transport, remote, Payload::Sip(Box::new(message)), Fate::Delivered);
+        if !self.send_bytes(to, bytes).await {
             tracing::debug!(element = %self.element, "cannot send to {to:?}: gone");
         }
-        self.record(Direction::Sent, transport, remote, Payload::Sip(Box::new(message)), Fate::Delivered);
     }
 
     /// Runs a case's command on the behaviour and sends what it produces.
@@ -319,8 +320,8 @@ impl ElementShared {
             Inbound::Ping => {
                 self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate.clone());
                 if fate == Fate::Delivered {
-                    self.send_bytes(reply_to, b"\r\n".to_vec()).await;
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::KeepAlive, Fate::Delivered);
+                    self.send_bytes(reply_to, b"\r\n".to_vec()).await;
                 }
             }
             Inbound::KeepAlive => {
@@ -331,8 +332,9 @@ impl ElementShared {
                 self.record(Direction::Received, peer.transport, peer.addr, Payload::Stun(request.clone()), fate.clone());
                 if fate == Fate::Delivered && is_binding {
                     let answer = StunMessage::binding_success(&request, peer.addr);
-                    self.send_bytes(reply_to, answer.encode()).await;
+                    let bytes = answer.encode();
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::Stun(answer), Fate::Delivered);
+                    self.send_bytes(reply_to, bytes).await;
                 }
             }
             Inbound::Malformed(malformed) => {
