@@ -393,8 +393,9 @@ impl Registration {
             next_cseq: 1,
             min_expires: None,
         });
-        let seq = leg.next_cseq;
-        leg.next_cseq += 1;
+        // RFC 3261 §10.2: one more than any REGISTER on this Call-ID, an in-flight retry included.
+        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
+        leg.next_cseq = seq + 1;
         let configured_expires = whole_seconds(context.settings.line.registration_period);
         let requested_expires = configured_expires.max(leg.min_expires.unwrap_or(0));
         let (call_id, from_tag) = (leg.call_id.clone(), leg.from_tag.clone());
@@ -567,8 +568,8 @@ impl Registration {
     ) {
         let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else { return };
         let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) else { return };
-        let seq = leg.next_cseq;
-        leg.next_cseq += 1;
+        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
+        leg.next_cseq = seq + 1;
         let Ok(aor) = sip::Uri::parse(&key.aor) else { return };
         tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
         let hop = failover.hop(path, &registrar);

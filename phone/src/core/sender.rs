@@ -150,6 +150,17 @@ pub(crate) struct RequestSender {
 }
 
 impl RequestSender {
+    /// The highest CSeq number a request in flight on `call_id` carries: an answered challenge
+    /// re-sends with the next number (RFC 3261 §22.2), which its owner learns only from the final
+    /// response, so a new request on the same Call-ID must start above it.
+    pub fn highest_cseq_in_flight(&self, call_id: &str) -> Option<u32> {
+        self.requests
+            .values()
+            .filter(|r| r.message.call_id().ok() == Some(call_id))
+            .map(OutgoingRequest::cseq)
+            .max()
+    }
+
     /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
     pub fn send(&mut self, now: Instant, context: &mut Context, next_hop: &Destination, message: Message) -> RequestId {
         let id = RequestId(self.next_request);

@@ -631,8 +631,9 @@ impl Subscriptions {
             (Some(target), true) => target.clone(),
             _ => dialog.resource.to_string(),
         };
-        let seq = dialog.next_cseq;
-        dialog.next_cseq += 1;
+        // One more than any request in flight in this dialog, an answered challenge's retry included.
+        let seq = dialog.next_cseq.max(sender.highest_cseq_in_flight(&dialog.call_id).map_or(0, |c| c + 1));
+        dialog.next_cseq = seq + 1;
         let mut subscribe = Message::request(Method::Subscribe, request_uri);
         if let Some(route) = &hop.route {
             subscribe.push_header(HeaderName::Route, NameAddr::new(route.clone()));
