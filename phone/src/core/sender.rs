@@ -487,6 +487,10 @@ impl RequestSender {
 
     /// Prepares the request again with credentials answering `response`. Whether it will be resent.
     fn answer_challenge(&mut self, context: &mut Context, id: RequestId, response: &Message) -> bool {
+        // The retry takes a CSeq above every request in flight on its Call-ID: another request
+        // may have been numbered after this one was sent (RFC 3261 §8.1.1.5, §10.2).
+        let call_id = self.requests.get(&id).and_then(|r| r.message.call_id().ok().map(str::to_owned));
+        let floor = call_id.and_then(|c| self.highest_cseq_in_flight(&c)).unwrap_or(0);
         let Some(request) = self.requests.get_mut(&id) else { return false };
         let status = response.status().unwrap_or(401);
         if request.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
@@ -518,7 +522,7 @@ impl RequestSender {
         let credentials = Credentials::answer(challenge, &user, &password, method.as_str(), &uri, &cnonce, 1);
         let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
         tracing::debug!("{id}: answering {status} challenge of realm {:?}", challenge.realm());
-        cseq.seq += 1;
+        cseq.seq = (cseq.seq + 1).max(floor + 1);
         request.message.set_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: cseq.method });
         set_header_before_user_agent(&mut request.message, header, credentials);
         request.challenges_answered += 1;
