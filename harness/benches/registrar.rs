@@ -92,7 +92,9 @@ fn main() {
     // Benchmarks report on stdout; this is a binary, not a library.
     #[allow(clippy::print_stdout)]
     {
-        println!("mock registrar, one core (client and server on one current-thread runtime), {TRANSACTIONS} REGISTER transactions, {WINDOW} in flight:");
+        println!(
+            "mock registrar, one core (client and server on one current-thread runtime), {TRANSACTIONS} REGISTER transactions, {WINDOW} in flight:"
+        );
         println!("  udp: {udp:>9.0} transactions/s ({lost} lost)");
         println!("  tcp: {tcp:>9.0} transactions/s");
     }

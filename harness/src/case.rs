@@ -41,7 +41,13 @@ pub struct Case {
 
 impl Case {
     /// Builds the id from its parts.
-    pub fn id_of(area: &str, configuration: Configuration, behaviour: &str, fault: Option<Fault>, transport: Transport) -> String {
+    pub fn id_of(
+        area: &str,
+        configuration: Configuration,
+        behaviour: &str,
+        fault: Option<Fault>,
+        transport: Transport,
+    ) -> String {
         let mut id = format!("{area}.{}.{behaviour}", configuration.id_segment());
         if let Some(fault) = fault {
             id.push('.');

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::net::NetError;
 use hickory_server::proto::op::Message as DnsMessage;
 use hickory_server::proto::rr::{LowerName, Name, Record, RecordSet, RecordType, RrKey};
 use hickory_server::proto::serialize::binary::BinEncoder;
@@ -57,7 +57,13 @@ impl Zone {
 
     /// Parses one record in master-file syntax (`registrar-a.lab.test. A 60 127.1.2.3` given as
     /// name, type, ttl and rdata); names are absolute, with or without the trailing dot.
-    fn parse_records(&self, name: &str, record_type: &str, ttl: u32, rdata: &[&str]) -> Result<(RrKey, RecordSet), String> {
+    fn parse_records(
+        &self,
+        name: &str,
+        record_type: &str,
+        ttl: u32,
+        rdata: &[&str],
+    ) -> Result<(RrKey, RecordSet), String> {
         let name = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
         let mut text = format!("$ORIGIN {}\n", self.origin);
         for data in rdata {
@@ -96,7 +102,8 @@ impl Zone {
     pub async fn remove(&self, name: &str, record_type: &str) -> Result<(), String> {
         let name = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
         let name = Name::from_ascii(&name).map_err(|e| e.to_string())?;
-        let record_type: RecordType = record_type.parse().map_err(|_| format!("unknown record type {record_type:?}"))?;
+        let record_type: RecordType =
+            record_type.parse().map_err(|_| format!("unknown record type {record_type:?}"))?;
         self.handler.records_mut().await.remove(&RrKey::new(LowerName::from(name), record_type));
         Ok(())
     }
@@ -237,7 +244,13 @@ async fn serve_tcp_connection(ctx: Arc<DnsContext>, mut stream: tokio::net::TcpS
 }
 
 /// Records the query, asks the catalog, records the answer; `None` when nothing is to be sent.
-async fn answer_query(ctx: &DnsContext, fault: Option<Fault>, bytes: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+async fn answer_query(
+    ctx: &DnsContext,
+    fault: Option<Fault>,
+    bytes: &[u8],
+    source: SocketAddr,
+    transport: Transport,
+) -> Option<Vec<u8>> {
     let local = ctx.topology.dns_addr();
     let record = |direction, payload, fate| TraceRecord {
         element: Element::Dns,

@@ -108,7 +108,18 @@ impl Invite {
 
 impl Expect {
     fn new(kind: ExpectKind, at: Element) -> Expect {
-        Expect { kind, at, aor_of: None, via: None, any_hop: false, transport: None, event: None, requirement: "", deadline: None, deadline_reason: String::new() }
+        Expect {
+            kind,
+            at,
+            aor_of: None,
+            via: None,
+            any_hop: false,
+            transport: None,
+            event: None,
+            requirement: "",
+            deadline: None,
+            deadline_reason: String::new(),
+        }
     }
 
     /// The message may come from the phone or through either outbound proxy.
@@ -174,7 +185,8 @@ impl Expect {
             None => true,
             Some(package) => m.event().ok().flatten().is_some_and(|(p, _)| p.eq_ignore_ascii_case(package)),
         };
-        let received_request = |method: Method| event.direction == Direction::Received && message.method() == Some(&method);
+        let received_request =
+            |method: Method| event.direction == Direction::Received && message.method() == Some(&method);
         let sent_success = |method: Method| {
             event.direction == Direction::Sent
                 && message.status().is_some_and(|s| (200..300).contains(&s))
@@ -288,7 +300,12 @@ pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topol
 
 /// For an expectation met through an outbound proxy: the phone's own hop to it must have used the
 /// case's transport. Returns a complaint, or `None`.
-pub fn phone_hop_complaint(events: &[TraceEvent], matched: &TraceEvent, expect: &Expect, topology: &Topology) -> Option<String> {
+pub fn phone_hop_complaint(
+    events: &[TraceEvent],
+    matched: &TraceEvent,
+    expect: &Expect,
+    topology: &Topology,
+) -> Option<String> {
     let (Some(outbound), Some(transport)) = (expect.via, expect.transport) else { return None };
     let call_id = matched.sip()?.call_id().ok()?;
     let hop = events.iter().find(|e| {
@@ -297,7 +314,8 @@ pub fn phone_hop_complaint(events: &[TraceEvent], matched: &TraceEvent, expect: 
             && topology.party(e.remote.ip()) == Party::Phone
             && e.sip().is_some_and(|m| m.call_id().ok() == Some(call_id))
     })?;
-    (hop.transport != transport).then(|| format!("the phone reached {outbound} over {}, not {transport}", hop.transport))
+    (hop.transport != transport)
+        .then(|| format!("the phone reached {outbound} over {}, not {transport}", hop.transport))
 }
 
 /// What the phone sent since `from`, in a sentence: for "arrived" in a failure report.
@@ -326,13 +344,16 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
             }
             Payload::Sip(m) => format!("{} response at {}", m.status().unwrap_or(0), event.element),
             Payload::Malformed(_) => format!("a malformed message at {}", event.element),
-            Payload::Dns(crate::trace::DnsRecord::Query { name, record_type, .. }) => format!("DNS {record_type} {name}"),
+            Payload::Dns(crate::trace::DnsRecord::Query { name, record_type, .. }) => {
+                format!("DNS {record_type} {name}")
+            }
             Payload::Dns(_) => continue,
             Payload::Stun(_) => format!("STUN at {}", event.element),
             Payload::KeepAlive => format!("keep-alive at {}", event.element),
             Payload::Action(_) => continue,
         };
-        let what = if from_outbound { format!("{what} via {from}") } else { format!("{what} over {}", event.transport) };
+        let what =
+            if from_outbound { format!("{what} via {from}") } else { format!("{what} over {}", event.transport) };
         let what = match &event.fate {
             Fate::Delivered => what,
             Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),
@@ -345,9 +366,7 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
     if groups.is_empty() {
         return "nothing from the phone".into();
     }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(what, n)| if n == 1 { what } else { format!("{n}x {what}") })
-        .collect();
+    let parts: Vec<String> =
+        groups.into_iter().map(|(what, n)| if n == 1 { what } else { format!("{n}x {what}") }).collect();
     parts.join("; ")
 }

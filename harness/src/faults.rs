@@ -76,7 +76,10 @@ impl Fault {
                 };
                 Ok(Fault::Reject { code, retry_after })
             }
-            _ => Err(format!("unknown fault {:?}: expected silent, refuse, stall or reject CODE [retry-after=N]", words.join(" "))),
+            _ => Err(format!(
+                "unknown fault {:?}: expected silent, refuse, stall or reject CODE [retry-after=N]",
+                words.join(" ")
+            )),
         }
     }
 }

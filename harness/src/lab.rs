@@ -13,17 +13,17 @@ use tokio::time::Instant;
 use crate::dns::{self, DnsContext, Zone};
 use crate::dut::{Dut, LabAddresses};
 use crate::elements::{
-    self, Behaviour, DigestAuth, EdgeProxy, ElementCommand, ElementShared, OutboundSupport, Proxy, ProxyConfig, Registrar,
-    RegistrarConfig,
+    self, Behaviour, DigestAuth, EdgeProxy, ElementCommand, ElementShared, OutboundSupport, Proxy, ProxyConfig,
+    Registrar, RegistrarConfig,
 };
 use crate::error::{CaseError, HarnessError, Violation};
 use crate::expect::{self, Deadline, Expect};
 use crate::faults::{Event, Fault, FaultTarget};
-use crate::tls::LabCa;
 use crate::ladder;
 use crate::net::bind_udp;
-use crate::provision::{Configuration, Provisioning, Timers, DEFAULT_MAC};
+use crate::provision::{Configuration, DEFAULT_MAC, Provisioning, Timers};
 use crate::timing::Timing;
+use crate::tls::LabCa;
 use crate::topology::{self, Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, TraceEvent, Transport};
 
@@ -49,7 +49,18 @@ pub struct LabSpec {
 
 impl LabSpec {
     pub fn new(configuration: Configuration, transport: Transport) -> LabSpec {
-        LabSpec { configuration, transport, timers: Timers::fast(), digest: true, min_expires: 1, outbound: None, proxy: ProxyConfig::default(), first_free_block: false, subscriptions: false, zone: "lab.test".into() }
+        LabSpec {
+            configuration,
+            transport,
+            timers: Timers::fast(),
+            digest: true,
+            min_expires: 1,
+            outbound: None,
+            proxy: ProxyConfig::default(),
+            first_free_block: false,
+            subscriptions: false,
+            zone: "lab.test".into(),
+        }
     }
 }
 
@@ -156,14 +167,25 @@ impl Lab {
         let block = claim_block(&spec.zone, spec.first_free_block)?;
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
-        let provisioning =
-            Provisioning::new(spec.configuration, spec.transport, &topology, spec.timers, spec.subscriptions, DEFAULT_MAC);
+        let provisioning = Provisioning::new(
+            spec.configuration,
+            spec.transport,
+            &topology,
+            spec.timers,
+            spec.subscriptions,
+            DEFAULT_MAC,
+        );
         let mut tasks = Vec::new();
 
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);
         let zone = Arc::new(Zone::load(&zone_text, &topology)?);
         let (dns_fault, dns_fault_rx) = watch::channel(None);
-        let dns_ctx = Arc::new(DnsContext { topology: topology.clone(), trace: trace.clone(), fault: dns_fault_rx, zone: zone.clone() });
+        let dns_ctx = Arc::new(DnsContext {
+            topology: topology.clone(),
+            trace: trace.clone(),
+            fault: dns_fault_rx,
+            zone: zone.clone(),
+        });
         tasks.push(tokio::spawn(dns::run_udp(dns_ctx.clone(), block.dns)));
         tasks.push(tokio::spawn(dns::run_tcp(dns_ctx, block.dns_tcp)));
 
@@ -198,7 +220,12 @@ impl Lab {
         let dir = tempfile::Builder::new().prefix("sipharness-").tempdir()?;
         let ca_file = dir.path().join("lab-ca.pem");
         std::fs::write(&ca_file, &ca.certificate_pem)?;
-        let addresses = LabAddresses { phone: topology.phone_ip(), dns: topology.dns_addr(), ca_file, console: topology.console_ip() };
+        let addresses = LabAddresses {
+            phone: topology.phone_ip(),
+            dns: topology.dns_addr(),
+            ca_file,
+            console: topology.console_ip(),
+        };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
         let timing = Timing::new(spec.timers, dut.capabilities().clone());
         dut.start().await?;
@@ -398,7 +425,11 @@ impl Lab {
             Some(event) => Err(Violation {
                 requirement: forbidden.requirement.into(),
                 expected: what.to_owned(),
-                arrived: format!("{} at {:.2} s", ladder::describe_event(event, &self.topology), event.at.as_secs_f64()),
+                arrived: format!(
+                    "{} at {:.2} s",
+                    ladder::describe_event(event, &self.topology),
+                    event.at.as_secs_f64()
+                ),
                 message: format!("unexpected: {}", ladder::describe_event(event, &self.topology)),
             }
             .into()),

@@ -87,7 +87,9 @@ fn sip_line(message: &Message, topology: &Topology, placeholders: &mut Placehold
         if let Some(event) = message.header(&HeaderName::Event) {
             let _ = write!(line, " event={event}");
         }
-        if message.header(&HeaderName::Authorization).is_some() || message.header(&HeaderName::ProxyAuthorization).is_some() {
+        if message.header(&HeaderName::Authorization).is_some()
+            || message.header(&HeaderName::ProxyAuthorization).is_some()
+        {
             line.push_str(" auth");
         }
         let _ = write!(line, " {call}");
@@ -180,7 +182,6 @@ pub fn describe_event(event: &TraceEvent, topology: &Topology) -> String {
     line_of(event, topology, &mut Placeholders::default()).trim().to_owned()
 }
 
-
 /// Renders the snapshot of a case (BRIEF §7). The trace is cut into phases at the harness's
 /// actions; each phase shows the phone's DNS up to the phase's last checkpoint (a matched
 /// expectation) and, for each checkpoint, the transaction it belongs to (the request at every
@@ -204,7 +205,8 @@ pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topo
         .collect();
     for end in phase_ends {
         let in_phase = |e: &TraceEvent| e.index >= phase_start && e.index < end;
-        let checkpoints: Vec<&TraceEvent> = events.iter().filter(|e| in_phase(e) && matched.contains(&e.index)).collect();
+        let checkpoints: Vec<&TraceEvent> =
+            events.iter().filter(|e| in_phase(e) && matched.contains(&e.index)).collect();
         let last = checkpoints.iter().map(|e| e.index).max();
         let mut groups: Vec<Vec<String>> = Vec::new();
         if let Some(last) = last {
@@ -226,10 +228,17 @@ pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topo
             if drawn.contains(&key) {
                 continue;
             }
-            let until = checkpoints.iter().filter(|c| transaction_of(c).as_ref() == Some(&key)).map(|c| c.index).max().unwrap_or(0);
+            let until = checkpoints
+                .iter()
+                .filter(|c| transaction_of(c).as_ref() == Some(&key))
+                .map(|c| c.index)
+                .max()
+                .unwrap_or(0);
             let mut lines: Vec<String> = Vec::new();
             // The checkpoint itself is drawn even where ladders draw a hop from its receiver.
-            for event in events.iter().filter(|e| in_phase(e) && e.index <= until && (shown(e, topology) || e.index == until)) {
+            for event in
+                events.iter().filter(|e| in_phase(e) && e.index <= until && (shown(e, topology) || e.index == until))
+            {
                 if transaction_of(event).as_ref() == Some(&key) {
                     let line = line_of(event, topology, &mut placeholders);
                     if !lines.contains(&line) {
@@ -345,7 +354,12 @@ fn sort_dns_runs(lines: &mut [String]) {
                 let words: Vec<&str> = l.split(" DNS ").nth(1).unwrap_or("").split(' ').collect();
                 let kind = words.first().copied().unwrap_or("");
                 let rank = if kind == "query" { 0 } else { 1 };
-                (words.get(2).copied().unwrap_or("").to_owned(), words.get(1).copied().unwrap_or("").to_owned(), rank, l.clone())
+                (
+                    words.get(2).copied().unwrap_or("").to_owned(),
+                    words.get(1).copied().unwrap_or("").to_owned(),
+                    rank,
+                    l.clone(),
+                )
             });
         } else {
             i += 1;

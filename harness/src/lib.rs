@@ -15,15 +15,15 @@ pub mod provision;
 pub mod runner;
 pub mod serve;
 pub mod timing;
-pub mod topology;
 pub mod tls;
+pub mod topology;
 pub mod trace;
 
 pub use case::{Case, CaseFn, CaseFuture, CaseResult, Needs, Verdict};
+pub use elements::ElementCommand;
 pub use error::{CaseError, HarnessError, Violation};
 pub use expect::{Expect, Invite, Register, Subscribe};
 pub use faults::{Event, Fault, FaultTarget};
-pub use elements::ElementCommand;
 pub use lab::{Lab, LabSpec};
 pub use provision::Configuration;
 pub use topology::{Element, Party, Topology};

@@ -120,7 +120,8 @@ impl Provisioning {
         mac: &str,
     ) -> Provisioning {
         let line = LineAccount::default();
-        let mut global = format!("# Served by sipharness for a {} case over {transport}.\n", configuration.id_segment());
+        let mut global =
+            format!("# Served by sipharness for a {} case over {transport}.\n", configuration.id_segment());
         let mut key = |k: &str, v: String| {
             let _ = writeln!(global, "{k}: {v}");
         };

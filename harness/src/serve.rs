@@ -163,7 +163,9 @@ async fn apply(lab: &mut Lab, command: Command) -> Result<(), String> {
         }
         Command::Restore(target) => lab.restore(target),
         Command::Event(target, event) => lab.event(target, event),
-        Command::DnsSet { name, record_type, ttl, rdata } => lab.zone().set(&name, &record_type, ttl, &[&rdata]).await?,
+        Command::DnsSet { name, record_type, ttl, rdata } => {
+            lab.zone().set(&name, &record_type, ttl, &[&rdata]).await?
+        }
         Command::DnsAdd { name, record_type, ttl, rdata } => lab.zone().add(&name, &record_type, ttl, &rdata).await?,
         Command::DnsRemove { name, record_type } => lab.zone().remove(&name, &record_type).await?,
         Command::Quit => {}
@@ -184,10 +186,16 @@ mod tests {
         );
         assert_eq!(
             Command::parse("fail proxy-b reject 503 retry-after=30"),
-            Ok(Command::Fail(FaultTarget::parse("proxy-b").unwrap(), Fault::Reject { code: 503, retry_after: Some(30) }))
+            Ok(Command::Fail(
+                FaultTarget::parse("proxy-b").unwrap(),
+                Fault::Reject { code: 503, retry_after: Some(30) }
+            ))
         );
         assert_eq!(Command::parse("restore dns"), Ok(Command::Restore(FaultTarget::parse("dns").unwrap())));
-        assert_eq!(Command::parse("reset outbound-a/tls"), Ok(Command::Event(FaultTarget::parse("outbound-a/tls").unwrap(), Event::Reset)));
+        assert_eq!(
+            Command::parse("reset outbound-a/tls"),
+            Ok(Command::Event(FaultTarget::parse("outbound-a/tls").unwrap(), Event::Reset))
+        );
         assert_eq!(
             Command::parse("dns set _sip._udp.lab.test. SRV 30 10 60 5060 registrar-a.lab.test."),
             Ok(Command::DnsSet {
@@ -205,8 +213,17 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_parse() {
-        for bad in ["", "fail", "fail nowhere silent", "fail proxy-a melt", "fail proxy-a/sctp silent", "restart proxy-a/udp",
-            "dns set x A", "dns set x A sixty 127.0.0.9", "frobnicate"] {
+        for bad in [
+            "",
+            "fail",
+            "fail nowhere silent",
+            "fail proxy-a melt",
+            "fail proxy-a/sctp silent",
+            "restart proxy-a/udp",
+            "dns set x A",
+            "dns set x A sixty 127.0.0.9",
+            "frobnicate",
+        ] {
             assert!(Command::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

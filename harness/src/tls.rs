@@ -27,7 +27,8 @@ impl LabCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
         params.distinguished_name.push(DnType::CommonName, "sipharness lab CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let certificate = params.self_signed(&key).map_err(tls_error)?;
         Ok(LabCa {
             certificate_pem: certificate.pem(),

@@ -165,19 +165,13 @@ impl Topology {
         if ip == self.console_ip() {
             return Party::Console;
         }
-        Element::ALL
-            .into_iter()
-            .find(|e| self.ip(*e) == ip)
-            .map(Party::Element)
-            .unwrap_or(Party::Unknown(ip))
+        Element::ALL.into_iter().find(|e| self.ip(*e) == ip).map(Party::Element).unwrap_or(Party::Unknown(ip))
     }
 
     /// Which element a host name or address names, if any.
     pub fn element_named(&self, host: &str) -> Option<Element> {
         let host = host.trim_end_matches('.');
-        Element::ALL.into_iter().find(|e| {
-            host.eq_ignore_ascii_case(&self.fqdn(*e)) || host == self.ip(*e).to_string()
-        })
+        Element::ALL.into_iter().find(|e| host.eq_ignore_ascii_case(&self.fqdn(*e)) || host == self.ip(*e).to_string())
     }
 }
 
@@ -188,7 +182,8 @@ static NEXT_CANDIDATE: AtomicU32 = AtomicU32::new(0);
 /// concurrent test processes start far apart; a taken block is detected by binding.
 pub(crate) fn candidate_block(attempt: u32) -> Ipv4Addr {
     let n = NEXT_CANDIDATE.fetch_add(1, Ordering::Relaxed);
-    let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(n.wrapping_mul(40_503)).wrapping_add(attempt);
+    let seed =
+        std::process::id().wrapping_mul(2_654_435_761).wrapping_add(n.wrapping_mul(40_503)).wrapping_add(attempt);
     let blocks_per_octet = 256 / u32::from(BLOCK_SIZE);
     let x = 100 + (seed >> 16) % 128;
     let y = (seed >> 4) % 256;

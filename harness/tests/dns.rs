@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::lab;
-use harness::trace::{Direction, DnsRecord, Payload};
 use harness::Element;
+use harness::trace::{Direction, DnsRecord, Payload};
+use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::Resolver;
 
 /// A caching resolver bound to the phone's address, asking only the lab's DNS.
 fn resolver(lab: &harness::Lab) -> Resolver<TokioRuntimeProvider> {
@@ -100,6 +100,9 @@ async fn records_can_be_added_and_removed() {
     lab.zone().remove(&a_name, "A").await.unwrap();
     assert!(resolver.lookup_ip(format!("{a_name}.")).await.is_err(), "a removed A record is not served");
 
-    assert!(lab.zone().set("elsewhere.example.", "A", 60, &["127.1.1.1"]).await.is_err(), "names outside the zone are refused");
+    assert!(
+        lab.zone().set("elsewhere.example.", "A", 60, &["127.1.1.1"]).await.is_err(),
+        "names outside the zone are refused"
+    );
     assert!(lab.zone().set(&a_name, "A", 60, &["not-an-address"]).await.is_err());
 }

@@ -155,7 +155,8 @@ async fn proxy_accepts_subscribe_and_notifies_with_a_body() {
     let to_tag = ok.to().unwrap().tag().map(str::to_owned).expect("200 carries a To tag");
 
     let mut buf = vec![0u8; 65_536];
-    let (n, _) = tokio::time::timeout(ANSWER_DEADLINE, listener.recv_from(&mut buf)).await.expect("NOTIFY in time").unwrap();
+    let (n, _) =
+        tokio::time::timeout(ANSWER_DEADLINE, listener.recv_from(&mut buf)).await.expect("NOTIFY in time").unwrap();
     let notify = Message::parse(&buf[..n]).unwrap();
     assert_eq!(notify.method(), Some(&Method::Notify));
     assert_eq!(notify.header(&HeaderName::Event), Some("dialog"));
@@ -183,7 +184,11 @@ async fn malformed_datagrams_are_recorded_not_fatal() {
     assert_eq!(malformed, 2);
 }
 
-async fn dns_query(lab: &Lab, name: &str, record_type: hickory_resolver::proto::rr::RecordType) -> hickory_resolver::proto::op::Message {
+async fn dns_query(
+    lab: &Lab,
+    name: &str,
+    record_type: hickory_resolver::proto::rr::RecordType,
+) -> hickory_resolver::proto::op::Message {
     use hickory_resolver::proto::op::{Message as DnsMessage, Query};
     use hickory_resolver::proto::rr::Name;
     let socket = UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
@@ -238,7 +243,10 @@ async fn proxy_answers_invite_with_ringing_and_sdp_and_bye_with_ok() {
     let lab = lab().await;
     let mut flow = udp(&lab, Element::ProxyB).await;
     let mut invite = flow.request(&lab, Method::Invite, Element::ProxyB);
-    invite.set_body("application/sdp", "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+    invite.set_body(
+        "application/sdp",
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+    );
     flow.send(&invite).await.unwrap();
     let ringing = flow.read(ANSWER_DEADLINE).await.message();
     assert_eq!(ringing.status(), Some(180));

@@ -49,7 +49,10 @@ async fn observe(element: Element, fault: Fault) {
                 match (transport, new) {
                     (Transport::Tls, new) => assert!(new.is_err(), "{at}: the TLS handshake must hang"),
                     (_, Ok(Ok(mut new))) => {
-                        assert!(matches!(options(&lab, &mut new, element, SILENCE_WINDOW).await, Read::Nothing), "{at}: new flow")
+                        assert!(
+                            matches!(options(&lab, &mut new, element, SILENCE_WINDOW).await, Read::Nothing),
+                            "{at}: new flow"
+                        )
                     }
                     (_, other) => panic!("{at}: connection not accepted: {:?}", other.map(|r| r.err())),
                 }
@@ -66,7 +69,9 @@ async fn observe(element: Element, fault: Fault) {
                 } else {
                     assert!(matches!(old.read(ANSWER_DEADLINE).await, Read::Closed(_)), "{at}: old flow not reset");
                     eventually(&format!("{at}: connect not refused"), || async {
-                        PhoneFlow::open(&lab, element, transport).await.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                        PhoneFlow::open(&lab, element, transport)
+                            .await
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
                     })
                     .await;
                 }
@@ -77,7 +82,10 @@ async fn observe(element: Element, fault: Fault) {
                 assert_eq!(answer.retry_after().unwrap().map(|r| r.seconds), retry_after, "{at}");
             }
             Fault::Stall => {
-                assert!(matches!(options(&lab, old, element, SILENCE_WINDOW).await, Read::Nothing), "{at}: old flow answered");
+                assert!(
+                    matches!(options(&lab, old, element, SILENCE_WINDOW).await, Read::Nothing),
+                    "{at}: old flow answered"
+                );
                 let mut new = PhoneFlow::open(&lab, element, transport).await.unwrap();
                 let answer = options(&lab, &mut new, element, ANSWER_DEADLINE).await.message();
                 assert_eq!(answer.status(), Some(200), "{at}: a new flow is served");
@@ -100,7 +108,13 @@ async fn observe(element: Element, fault: Fault) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_on_every_element_and_transport() {
-    let faults = [Fault::Silent, Fault::Refuse, Fault::Reject { code: 503, retry_after: Some(7) }, Fault::reject(408), Fault::Stall];
+    let faults = [
+        Fault::Silent,
+        Fault::Refuse,
+        Fault::Reject { code: 503, retry_after: Some(7) },
+        Fault::reject(408),
+        Fault::Stall,
+    ];
     let mut runs = tokio::task::JoinSet::new();
     for element in Element::SIP {
         for fault in faults {

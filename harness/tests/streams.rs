@@ -186,7 +186,9 @@ async fn tls_certificate_names_the_element() {
     // a connection under another element's name must fail.
     let ok = PhoneFlow::open(&lab, Element::ProxyB, Transport::Tls).await;
     assert!(ok.is_ok());
-    let tcp = tokio::net::TcpStream::connect(lab.topology.sip_addr(Element::ProxyB).to_string().replace(":5060", ":5061")).await;
+    let tcp =
+        tokio::net::TcpStream::connect(lab.topology.sip_addr(Element::ProxyB).to_string().replace(":5060", ":5061"))
+            .await;
     let tcp = tcp.unwrap();
     let connector = tokio_rustls::TlsConnector::from(lab.ca().client_config().unwrap());
     let wrong = rustls::pki_types::ServerName::try_from(lab.topology.fqdn(Element::ProxyA)).unwrap();

@@ -386,7 +386,9 @@ impl PhoneConfig {
                     .split([',', ' '])
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
-                    .map(|a| a.parse::<IpAddr>().map_err(|_| format!("expected IP addresses separated by commas, got {a:?}")))
+                    .map(|a| {
+                        a.parse::<IpAddr>().map_err(|_| format!("expected IP addresses separated by commas, got {a:?}"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 self.xml_application_post_list = Some(list);
             }
@@ -934,7 +936,11 @@ mod tests {
         .unwrap();
         let timers = config.phone_timers();
         assert_eq!(timers.subscription_period, Duration::from_millis(2500));
-        assert_eq!(timers.mwi_subscription_period, Duration::from_millis(2500), "MWI follows the BLF period unless set");
+        assert_eq!(
+            timers.mwi_subscription_period,
+            Duration::from_millis(2500),
+            "MWI follows the BLF period unless set"
+        );
         assert_eq!(timers.call_duration, Duration::from_millis(500));
         assert_eq!(timers.outbound_base_time, Some(Duration::from_secs(1)));
         assert_eq!(timers.keep_alive_interval, Duration::from_secs(20), "from sip persistent tls keep alive");

@@ -52,7 +52,10 @@ impl PhoneError {
     pub fn is_usage_error(&self) -> bool {
         !matches!(
             self,
-            PhoneError::Socket { .. } | PhoneError::Resolver(_) | PhoneError::StateDir { .. } | PhoneError::PushListener { .. }
+            PhoneError::Socket { .. }
+                | PhoneError::Resolver(_)
+                | PhoneError::StateDir { .. }
+                | PhoneError::PushListener { .. }
         )
     }
 }

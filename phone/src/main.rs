@@ -151,7 +151,10 @@ fn prepare(cli: &Cli) -> Result<(CoreSettings, Option<Vec<IpAddr>>), PhoneError>
     if let Some(http) = cli.http
         && http.ip().is_unspecified()
     {
-        return Err(PhoneError::BadFlag { flag: "--http", reason: "give the exact address to listen on, not a wildcard".into() });
+        return Err(PhoneError::BadFlag {
+            flag: "--http",
+            reason: "give the exact address to listen on, not a wildcard".into(),
+        });
     }
     let config = PhoneConfig::load(&cli.configs)?;
     let line = config.line(1);
@@ -174,7 +177,10 @@ fn prepare(cli: &Cli) -> Result<(CoreSettings, Option<Vec<IpAddr>>), PhoneError>
     let instance = phone::state::load_or_create_instance(cli.state_dir.as_deref(), fresh_instance)?;
     let mut settings = CoreSettings::from_config(&config, cli.bind, quirks, instance, rand::random());
     if settings.transport == phone::core::Transport::Tls && cli.ca.is_none() {
-        return Err(PhoneError::BadFlag { flag: "--ca", reason: "TLS (sip transport protocol: 4) needs the CA that signs the servers".into() });
+        return Err(PhoneError::BadFlag {
+            flag: "--ca",
+            reason: "TLS (sip transport protocol: 4) needs the CA that signs the servers".into(),
+        });
     }
     settings.listen_port = settings.transport.default_port();
     Ok((settings, config.xml_application_post_list.clone()))

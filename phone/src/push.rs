@@ -108,14 +108,18 @@ pub fn parse_http_request(buffer: &[u8]) -> HttpParse {
     }
     let request = HttpRequest { method: (*method).to_owned(), target: (*target).to_owned(), headers, body: Vec::new() };
     if request.header("transfer-encoding").is_some() {
-        return HttpParse::Malformed(PushError::BadRequest("chunked bodies are not accepted; send Content-Length".into()));
+        return HttpParse::Malformed(PushError::BadRequest(
+            "chunked bodies are not accepted; send Content-Length".into(),
+        ));
     }
     let length = match request.header("content-length") {
         None => 0,
         Some(value) => match value.parse::<usize>() {
             Ok(length) if length <= MAX_BODY_BYTES => length,
             Ok(length) => {
-                return HttpParse::Malformed(PushError::TooLarge(format!("a body of {length} bytes is beyond {MAX_BODY_BYTES}")));
+                return HttpParse::Malformed(PushError::TooLarge(format!(
+                    "a body of {length} bytes is beyond {MAX_BODY_BYTES}"
+                )));
             }
             Err(_) => return HttpParse::Malformed(PushError::BadRequest(format!("bad Content-Length {value:?}"))),
         },
@@ -132,7 +136,8 @@ pub fn commands_of(request: &HttpRequest) -> Result<Vec<PushCommand>, PushError>
     if request.method != "POST" {
         return Err(PushError::MethodNotAllowed(request.method.clone()));
     }
-    let body = std::str::from_utf8(&request.body).map_err(|_| PushError::BadDocument("the body is not UTF-8".into()))?;
+    let body =
+        std::str::from_utf8(&request.body).map_err(|_| PushError::BadDocument("the body is not UTF-8".into()))?;
     let trimmed = body.trim_start();
     let xml = if trimmed.starts_with('<') {
         trimmed.to_owned()
@@ -178,10 +183,7 @@ pub fn percent_decode(text: &str) -> Result<String, PushError> {
 pub fn parse_execute(xml: &str) -> Result<Vec<PushCommand>, PushError> {
     let bad = |why: String| PushError::BadDocument(why);
     let elements = elements(xml).map_err(bad)?;
-    let root = elements
-        .iter()
-        .find(|e| !e.closing)
-        .ok_or_else(|| bad("no XML element in the body".into()))?;
+    let root = elements.iter().find(|e| !e.closing).ok_or_else(|| bad("no XML element in the body".into()))?;
     if root.name != "AastraIPPhoneExecute" {
         return Err(bad(format!("expected <AastraIPPhoneExecute>, got <{}>", root.name)));
     }
@@ -208,9 +210,8 @@ pub fn parse_execute(xml: &str) -> Result<Vec<PushCommand>, PushError> {
 /// One ExecuteItem URI: `Dial:<number>`, `Command: Reset`, `Command: ClearLocal`.
 fn command_of(uri: &str) -> Result<PushCommand, PushError> {
     let uri = uri.trim();
-    let (scheme, rest) = uri
-        .split_once(':')
-        .ok_or_else(|| PushError::BadDocument(format!("unsupported ExecuteItem URI {uri:?}")))?;
+    let (scheme, rest) =
+        uri.split_once(':').ok_or_else(|| PushError::BadDocument(format!("unsupported ExecuteItem URI {uri:?}")))?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("Dial") {
         let dialable = !rest.is_empty()
@@ -300,7 +301,11 @@ fn parse_tag(inside: &str) -> Result<Element, String> {
         let eq = rest.find('=').ok_or_else(|| format!("attribute without a value in <{name}>"))?;
         let attribute = rest[..eq].trim();
         let after = rest[eq + 1..].trim_start();
-        let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or_else(|| format!("unquoted attribute {attribute:?}"))?;
+        let quote = after
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+            .ok_or_else(|| format!("unquoted attribute {attribute:?}"))?;
         let value_end = after[1..].find(quote).ok_or_else(|| format!("unterminated attribute {attribute:?}"))?;
         attributes.push((attribute.to_owned(), decode_entities(&after[1..1 + value_end])?));
         rest = after[value_end + 2..].trim_start();
@@ -375,8 +380,11 @@ mod tests {
     use super::*;
 
     fn post(body: &str, content_type: &str) -> Vec<u8> {
-        format!("POST / HTTP/1.1\r\nHost: 127.66.0.20\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-            .into_bytes()
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.66.0.20\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
     }
 
     fn commands(bytes: &[u8]) -> Result<Vec<PushCommand>, PushError> {
@@ -388,8 +396,12 @@ mod tests {
 
     #[test]
     fn a_form_with_an_encoded_dial_is_one_dial_command() {
-        let body = "xml=%3CAastraIPPhoneExecute%3E%3CExecuteItem+URI%3D%22Dial%3A1234%22%2F%3E%3C%2FAastraIPPhoneExecute%3E";
-        assert_eq!(commands(&post(body, "application/x-www-form-urlencoded")), Ok(vec![PushCommand::Dial("1234".into())]));
+        let body =
+            "xml=%3CAastraIPPhoneExecute%3E%3CExecuteItem+URI%3D%22Dial%3A1234%22%2F%3E%3C%2FAastraIPPhoneExecute%3E";
+        assert_eq!(
+            commands(&post(body, "application/x-www-form-urlencoded")),
+            Ok(vec![PushCommand::Dial("1234".into())])
+        );
     }
 
     #[test]
@@ -439,9 +451,18 @@ mod tests {
 
     #[test]
     fn a_form_without_xml_or_with_a_bad_escape_is_refused() {
-        assert!(matches!(commands(&post("foo=bar", "application/x-www-form-urlencoded")), Err(PushError::BadDocument(_))));
-        assert!(matches!(commands(&post("xml=%3", "application/x-www-form-urlencoded")), Err(PushError::BadDocument(_))));
-        assert!(matches!(commands(&post("xml=%ZZ", "application/x-www-form-urlencoded")), Err(PushError::BadDocument(_))));
+        assert!(matches!(
+            commands(&post("foo=bar", "application/x-www-form-urlencoded")),
+            Err(PushError::BadDocument(_))
+        ));
+        assert!(matches!(
+            commands(&post("xml=%3", "application/x-www-form-urlencoded")),
+            Err(PushError::BadDocument(_))
+        ));
+        assert!(matches!(
+            commands(&post("xml=%ZZ", "application/x-www-form-urlencoded")),
+            Err(PushError::BadDocument(_))
+        ));
     }
 
     #[test]
@@ -479,10 +500,13 @@ mod tests {
     #[test]
     fn responses_carry_a_small_xml_body_and_close() {
         let ok = String::from_utf8(http_response(200, "")).unwrap();
-        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.contains("Connection: close") && ok.ends_with("</Response>\n"));
+        assert!(
+            ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.contains("Connection: close") && ok.ends_with("</Response>\n")
+        );
         let bad = String::from_utf8(http_response(400, "no <xml>")).unwrap();
         assert!(bad.starts_with("HTTP/1.1 400 Bad Request\r\n") && bad.contains("no &lt;xml&gt;"));
-        let length: usize = bad.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
+        let length: usize =
+            bad.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
         assert_eq!(length, bad.split("\r\n\r\n").nth(1).unwrap().len());
     }
 }

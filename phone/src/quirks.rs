@@ -113,25 +113,45 @@ impl Quirk {
             Quirk::LateRefresh => {
                 "refreshes a registration at 1.25x the granted expiry, after the binding expired, instead of 0.5x"
             }
-            Quirk::BackupFirst => "sends its first requests to the backup registrar, proxy and outbound proxy (R1.1, R2.1, R3.1)",
-            Quirk::NoBackupProxy => "never uses the backup proxy: keeps the primary AOR and subscriptions after the proxy fails (R1.3)",
-            Quirk::NoFailback => "never probes a failed primary, so stays on the backup after the primary returns (R1.4, R1.5, R2.3, R3.3)",
+            Quirk::BackupFirst => {
+                "sends its first requests to the backup registrar, proxy and outbound proxy (R1.1, R2.1, R3.1)"
+            }
+            Quirk::NoBackupProxy => {
+                "never uses the backup proxy: keeps the primary AOR and subscriptions after the proxy fails (R1.3)"
+            }
+            Quirk::NoFailback => {
+                "never probes a failed primary, so stays on the backup after the primary returns (R1.4, R1.5, R2.3, R3.3)"
+            }
             Quirk::KeepAor => "registers the primary proxy's AOR whatever proxy is active (R1.3, R1.5, R2.2)",
-            Quirk::SubscriptionsStay => "leaves subscriptions at the primary proxy when the proxy fails over (R1.3, R2.2)",
-            Quirk::NoUnregisterBackup => "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback",
+            Quirk::SubscriptionsStay => {
+                "leaves subscriptions at the primary proxy when the proxy fails over (R1.3, R2.2)"
+            }
+            Quirk::NoUnregisterBackup => {
+                "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback"
+            }
             Quirk::NoUnsubscribeBackup => "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback",
-            Quirk::ReuseSubscriptionDialog => "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog",
-            Quirk::Ignore481 => "keeps refreshing a subscription answered 481 instead of starting a new one (proxy restart)",
+            Quirk::ReuseSubscriptionDialog => {
+                "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog"
+            }
+            Quirk::Ignore481 => {
+                "keeps refreshing a subscription answered 481 instead of starting a new one (proxy restart)"
+            }
             Quirk::IgnoreDnsTtl => "resolves each name once and keeps using the answer after its TTL ran out (F5)",
             Quirk::NoKeepalive => "sends no RFC 5626 keep-alives (CRLF ping or STUN) on its flows (F3)",
             Quirk::KeepaliveTooSlow => "sends keep-alives at 150% of Flow-Timer instead of 80-100% (F3)",
             Quirk::KeepaliveWithoutRequire => "sends keep-alives although the registrar's 2xx lacks Require: outbound",
             Quirk::NoFlowRecovery => "never re-establishes a failed outbound flow in the background (F4)",
-            Quirk::BackoffTooEager => "re-establishes a failed flow after a tenth of the base time, below the RFC 5626 backoff (F4)",
+            Quirk::BackoffTooEager => {
+                "re-establishes a failed flow after a tenth of the base time, below the RFC 5626 backoff (F4)"
+            }
             Quirk::UdpOnly => "uses UDP whatever sip transport protocol says",
             Quirk::NoOutboundProxyFailover => "never moves to the backup outbound proxy (R2.2, R3.2)",
-            Quirk::NewInstanceEachBoot => "makes a new +sip.instance at every start instead of keeping the one in --state-dir",
-            Quirk::IgnoreIcmp => "ignores ICMP port unreachable and TCP resets; notices a refused server only by the transaction timer",
+            Quirk::NewInstanceEachBoot => {
+                "makes a new +sip.instance at every start instead of keeping the one in --state-dir"
+            }
+            Quirk::IgnoreIcmp => {
+                "ignores ICMP port unreachable and TCP resets; notices a refused server only by the transaction timer"
+            }
         }
     }
 

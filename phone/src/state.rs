@@ -15,9 +15,7 @@ pub const INSTANCE_FILE: &str = "instance";
 pub fn load_or_create_instance(dir: Option<&Path>, fresh: bool) -> Result<String, PhoneError> {
     let Some(dir) = dir else { return Ok(new_instance()) };
     let path = dir.join(INSTANCE_FILE);
-    if !fresh
-        && let Ok(text) = std::fs::read_to_string(&path)
-    {
+    if !fresh && let Ok(text) = std::fs::read_to_string(&path) {
         let text = text.trim();
         if is_instance_urn(text) {
             tracing::debug!("+sip.instance {text} read from {}", path.display());
@@ -45,7 +43,10 @@ pub fn is_instance_urn(text: &str) -> bool {
     let Some(uuid) = text.strip_prefix("urn:uuid:") else { return false };
     let groups: Vec<&str> = uuid.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a crash never leaves half a file.

@@ -54,6 +54,9 @@ fn bad_input_is_one_line_and_exit_2() {
     }
     let output = refphone(&["--config", bad_cfg.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.cfg:2") && stderr.contains("sip registration period"), "names file, line and key: {stderr}");
+    assert!(
+        stderr.contains("bad.cfg:2") && stderr.contains("sip registration period"),
+        "names file, line and key: {stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -52,7 +52,9 @@ impl TinyDns {
                         .collect();
                     if !listed.is_empty() {
                         response.add_answers(listed);
-                    } else if question.query_type() == RecordType::A && question.name().to_ascii() == "registrar-a.lab.test." {
+                    } else if question.query_type() == RecordType::A
+                        && question.name().to_ascii() == "registrar-a.lab.test."
+                    {
                         let ip = *answer_of_task.lock().unwrap();
                         response.add_answer(Record::from_rdata(question.name().clone(), TTL_SECONDS, RData::A(A(ip))));
                     }
@@ -86,7 +88,8 @@ async fn resolved_ip(resolver: &SipResolver) -> Ipv4Addr {
 #[tokio::test]
 async fn an_answer_is_used_only_for_its_ttl_then_asked_again() {
     let dns = TinyDns::start(Ipv4Addr::new(127, 77, 1, 53)).await;
-    let resolver = SipResolver::new(dns.address, "127.77.1.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
+    let resolver =
+        SipResolver::new(dns.address, "127.77.1.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
     let asked_at = Instant::now();
     assert_eq!(resolved_ip(&resolver).await, FIRST);
     assert_eq!(dns.queries(), 1);
@@ -100,9 +103,16 @@ async fn an_answer_is_used_only_for_its_ttl_then_asked_again() {
         if resolved_ip(&resolver).await == SECOND {
             break;
         }
-        assert!(asked_at.elapsed() < Duration::from_millis(2500), "still the old answer {:?} after the 1 s TTL", asked_at.elapsed());
+        assert!(
+            asked_at.elapsed() < Duration::from_millis(2500),
+            "still the old answer {:?} after the 1 s TTL",
+            asked_at.elapsed()
+        );
     }
-    assert!(asked_at.elapsed() >= Duration::from_millis(900), "asked again before the TTL ran out (allowed, but not expected)");
+    assert!(
+        asked_at.elapsed() >= Duration::from_millis(900),
+        "asked again before the TTL ran out (allowed, but not expected)"
+    );
     assert_eq!(dns.queries(), 2);
 }
 
@@ -159,7 +169,8 @@ async fn port_zero_follows_naptr_for_the_transport_then_srv_by_priority_then_a()
         record("proxy-c.lab.test.", a([127, 77, 3, 3])),
     ];
     let dns = TinyDns::with_records(Ipv4Addr::new(127, 77, 3, 53), records).await;
-    let resolver = SipResolver::new(dns.address, "127.77.3.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
+    let resolver =
+        SipResolver::new(dns.address, "127.77.3.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
     let tcp = resolver.resolve(&Lookup::Service { host: "lab.test".into(), transport: Transport::Tcp }).await.unwrap();
     assert_eq!(tcp, vec!["127.77.3.1:5070".parse::<SocketAddr>().unwrap(), "127.77.3.2:5062".parse().unwrap()]);
     let udp = resolver.resolve(&Lookup::Service { host: "lab.test".into(), transport: Transport::Udp }).await.unwrap();
@@ -176,10 +187,17 @@ async fn without_naptr_srv_is_asked_and_without_srv_the_address_on_the_default_p
         record("proxy-b.lab.test.", a([127, 77, 4, 2])),
     ];
     let dns = TinyDns::with_records(Ipv4Addr::new(127, 77, 4, 53), records).await;
-    let resolver = SipResolver::new(dns.address, "127.77.4.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
-    let by_srv = resolver.resolve(&Lookup::Service { host: "proxy-a.lab.test".into(), transport: Transport::Tcp }).await.unwrap();
+    let resolver =
+        SipResolver::new(dns.address, "127.77.4.20".parse().unwrap(), Duration::from_secs(1), false).unwrap();
+    let by_srv = resolver
+        .resolve(&Lookup::Service { host: "proxy-a.lab.test".into(), transport: Transport::Tcp })
+        .await
+        .unwrap();
     assert_eq!(by_srv, vec!["127.77.4.1:5072".parse::<SocketAddr>().unwrap()]);
-    let by_a = resolver.resolve(&Lookup::Service { host: "proxy-b.lab.test".into(), transport: Transport::Tls }).await.unwrap();
+    let by_a = resolver
+        .resolve(&Lookup::Service { host: "proxy-b.lab.test".into(), transport: Transport::Tls })
+        .await
+        .unwrap();
     assert_eq!(by_a, vec!["127.77.4.2:5061".parse::<SocketAddr>().unwrap()]);
     let with_port = resolver.resolve(&Lookup::Address { host: "proxy-a.lab.test".into(), port: 5080 }).await.unwrap();
     assert_eq!(with_port, vec!["127.77.4.1:5080".parse::<SocketAddr>().unwrap()], "a port means A records only");

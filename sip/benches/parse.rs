@@ -40,7 +40,10 @@ fn ours(bytes: &[u8]) -> usize {
     let from = message.from().expect("From");
     let to = message.to().expect("To");
     let cseq = message.cseq().expect("CSeq");
-    via.branch().map_or(0, str::len) + contacts.len() + from.tag().map_or(0, str::len) + to.params.0.len()
+    via.branch().map_or(0, str::len)
+        + contacts.len()
+        + from.tag().map_or(0, str::len)
+        + to.params.0.len()
         + cseq.seq as usize
 }
 
@@ -52,7 +55,10 @@ fn rsip(bytes: &[u8]) -> usize {
     let from = message.from_header().expect("From").typed().expect("typed From");
     let to = message.to_header().expect("To").typed().expect("typed To");
     let cseq = message.cseq_header().expect("CSeq").typed().expect("typed CSeq");
-    via.branch().map_or(0, |b| b.to_string().len()) + contact.params.len() + from.params.len() + to.params.len()
+    via.branch().map_or(0, |b| b.to_string().len())
+        + contact.params.len()
+        + from.params.len()
+        + to.params.len()
         + cseq.seq as usize
 }
 
@@ -69,7 +75,8 @@ fn check_inputs() {
     assert!(theirs.contact_header().unwrap().typed().is_ok());
     let full = register(true);
     assert!(sip::Message::parse(&full).unwrap().contacts().unwrap()[0].instance().is_some());
-    let rsip_on_full = rsip::SipMessage::try_from(full.as_slice()).map(|m| m.contact_header().map(|c| c.typed().is_ok()));
+    let rsip_on_full =
+        rsip::SipMessage::try_from(full.as_slice()).map(|m| m.contact_header().map(|c| c.typed().is_ok()));
     assert!(!matches!(rsip_on_full, Ok(Ok(true))), "rsip now reads +sip.instance: compare on the full REGISTER");
 }
 

@@ -4,9 +4,9 @@ use std::fmt;
 
 use md5::{Digest, Md5};
 
+use crate::Error;
 use crate::params::Params;
 use crate::scan::{quote, split_outside_quotes, trim_lws};
-use crate::Error;
 
 /// A `WWW-Authenticate` or `Proxy-Authenticate` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +57,7 @@ impl Challenge {
 
     /// Whether the challenge offers `qop=auth`.
     pub fn offers_qop_auth(&self) -> bool {
-        self.params
-            .value("qop")
-            .is_some_and(|q| q.split(',').any(|q| trim_lws(q).eq_ignore_ascii_case("auth")))
+        self.params.value("qop").is_some_and(|q| q.split(',').any(|q| trim_lws(q).eq_ignore_ascii_case("auth")))
     }
 
     /// Prints a challenge with every value quoted except `algorithm` and `stale`.
@@ -211,9 +209,7 @@ pub fn digest_response(input: &DigestInput<'_>) -> String {
     let ha1 = md5_hex(&format!("{}:{}:{}", input.username, input.realm, input.password));
     let ha2 = md5_hex(&format!("{}:{}", input.method, input.uri));
     match (input.qop, input.nc, input.cnonce) {
-        (Some(qop), Some(nc), Some(cnonce)) => {
-            md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:{qop}:{ha2}", input.nonce))
-        }
+        (Some(qop), Some(nc), Some(cnonce)) => md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:{qop}:{ha2}", input.nonce)),
         _ => md5_hex(&format!("{ha1}:{}:{ha2}", input.nonce)),
     }
 }

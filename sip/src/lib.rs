@@ -25,7 +25,7 @@ pub use header::{Header, HeaderName};
 pub use lint::{LintReport, lint_datagram};
 pub use message::{Message, Method, StartLine, reason_phrase};
 pub use params::{Param, Params};
-pub use stun::{StunMessage, StunClass};
+pub use stun::{StunClass, StunMessage};
 pub use uri::{Host, Scheme, SipUri, Uri};
 pub use views::{CSeq, Contact, NameAddr, RetryAfter, SubscriptionState, Via, split_list};
 

@@ -235,7 +235,10 @@ fn contact_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
             ));
         }
         if address.params.has("q") && contact.q().is_none() {
-            out.push(Diagnostic::warning("contact-q", format!("Contact q is not a qvalue in {value:?} (RFC 3261 §20.10)")));
+            out.push(Diagnostic::warning(
+                "contact-q",
+                format!("Contact q is not a qvalue in {value:?} (RFC 3261 §20.10)"),
+            ));
         }
         let addr_spec = find_unquoted(value, b'<').is_none();
         if addr_spec && address.uri.as_sip().is_some_and(|u| u.headers.is_some()) {

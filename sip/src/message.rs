@@ -85,8 +85,14 @@ impl fmt::Display for Method {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
     /// The Request-URI is kept as text; [`Message::request_uri`] parses it.
-    Request { method: Method, uri: String },
-    Response { status: u16, reason: String },
+    Request {
+        method: Method,
+        uri: String,
+    },
+    Response {
+        status: u16,
+        reason: String,
+    },
 }
 
 /// One SIP message. Parsed messages keep their raw bytes and any diagnostics.
@@ -159,7 +165,10 @@ impl Message {
             diagnostics: vec![Diagnostic::error(code, message)],
         };
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(malformed("too-large", format!("message of {} bytes exceeds {MAX_MESSAGE_BYTES}", bytes.len())));
+            return Err(malformed(
+                "too-large",
+                format!("message of {} bytes exceeds {MAX_MESSAGE_BYTES}", bytes.len()),
+            ));
         }
         let mut diagnostics = Vec::new();
         // RFC 3261 §7.5: CRLFs before the start line are ignored.

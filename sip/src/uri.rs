@@ -4,9 +4,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::Error;
 use crate::params::Params;
 use crate::scan::{byte_class, find_byte, find_unquoted, has_byte, parse_digits, split_once_byte, trim_lws};
-use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -60,9 +60,7 @@ impl Host {
     /// Compares hosts as RFC 3261 §19.1.4 does: names case-insensitively, addresses by value.
     pub fn matches(&self, other: &Host) -> bool {
         match (self, other) {
-            (Host::Domain(a), Host::Domain(b)) => {
-                a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
-            }
+            (Host::Domain(a), Host::Domain(b)) => a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.')),
             (a, b) => a == b,
         }
     }
@@ -113,9 +111,9 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), Error> {
     };
     let port = match port {
         None => None,
-        Some(p) => Some(
-            parse_digits::<u16>(trim_lws(p)).ok_or_else(|| Error::syntax("port", format!("bad port in {s:?}")))?,
-        ),
+        Some(p) => {
+            Some(parse_digits::<u16>(trim_lws(p)).ok_or_else(|| Error::syntax("port", format!("bad port in {s:?}")))?)
+        }
     };
     Ok((Host::parse(trim_lws(host))?, port))
 }
@@ -249,7 +247,10 @@ impl fmt::Display for SipUri {
 pub enum Uri {
     Sip(SipUri),
     /// `tel:` (RFC 3966): the number and its parameters.
-    Tel { number: String, params: Params },
+    Tel {
+        number: String,
+        params: Params,
+    },
     /// Any other absolute URI, kept as written.
     Other(String),
 }

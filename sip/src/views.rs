@@ -3,7 +3,9 @@
 use std::fmt;
 
 use crate::params::Params;
-use crate::scan::{find_byte, find_unquoted, is_token, parse_digits, quote, split_once_byte, split_outside_quotes, trim_lws, unquote};
+use crate::scan::{
+    find_byte, find_unquoted, is_token, parse_digits, quote, split_once_byte, split_outside_quotes, trim_lws, unquote,
+};
 use crate::uri::{Host, parse_host_port};
 use crate::{Error, Method, Uri};
 
@@ -47,9 +49,10 @@ impl NameAddr {
             let display_name = if display.is_empty() {
                 None
             } else if display.starts_with('"') {
-                Some(unquote(display).ok_or_else(|| {
-                    Error::syntax("name-addr", format!("bad quoted display name {display:?}"))
-                })?)
+                Some(
+                    unquote(display)
+                        .ok_or_else(|| Error::syntax("name-addr", format!("bad quoted display name {display:?}")))?,
+                )
             } else {
                 let ok = display.split([' ', '\t']).filter(|w| !w.is_empty()).all(is_token);
                 if !ok {
@@ -60,9 +63,10 @@ impl NameAddr {
             let rest = trim_lws(&value[close + 1..]);
             let params = match rest {
                 "" => Params::default(),
-                _ => Params::parse(rest.strip_prefix(';').ok_or_else(|| {
-                    Error::syntax("name-addr", format!("junk after '>' in {value:?}"))
-                })?)?,
+                _ => Params::parse(
+                    rest.strip_prefix(';')
+                        .ok_or_else(|| Error::syntax("name-addr", format!("junk after '>' in {value:?}")))?,
+                )?,
             };
             Ok(NameAddr { display_name, uri, params })
         } else {
@@ -79,7 +83,6 @@ impl NameAddr {
         self.params.value("tag")
     }
 }
-
 
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -99,11 +102,7 @@ pub enum Contact {
 
 impl Contact {
     pub fn parse(value: &str) -> Result<Contact, Error> {
-        if trim_lws(value) == "*" {
-            Ok(Contact::Star)
-        } else {
-            NameAddr::parse(value).map(Contact::Address)
-        }
+        if trim_lws(value) == "*" { Ok(Contact::Star) } else { NameAddr::parse(value).map(Contact::Address) }
     }
 
     pub fn address(&self) -> Option<&NameAddr> {
@@ -139,9 +138,7 @@ impl Contact {
 
     /// Whether the Contact URI carries `;ob` (RFC 5626 §5.4).
     pub fn has_ob(&self) -> bool {
-        self.address()
-            .and_then(|a| a.uri.as_sip())
-            .is_some_and(|u| u.params.has("ob"))
+        self.address().and_then(|a| a.uri.as_sip()).is_some_and(|u| u.params.has("ob"))
     }
 }
 
@@ -179,7 +176,8 @@ impl Via {
         for (i, part) in parts.iter_mut().enumerate() {
             rest = trim_lws(rest);
             let end = if i < 2 {
-                find_byte(rest.as_bytes(), b'/').ok_or_else(|| Error::syntax("Via", format!("bad sent-protocol in {value:?}")))?
+                find_byte(rest.as_bytes(), b'/')
+                    .ok_or_else(|| Error::syntax("Via", format!("bad sent-protocol in {value:?}")))?
             } else {
                 rest.find([' ', '\t']).ok_or_else(|| Error::syntax("Via", format!("no sent-by in {value:?}")))?
             };
@@ -275,9 +273,9 @@ impl RetryAfter {
         }
         let params = match rest {
             "" => Params::default(),
-            _ => Params::parse(rest.strip_prefix(';').ok_or_else(|| {
-                Error::syntax("Retry-After", format!("junk in {value:?}"))
-            })?)?,
+            _ => Params::parse(
+                rest.strip_prefix(';').ok_or_else(|| Error::syntax("Retry-After", format!("junk in {value:?}")))?,
+            )?,
         };
         Ok(RetryAfter { seconds, comment, params })
     }

@@ -92,7 +92,14 @@ fn tel_and_other_schemes() {
 
 #[test]
 fn bad_hosts_and_ports() {
-    for text in ["sip:alice@", "sip:alice@-bad.test", "sip:alice@host:99999", "sip:alice@host:", "sip:alice@1.2.3.999", "sip:alice@ho_st"] {
+    for text in [
+        "sip:alice@",
+        "sip:alice@-bad.test",
+        "sip:alice@host:99999",
+        "sip:alice@host:",
+        "sip:alice@1.2.3.999",
+        "sip:alice@ho_st",
+    ] {
         assert!(Uri::parse(text).is_err(), "{text:?}");
     }
 }
@@ -188,7 +195,9 @@ fn addr_spec_contact_with_instance() {
 
 #[test]
 fn q_values_follow_the_qvalue_grammar() {
-    for (value, q) in [("1", Some(1.0)), ("0", Some(0.0)), ("0.5", Some(0.5)), ("1.000", Some(1.0)), ("0.123", Some(0.123))] {
+    for (value, q) in
+        [("1", Some(1.0)), ("0", Some(0.0)), ("0.5", Some(0.5)), ("1.000", Some(1.0)), ("0.123", Some(0.123))]
+    {
         assert_eq!(Contact::parse(&format!("<sip:a@b.test>;q={value}")).unwrap().q(), q, "{value}");
     }
     for value in ["NaN", "inf", "2", "1.5", "-0.5", "0.1234", ".5"] {

@@ -66,8 +66,8 @@ mod md5_reference {
     pub fn digest(input: &[u8]) -> String {
         const S: [u32; 64] = [
             7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
-            14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15,
-            21, 6, 10, 15, 21,
+            14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10,
+            15, 21, 6, 10, 15, 21,
         ];
         let k: Vec<u32> = (0..64).map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32).collect();
         let (mut a0, mut b0, mut c0, mut d0) = (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
@@ -157,7 +157,8 @@ fn built_challenge_and_answer_verify() {
     let challenge = Challenge::digest("lab.test", "nonce123", Some("op4que"), true);
     let printed = challenge.to_string();
     assert_eq!(printed, r#"Digest realm="lab.test", nonce="nonce123", opaque="op4que", algorithm=MD5, qop="auth""#);
-    let answer = Credentials::answer(&challenge, "alice", "secret", "REGISTER", "sip:registrar-a.lab.test", "c0ffee", 10);
+    let answer =
+        Credentials::answer(&challenge, "alice", "secret", "REGISTER", "sip:registrar-a.lab.test", "c0ffee", 10);
     assert_eq!(answer.params.value("nc"), Some("0000000a"));
     assert_eq!(answer.nonce_count(), Some(10));
     assert_eq!(answer.params.value("opaque"), Some("op4que"));
@@ -175,7 +176,8 @@ fn built_challenge_and_answer_verify() {
 
 #[test]
 fn verify_refuses_incomplete_credentials() {
-    let credentials = Credentials::parse(r#"Digest username="alice", realm="lab.test", nonce="n", uri="sip:x""#).unwrap();
+    let credentials =
+        Credentials::parse(r#"Digest username="alice", realm="lab.test", nonce="n", uri="sip:x""#).unwrap();
     assert!(!credentials.verify("REGISTER", "secret"), "no response parameter");
 }
 

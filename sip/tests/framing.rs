@@ -7,13 +7,10 @@ use sip::{DatagramKind, Frame, FramerRole, StreamFramer, StunClass, StunMessage,
 use support::crlf;
 
 fn options(call_id: &str, body: &str) -> Vec<u8> {
-    crlf(&format!(
-        "OPTIONS sip:x.lab.test SIP/2.0\nCall-ID: {call_id}\nContent-Length: {}\n\n",
-        body.len()
-    ))
-    .into_iter()
-    .chain(body.bytes())
-    .collect()
+    crlf(&format!("OPTIONS sip:x.lab.test SIP/2.0\nCall-ID: {call_id}\nContent-Length: {}\n\n", body.len()))
+        .into_iter()
+        .chain(body.bytes())
+        .collect()
 }
 
 /// Drains every frame the framer can give now.
@@ -289,10 +286,9 @@ fn stun_xor_mapped_address_matches_rfc5769_vectors() {
         0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01, 0x13, 0xa9, 0xfa, 0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25,
         0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9,
     ];
-    for (attribute, expected) in [
-        (&v4_attribute[..], "192.0.2.1:32853"),
-        (&v6_attribute[..], "[2001:db8:1234:5678:11:2233:4455:6677]:32853"),
-    ] {
+    for (attribute, expected) in
+        [(&v4_attribute[..], "192.0.2.1:32853"), (&v6_attribute[..], "[2001:db8:1234:5678:11:2233:4455:6677]:32853")]
+    {
         let mut datagram = vec![0x01, 0x01, 0x00, attribute.len() as u8, 0x21, 0x12, 0xa4, 0x42];
         datagram.extend_from_slice(&transaction_id);
         datagram.extend_from_slice(attribute);

@@ -144,7 +144,8 @@ fn errors_come_before_warnings() {
 
 #[test]
 fn reg_id_needs_supported_outbound_and_an_instance() {
-    let without_instance = lint_datagram(&options_with("Supported: outbound\nContact: <sip:alice@192.0.2.10>;reg-id=1\n"));
+    let without_instance =
+        lint_datagram(&options_with("Supported: outbound\nContact: <sip:alice@192.0.2.10>;reg-id=1\n"));
     assert_eq!(codes(&without_instance), ["reg-id-without-instance"]);
     let complete = lint_datagram(&options_with(
         "k: outbound\nContact: <sip:alice@192.0.2.10>;reg-id=1;+sip.instance=\"<urn:uuid:1>\"\n",

@@ -454,10 +454,16 @@ fn built_messages_round_trip_through_the_typed_views() {
     contact.params.set_quoted("+sip.instance", "<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>");
     contact.params.set("reg-id", Some("1"));
     let mut m = Message::request(Method::Register, "sip:registrar-a.lab.test");
-    m.push_header(HeaderName::Via, Via::new("udp", Host::V6("2001:db8::10".parse().unwrap()), Some(5060), "z9hG4bKbuilt"))
-        .push_header(HeaderName::From, NameAddr::new(SipUri::new(Scheme::Sip, Some("alice"), Host::Domain("proxy-a.lab.test".into()), None)))
-        .push_header(HeaderName::CSeq, CSeq { seq: 2, method: Method::Register })
-        .push_header(HeaderName::Contact, Contact::Address(contact));
+    m.push_header(
+        HeaderName::Via,
+        Via::new("udp", Host::V6("2001:db8::10".parse().unwrap()), Some(5060), "z9hG4bKbuilt"),
+    )
+    .push_header(
+        HeaderName::From,
+        NameAddr::new(SipUri::new(Scheme::Sip, Some("alice"), Host::Domain("proxy-a.lab.test".into()), None)),
+    )
+    .push_header(HeaderName::CSeq, CSeq { seq: 2, method: Method::Register })
+    .push_header(HeaderName::Contact, Contact::Address(contact));
     let reparsed = Message::parse(&m.to_bytes()).unwrap();
     let via = reparsed.top_via().unwrap();
     assert_eq!(via.transport, "UDP");

@@ -4,9 +4,7 @@ mod support;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use sip::{
-    Frame, FramerRole, HeaderName, Message, StreamFramer, StunMessage, classify_datagram, lint_datagram,
-};
+use sip::{Frame, FramerRole, HeaderName, Message, StreamFramer, StunMessage, classify_datagram, lint_datagram};
 use support::crlf;
 
 /// The framer's documented bound: one message of at most this many bytes is buffered.
@@ -94,9 +92,38 @@ fn with_body(head: &str, body: &str) -> Vec<u8> {
 
 /// Bytes a mutation likes to insert: SIP's separators and the ones that end quotes and brackets early.
 const INTERESTING: &[&[u8]] = &[
-    b";", b",", b"\"", b"\\", b"<", b">", b"[", b"]", b":", b"=", b"\r\n", b"\r\n ", b"\r\n\r\n", b" ", b"\t", b"%",
-    b"%4", b"(", b")", b"/", b"@", b"?", b"\0", b"\xff", b"\xc3", b"99999999999999999999", b"Content-Length: 1000000\r\n",
-    b"l: 3\r\n", b"SIP/2.0/UDP [::1]:", b";branch=", b";received=[", b";+sip.instance=\"<urn:",
+    b";",
+    b",",
+    b"\"",
+    b"\\",
+    b"<",
+    b">",
+    b"[",
+    b"]",
+    b":",
+    b"=",
+    b"\r\n",
+    b"\r\n ",
+    b"\r\n\r\n",
+    b" ",
+    b"\t",
+    b"%",
+    b"%4",
+    b"(",
+    b")",
+    b"/",
+    b"@",
+    b"?",
+    b"\0",
+    b"\xff",
+    b"\xc3",
+    b"99999999999999999999",
+    b"Content-Length: 1000000\r\n",
+    b"l: 3\r\n",
+    b"SIP/2.0/UDP [::1]:",
+    b";branch=",
+    b";received=[",
+    b";+sip.instance=\"<urn:",
 ];
 
 #[derive(Debug, Clone)]

@@ -78,9 +78,8 @@ fn several_contacts_in_one_header() {
 // BRIEF §3: rsip fails on IPv6 hosts (in a Contact URI and in a Via sent-by).
 #[test]
 fn ipv6_hosts_in_contact_and_via() {
-    let text = register(
-        "Contact: <sip:alice@[2001:db8::10]:5060>\nVia: SIP/2.0/UDP [2001:db8::10]:5060;branch=z9hG4bKv6\n",
-    );
+    let text =
+        register("Contact: <sip:alice@[2001:db8::10]:5060>\nVia: SIP/2.0/UDP [2001:db8::10]:5060;branch=z9hG4bKv6\n");
     let m = parse(&text);
     let contact = m.contacts().unwrap().remove(0);
     let uri = contact.address().unwrap().uri.as_sip().unwrap().clone();

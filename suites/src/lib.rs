@@ -1,8 +1,8 @@
 //! The conformance cases, by area; each cites the requirement IDs (BRIEF §2) it checks, next to the check.
 
 pub mod failover;
-pub mod steps;
 pub mod register;
+pub mod steps;
 
 use harness::Case;
 

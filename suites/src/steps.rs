@@ -33,7 +33,13 @@ impl Placement {
     }
 
     /// The registration and, when `subscriptions`, both subscriptions, each within `limit`.
-    pub fn everything(&self, subscriptions: bool, requirement: &'static str, limit: std::time::Duration, why: &str) -> Vec<Expect> {
+    pub fn everything(
+        &self,
+        subscriptions: bool,
+        requirement: &'static str,
+        limit: std::time::Duration,
+        why: &str,
+    ) -> Vec<Expect> {
         let mut all = vec![self.registration(requirement).within(limit, why)];
         if subscriptions {
             for package in PACKAGES {
@@ -45,11 +51,21 @@ impl Placement {
 }
 
 /// The phone's start: everything at the primaries (R1.1, R2.1, R3.1: "primary first").
-pub async fn starts_at(lab: &mut Lab, placement: Placement, subscriptions: bool, requirement: &'static str) -> Result<Vec<TraceEvent>, CaseError> {
+pub async fn starts_at(
+    lab: &mut Lab,
+    placement: Placement,
+    subscriptions: bool,
+    requirement: &'static str,
+) -> Result<Vec<TraceEvent>, CaseError> {
     let timing = lab.timing().clone();
     let limit = timing.startup() + timing.transaction_timeout();
-    lab.expect_all(placement.everything(subscriptions, requirement, limit, "phone start-up, one authentication round trip"))
-        .await
+    lab.expect_all(placement.everything(
+        subscriptions,
+        requirement,
+        limit,
+        "phone start-up, one authentication round trip",
+    ))
+    .await
 }
 
 /// A moved subscription is a new dialog: new Call-ID (BRIEF §2, RFC 6665 §4.1.2.4).

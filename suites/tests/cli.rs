@@ -38,7 +38,10 @@ fn filter_matches_whole_segments_or_globs() {
         let id = line.split('\t').next().unwrap();
         assert!(id.starts_with("failover.") && id.contains(".silent."), "{line}");
     }
-    assert_eq!(glob.lines().count(), all.lines().filter(|l| l.starts_with("failover.") && l.contains(".silent.")).count());
+    assert_eq!(
+        glob.lines().count(),
+        all.lines().filter(|l| l.starts_with("failover.") && l.contains(".silent.")).count()
+    );
     // `regist` is not a whole segment.
     assert_eq!(sipharness(&["list", "regist"]).status.code(), Some(2));
     assert_eq!(sipharness(&["run", "nothing.matches", "--phone", "refphone"]).status.code(), Some(2));

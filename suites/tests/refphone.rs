@@ -17,7 +17,14 @@ fn profile(text: &str) -> Profile {
 
 fn explain(result: &CaseResult) -> String {
     let failures: Vec<String> = result.failures.iter().map(ToString::to_string).collect();
-    format!("{} {:?} note={:?}\n{}\ntrace:\n{}", result.id, result.verdict, result.note, failures.join("\n"), result.full_ladder)
+    format!(
+        "{} {:?} note={:?}\n{}\ntrace:\n{}",
+        result.id,
+        result.verdict,
+        result.note,
+        failures.join("\n"),
+        result.full_ladder
+    )
 }
 
 /// The snapshot lives beside the case's area (`suites/src/<area>/snapshots/`).
@@ -46,7 +53,10 @@ async fn every_case_passes_with_its_snapshot() {
 /// BRIEF §7: the same case run twice gives byte-identical snapshots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_case_twice_gives_identical_ladders() {
-    for id in ["failover.no-outbound.primary-registrar-fails.silent.udp", "failover.no-outbound.primary-proxy-fails.refuse.tcp"] {
+    for id in [
+        "failover.no-outbound.primary-registrar-fails.silent.udp",
+        "failover.no-outbound.primary-proxy-fails.refuse.tcp",
+    ] {
         let (refphone, case) = (profile("refphone"), case(id));
         let (first, second) = tokio::join!(run_case(&case, &refphone), run_case(&case, &refphone));
         assert_eq!(first.verdict, Verdict::Pass, "{}", explain(&first));
@@ -61,7 +71,11 @@ async fn same_case_twice_gives_identical_ladders() {
 async fn every_case_fails_against_its_quirks() {
     let pairs = suites::quirk_pairs();
     for case in suites::catalog() {
-        assert!(pairs.iter().any(|(_, id, _)| *id == case.id), "{} is caught by no quirk: a case that cannot fail checks nothing", case.id);
+        assert!(
+            pairs.iter().any(|(_, id, _)| *id == case.id),
+            "{} is caught by no quirk: a case that cannot fail checks nothing",
+            case.id
+        );
     }
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(JOBS));
     let mut runs = tokio::task::JoinSet::new();
@@ -71,7 +85,10 @@ async fn every_case_fails_against_its_quirks() {
             let _permit = permits.acquire_owned().await;
             let result = run_case(&case(&id), &profile(&format!("refphone:quirk={quirk}"))).await;
             let ok = result.verdict == Verdict::Fail
-                && result.failures.first().is_some_and(|f| f.requirement == requirement && !f.expected.is_empty() && !f.arrived.is_empty());
+                && result
+                    .failures
+                    .first()
+                    .is_some_and(|f| f.requirement == requirement && !f.expected.is_empty() && !f.arrived.is_empty());
             (!ok).then(|| format!("quirk {quirk} should fail {id} citing {requirement}:\n{}", explain(&result)))
         });
     }

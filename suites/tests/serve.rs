@@ -40,17 +40,27 @@ impl Served {
         let mut sockets = Vec::new();
         let mut zone = String::new();
         loop {
-            let line = tokio::time::timeout(DEADLINE, stdout.next_line()).await.expect("ready in time").unwrap().expect("a line");
+            let line = tokio::time::timeout(DEADLINE, stdout.next_line())
+                .await
+                .expect("ready in time")
+                .unwrap()
+                .expect("a line");
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
                 ["ready"] => break,
                 ["zone", name] => zone = name.to_string(),
-                [element, transport, addr] => sockets.push((element.to_string(), transport.to_string(), addr.parse().unwrap())),
+                [element, transport, addr] => {
+                    sockets.push((element.to_string(), transport.to_string(), addr.parse().unwrap()))
+                }
                 _ => panic!("unexpected line {line:?}"),
             }
         }
         let ca = loop {
-            let line = tokio::time::timeout(DEADLINE, stderr.next_line()).await.expect("the CA path in time").unwrap().unwrap();
+            let line = tokio::time::timeout(DEADLINE, stderr.next_line())
+                .await
+                .expect("the CA path in time")
+                .unwrap()
+                .unwrap();
             if let Some(path) = line.split("the lab CA is ").nth(1) {
                 break std::path::PathBuf::from(path.trim());
             }
@@ -88,7 +98,10 @@ impl Served {
 
 fn register(served: &Served, transport: &str, local: SocketAddr) -> Message {
     let mut m = Message::request(Method::Register, format!("sip:registrar-a.{}", served.zone));
-    m.push_header(HeaderName::Via, format!("SIP/2.0/{} {local};branch=z9hG4bKserve{};rport", transport.to_uppercase(), local.port()));
+    m.push_header(
+        HeaderName::Via,
+        format!("SIP/2.0/{} {local};branch=z9hG4bKserve{};rport", transport.to_uppercase(), local.port()),
+    );
     m.push_header(HeaderName::MaxForwards, 70);
     m.push_header(HeaderName::From, format!("<sip:1001@proxy-a.{}>;tag=by-hand", served.zone));
     m.push_header(HeaderName::To, format!("<sip:1001@proxy-a.{}>", served.zone));
@@ -105,7 +118,10 @@ async fn udp_exchange(socket: &tokio::net::UdpSocket, bytes: &[u8], window: Dura
     Some(buf[..n].to_vec())
 }
 
-async fn stream_exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> Frame {
+async fn stream_exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+) -> Frame {
     stream.write_all(bytes).await.unwrap();
     let mut framer = StreamFramer::new(FramerRole::Client);
     let mut buf = vec![0u8; 65_536];
@@ -138,7 +154,8 @@ async fn serve_answers_by_hand_and_obeys_commands() {
     udp.connect(served.socket("registrar-a", "udp")).await.unwrap();
     let answer = udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), DEADLINE).await;
     assert_eq!(Message::parse(&answer.expect("an answer")).unwrap().status(), Some(401));
-    let stun = udp_exchange(&udp, &StunMessage::binding_request([7; 12]).encode(), DEADLINE).await.expect("a STUN answer");
+    let stun =
+        udp_exchange(&udp, &StunMessage::binding_request([7; 12]).encode(), DEADLINE).await.expect("a STUN answer");
     assert_eq!(StunMessage::decode(&stun).unwrap().mapped_address, Some(udp.local_addr().unwrap()));
     served.ladder_shows("REGISTER sip:registrar-a.lab.test").await;
 
@@ -163,14 +180,20 @@ async fn serve_answers_by_hand_and_obeys_commands() {
     let tcp_for_tls = tls_socket.connect(served.socket("registrar-a", "tls")).await.unwrap();
     let local = tcp_for_tls.local_addr().unwrap();
     let name = ServerName::try_from(format!("registrar-a.{}", served.zone)).unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp_for_tls).await.expect("TLS handshake");
+    let mut tls =
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp_for_tls).await.expect("TLS handshake");
     assert_eq!(status(stream_exchange(&mut tls, &register(&served, "tls", local).to_bytes()).await), Some(401));
 
     // `fail` and `restore` take effect at once.
     served.command("fail registrar-a silent").await;
     served.ladder_shows("== fail registrar-a silent ==").await;
-    let silent = udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), SILENCE_WINDOW).await;
-    assert!(silent.is_none(), "a silent registrar answered: {:?}", silent.map(|b| String::from_utf8_lossy(&b).into_owned()));
+    let silent =
+        udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), SILENCE_WINDOW).await;
+    assert!(
+        silent.is_none(),
+        "a silent registrar answered: {:?}",
+        silent.map(|b| String::from_utf8_lossy(&b).into_owned())
+    );
     served.command("restore registrar-a").await;
     served.ladder_shows("== restore registrar-a ==").await;
     let again = udp_exchange(&udp, &register(&served, "udp", udp.local_addr().unwrap()).to_bytes(), DEADLINE).await;

@@ -48,8 +48,9 @@ mod tests {
             .into_iter()
             .filter(|f| {
                 let path = f.to_string_lossy();
-                let library = (path.contains("/sip/src/") || path.contains("/harness/src/") || path.contains("/suites/src/"))
-                    && !path.ends_with("main.rs");
+                let library =
+                    (path.contains("/sip/src/") || path.contains("/harness/src/") || path.contains("/suites/src/"))
+                        && !path.ends_with("main.rs");
                 library && std::fs::read_to_string(f).unwrap_or_default().contains("println!")
             })
             .map(|f| f.display().to_string())

@@ -80,7 +80,8 @@ pub async fn xml_push(from: std::net::IpAddr, to: SocketAddr, item_uri: &str) ->
         body.len()
     );
     let push_error = |e: std::io::Error| HarnessError::Other(format!("XML push to {to}: {e}"));
-    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.map_err(push_error)?;
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(push_error)?;
     socket.bind(SocketAddr::new(from, 0)).map_err(push_error)?;
     let exchange = async {
         let mut stream = socket.connect(to).await?;
@@ -139,7 +140,12 @@ pub trait Dut: Send + Sync {
     fn name(&self) -> &str;
     fn capabilities(&self) -> &Capabilities;
     /// Serves the phone its cfg files for a case (written under `dir`).
-    async fn provision(&mut self, provisioning: &Provisioning, lab: &LabAddresses, dir: &Path) -> Result<(), HarnessError>;
+    async fn provision(
+        &mut self,
+        provisioning: &Provisioning,
+        lab: &LabAddresses,
+        dir: &Path,
+    ) -> Result<(), HarnessError>;
     async fn start(&mut self) -> Result<(), HarnessError>;
     async fn stimulate(&mut self, stimulus: Stimulus) -> Result<(), HarnessError>;
     /// Whether the phone is still running; `Err` carries why it stopped (its log's tail).
@@ -182,7 +188,9 @@ impl Profile {
                 }
                 Ok(profile)
             }
-            "baresip" | "aastra" | "manual" => Err(bad(format!("the {name} profile is not available yet; use refphone"))),
+            "baresip" | "aastra" | "manual" => {
+                Err(bad(format!("the {name} profile is not available yet; use refphone")))
+            }
             other => Err(bad(format!("unknown phone {other:?}; known: refphone"))),
         }
     }

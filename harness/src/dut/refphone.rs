@@ -61,7 +61,10 @@ impl RefphoneDriver {
             binary,
             quirks,
             name,
-            capabilities: Capabilities::reference(vec![Transport::Udp, Transport::Tcp, Transport::Tls], Duration::from_secs(2)),
+            capabilities: Capabilities::reference(
+                vec![Transport::Udp, Transport::Tcp, Transport::Tls],
+                Duration::from_secs(2),
+            ),
             args: Vec::new(),
             log: None,
             child: None,
@@ -87,7 +90,12 @@ impl Dut for RefphoneDriver {
         &self.capabilities
     }
 
-    async fn provision(&mut self, provisioning: &Provisioning, lab: &LabAddresses, dir: &Path) -> Result<(), HarnessError> {
+    async fn provision(
+        &mut self,
+        provisioning: &Provisioning,
+        lab: &LabAddresses,
+        dir: &Path,
+    ) -> Result<(), HarnessError> {
         let global = dir.join("aastra.cfg");
         let mac = dir.join(format!("{}.cfg", provisioning.mac));
         let state = dir.join("state");
@@ -134,9 +142,7 @@ impl Dut for RefphoneDriver {
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
         die_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .map_err(|e| HarnessError::DutStart(format!("{}: {e}", self.binary.display())))?;
+        let child = command.spawn().map_err(|e| HarnessError::DutStart(format!("{}: {e}", self.binary.display())))?;
         tracing::info!(pid = child.id(), "refphone started: {} {}", self.binary.display(), self.args.join(" "));
         self.child = Some(child);
         Ok(())

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use edge::EdgeProxy;
-pub use proxy::{Proxy, ProxyConfig, InviteAnswer};
+pub use proxy::{InviteAnswer, Proxy, ProxyConfig};
 pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
 pub(crate) use udp::run_udp;
@@ -166,7 +166,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ElementShared {
-    pub fn new(element: Element, topology: Arc<Topology>, trace: Trace, behaviour: Box<dyn Behaviour>) -> Arc<ElementShared> {
+    pub fn new(
+        element: Element,
+        topology: Arc<Topology>,
+        trace: Trace,
+        behaviour: Box<dyn Behaviour>,
+    ) -> Arc<ElementShared> {
         let (faults, _) = watch::channel(FaultSet::default());
         Arc::new(ElementShared {
             element,
@@ -201,7 +206,12 @@ impl ElementShared {
         });
     }
 
-    pub fn register_flow(&self, transport: Transport, peer: SocketAddr, commands: mpsc::UnboundedSender<FlowCommand>) -> FlowId {
+    pub fn register_flow(
+        &self,
+        transport: Transport,
+        peer: SocketAddr,
+        commands: mpsc::UnboundedSender<FlowCommand>,
+    ) -> FlowId {
         let id = self.next_flow.fetch_add(1, Ordering::SeqCst);
         lock(&self.flows).insert(id, FlowHandle { transport, peer, commands });
         id
@@ -329,7 +339,13 @@ impl ElementShared {
             }
             Inbound::Stun(request) => {
                 let is_binding = request.class == StunClass::BindingRequest;
-                self.record(Direction::Received, peer.transport, peer.addr, Payload::Stun(request.clone()), fate.clone());
+                self.record(
+                    Direction::Received,
+                    peer.transport,
+                    peer.addr,
+                    Payload::Stun(request.clone()),
+                    fate.clone(),
+                );
                 if fate == Fate::Delivered && is_binding {
                     let answer = StunMessage::binding_success(&request, peer.addr);
                     let bytes = answer.encode();
@@ -342,7 +358,13 @@ impl ElementShared {
                 self.record(Direction::Received, peer.transport, peer.addr, Payload::Malformed(malformed), fate);
             }
             Inbound::Sip(message) => {
-                self.record(Direction::Received, peer.transport, peer.addr, Payload::Sip(message.clone()), fate.clone());
+                self.record(
+                    Direction::Received,
+                    peer.transport,
+                    peer.addr,
+                    Payload::Sip(message.clone()),
+                    fate.clone(),
+                );
                 if fate != Fate::Delivered {
                     return;
                 }

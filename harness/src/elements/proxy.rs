@@ -149,7 +149,8 @@ impl Proxy {
         });
         subscription.expires_at = now + std::time::Duration::from_secs(u64::from(granted));
         subscription.target = target;
-        let state = if granted == 0 { "terminated;reason=timeout".to_owned() } else { format!("active;expires={granted}") };
+        let state =
+            if granted == 0 { "terminated;reason=timeout".to_owned() } else { format!("active;expires={granted}") };
         let notify = self.notify(&key, &state);
         if granted == 0 {
             self.subscriptions.remove(&key);

@@ -89,7 +89,8 @@ impl Registrar {
 
     fn challenge(&mut self, request: &Message, auth: &DigestAuth) -> Outgoing {
         self.nonce_counter += 1;
-        let nonce = format!("{}{:08x}{:08x}", self.element.name().replace('-', ""), self.nonce_counter, rand::random::<u32>());
+        let nonce =
+            format!("{}{:08x}{:08x}", self.element.name().replace('-', ""), self.nonce_counter, rand::random::<u32>());
         self.nonces.insert(nonce.clone());
         let mut response = Message::response_to(request, 401, Some(&self.to_tag()));
         response.push_header(HeaderName::WwwAuthenticate, Challenge::digest(&auth.realm, &nonce, None, true));
@@ -98,7 +99,8 @@ impl Registrar {
 
     fn authorized(&self, request: &Message, auth: &DigestAuth) -> bool {
         let Ok(Some(credentials)) = request.credentials(false) else { return false };
-        let (Some(user), Some(nonce)) = (credentials.params.value("username"), credentials.params.value("nonce")) else {
+        let (Some(user), Some(nonce)) = (credentials.params.value("username"), credentials.params.value("nonce"))
+        else {
             return false;
         };
         let Some(password) = auth.users.get(user) else { return false };

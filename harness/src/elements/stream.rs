@@ -19,7 +19,8 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Binds a TCP listener on exactly `addr` (SO_REUSEADDR, so `restore` can bind again at once).
 pub(crate) fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -37,7 +38,12 @@ pub(crate) async fn run_tls_listener(shared: Arc<ElementShared>, listener: TcpLi
     run_listener(shared, listener, Transport::Tls, Some(acceptor)).await
 }
 
-async fn run_listener(shared: Arc<ElementShared>, listener: TcpListener, transport: Transport, acceptor: Option<TlsAcceptor>) {
+async fn run_listener(
+    shared: Arc<ElementShared>,
+    listener: TcpListener,
+    transport: Transport,
+    acceptor: Option<TlsAcceptor>,
+) {
     let addr = shared.local_addr(transport);
     let mut faults = shared.faults.subscribe();
     let mut listener = Some(listener);
@@ -83,7 +89,13 @@ async fn run_listener(shared: Arc<ElementShared>, listener: TcpListener, transpo
     }
 }
 
-async fn serve_connection(shared: Arc<ElementShared>, stream: TcpStream, peer: SocketAddr, transport: Transport, acceptor: Option<TlsAcceptor>) {
+async fn serve_connection(
+    shared: Arc<ElementShared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    transport: Transport,
+    acceptor: Option<TlsAcceptor>,
+) {
     let Some(acceptor) = acceptor else {
         return run_flow(shared, stream, peer, transport).await;
     };

@@ -74,7 +74,12 @@ impl PhoneFlow {
         Self::open_from(lab, element, transport, SocketAddr::new(lab.topology.phone_ip(), 0)).await
     }
 
-    pub async fn open_from(lab: &Lab, element: Element, transport: Transport, bind: SocketAddr) -> std::io::Result<PhoneFlow> {
+    pub async fn open_from(
+        lab: &Lab,
+        element: Element,
+        transport: Transport,
+        bind: SocketAddr,
+    ) -> std::io::Result<PhoneFlow> {
         let ip = lab.topology.ip(element);
         let (link, local) = match transport {
             Transport::Udp => {
@@ -107,9 +112,15 @@ impl PhoneFlow {
         self.cseq += 1;
         let transport = self.transport.name().to_ascii_uppercase();
         let mut m = Message::request(method.clone(), format!("sip:{}", lab.topology.fqdn(target)));
-        m.push_header(HeaderName::Via, format!("SIP/2.0/{transport} {};branch=z9hG4bK{}x{};rport", self.local, self.cseq, unique()));
+        m.push_header(
+            HeaderName::Via,
+            format!("SIP/2.0/{transport} {};branch=z9hG4bK{}x{};rport", self.local, self.cseq, unique()),
+        );
         m.push_header(HeaderName::MaxForwards, 70);
-        m.push_header(HeaderName::From, format!("<sip:1001@{}>;tag=t{}", lab.topology.fqdn(Element::ProxyA), self.call_id));
+        m.push_header(
+            HeaderName::From,
+            format!("<sip:1001@{}>;tag=t{}", lab.topology.fqdn(Element::ProxyA), self.call_id),
+        );
         m.push_header(HeaderName::To, format!("<sip:1001@{}>", lab.topology.fqdn(Element::ProxyA)));
         m.push_header(HeaderName::CallId, &self.call_id);
         m.push_header(HeaderName::CSeq, format!("{} {method}", self.cseq));
@@ -138,7 +149,9 @@ impl PhoneFlow {
                     return match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                         Err(_) => Read::Nothing,
                         Ok(Err(e)) => Read::Closed(e.kind()),
-                        Ok(Ok(n)) => Read::Message(Box::new(Message::parse(&buf[..n]).expect("elements send well-formed SIP"))),
+                        Ok(Ok(n)) => {
+                            Read::Message(Box::new(Message::parse(&buf[..n]).expect("elements send well-formed SIP")))
+                        }
                     };
                 }
                 Link::Stream { stream, framer } => {

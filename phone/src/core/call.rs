@@ -65,11 +65,20 @@ impl Calls {
     }
 
     /// Calls `sip:<number>@<active proxy host>` through the active proxy (and outbound proxy).
-    pub fn dial(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, number: &str) {
+    pub fn dial(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        number: &str,
+    ) {
         let placement = failover.active();
-        let (Some(proxy), Some(aor_host), Some(user)) =
-            (failover.proxy(placement).cloned(), failover.aor_host(placement).cloned(), context.settings.line.user_name.clone())
-        else {
+        let (Some(proxy), Some(aor_host), Some(user)) = (
+            failover.proxy(placement).cloned(),
+            failover.aor_host(placement).cloned(),
+            context.settings.line.user_name.clone(),
+        ) else {
             tracing::warn!("Dial:{number} ignored: no proxy or no user configured");
             return;
         };
@@ -91,7 +100,10 @@ impl Calls {
         invite.push_header(HeaderName::To, &remote);
         invite.push_header(HeaderName::CallId, &call_id);
         invite.push_header(HeaderName::CSeq, CSeq { seq: 1, method: Method::Invite });
-        invite.push_header(HeaderName::Contact, NameAddr::new(context.contact_uri(super::outbound::ob_in_dialogs(context))));
+        invite.push_header(
+            HeaderName::Contact,
+            NameAddr::new(context.contact_uri(super::outbound::ob_in_dialogs(context))),
+        );
         invite.push_header(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY");
         invite.push_header(HeaderName::UserAgent, &context.settings.user_agent);
         let session = context.ids.session_id();
@@ -253,11 +265,8 @@ impl Calls {
     /// The far end hung up: 200 for a call the phone has, 481 otherwise.
     pub fn on_bye(&mut self, context: &mut Context, bye: &Message) -> u16 {
         let (Ok(call_id), Ok(to)) = (bye.call_id(), bye.to()) else { return 400 };
-        let found = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.call_id == call_id && c.local.tag() == to.tag())
-            .map(|(id, _)| *id);
+        let found =
+            self.calls.iter().find(|(_, c)| c.call_id == call_id && c.local.tag() == to.tag()).map(|(id, _)| *id);
         match found {
             Some(id) => {
                 tracing::info!("call {id}: the far end hung up");

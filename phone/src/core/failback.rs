@@ -72,7 +72,14 @@ impl FailbackProbes {
     }
 
     /// Time to probe: send an OPTIONS to the failed primary.
-    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, dimension: Dimension) {
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        dimension: Dimension,
+    ) {
         if !failover.is_failed(dimension) {
             self.probes.remove(&dimension);
             return;

@@ -35,8 +35,8 @@ use std::time::Instant;
 
 use sip::{Host, Message, Method, Scheme, SipUri};
 
-use crate::config::{LineConfig, PhoneConfig, PhoneTimers, SipTimers, SubscriptionSetting, TransportProtocol};
 use crate::config::Destination;
+use crate::config::{LineConfig, PhoneConfig, PhoneTimers, SipTimers, SubscriptionSetting, TransportProtocol};
 use crate::quirks::{Quirk, Quirks};
 
 pub use registration::RegistrationState;
@@ -242,7 +242,13 @@ pub struct CoreSettings {
 
 impl CoreSettings {
     /// The settings for line 1 of `config`, the phone bound to `bind_ip`.
-    pub fn from_config(config: &PhoneConfig, bind_ip: IpAddr, quirks: Quirks, instance_id: String, id_seed: u64) -> CoreSettings {
+    pub fn from_config(
+        config: &PhoneConfig,
+        bind_ip: IpAddr,
+        quirks: Quirks,
+        instance_id: String,
+        id_seed: u64,
+    ) -> CoreSettings {
         let transport = if quirks.has(Quirk::UdpOnly) {
             Transport::Udp
         } else {
@@ -445,7 +451,8 @@ impl PhoneCore {
 
     /// A flow could not be opened, or failed (ICMP unreachable on UDP, reset or close on TCP/TLS).
     pub fn on_transport_error(&mut self, now: Instant, flow: FlowId, failure: TransportFailure) {
-        if self.context.quirk(Quirk::IgnoreIcmp) && matches!(failure, TransportFailure::Refused | TransportFailure::Closed)
+        if self.context.quirk(Quirk::IgnoreIcmp)
+            && matches!(failure, TransportFailure::Refused | TransportFailure::Closed)
         {
             tracing::debug!("flow {}: {failure} ignored (quirk ignore-icmp)", flow.0);
             return;
@@ -559,7 +566,9 @@ impl PhoneCore {
                     self.keepalives.start(now, &mut self.context, request, transport);
                 }
                 // Subscriptions start once the first REGISTER has its answer, whatever it is.
-                if !self.subscriptions_started && !matches!(self.registration.state(), RegistrationState::Registering { .. }) {
+                if !self.subscriptions_started
+                    && !matches!(self.registration.state(), RegistrationState::Registering { .. })
+                {
                     self.subscriptions_started = true;
                     self.subscriptions.start(now, &mut self.context, &mut self.sender, &self.failover);
                 }
@@ -575,7 +584,8 @@ impl PhoneCore {
                 );
                 (Owner::Subscription(index), down)
             } else if self.probes.owns(request) {
-                if let Some((dimension, alive)) = self.probes.on_request_event(now, &mut self.context, &self.failover, event)
+                if let Some((dimension, alive)) =
+                    self.probes.on_request_event(now, &mut self.context, &self.failover, event)
                     && alive
                 {
                     self.on_primary_back(now, dimension);

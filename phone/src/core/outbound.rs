@@ -42,7 +42,12 @@ pub fn flow_recovery_wait(base: Duration, max: Duration, failures: u32, unit_ran
 
 /// The next keep-alive interval: a uniform 80-100% of `Flow-Timer`, else of the configured
 /// interval (`keepalive-too-slow`: 150%).
-pub fn keepalive_interval(flow_timer: Option<Duration>, configured: Duration, unit_random: f64, too_slow: bool) -> Duration {
+pub fn keepalive_interval(
+    flow_timer: Option<Duration>,
+    configured: Duration,
+    unit_random: f64,
+    too_slow: bool,
+) -> Duration {
     let base = flow_timer.unwrap_or(configured);
     if too_slow {
         return base.mul_f64(1.5);
@@ -53,7 +58,8 @@ pub fn keepalive_interval(flow_timer: Option<Duration>, configured: Duration, un
 /// The wait before re-establishing a flow, with the cfg's timers and the quirks.
 pub(crate) fn recovery_wait(context: &mut Context, failures: u32, other_flow_up: bool) -> Duration {
     let timers = context.settings.phone_timers;
-    let base = timers.outbound_base_time.unwrap_or(if other_flow_up { BASE_TIME_SOME_FAILED } else { BASE_TIME_ALL_FAILED });
+    let base =
+        timers.outbound_base_time.unwrap_or(if other_flow_up { BASE_TIME_SOME_FAILED } else { BASE_TIME_ALL_FAILED });
     if context.quirk(Quirk::BackoffTooEager) {
         return base / 10;
     }

@@ -187,7 +187,14 @@ impl Registration {
         self.send_register(now, context, sender, failover, placement);
     }
 
-    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, id: TimerId) {
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        id: TimerId,
+    ) {
         if self.pending.is_some() {
             return;
         }
@@ -201,7 +208,14 @@ impl Registration {
     }
 
     /// Moves the registration to the active placement, if it is elsewhere (see the module doc).
-    pub fn reconcile(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, why: Why) {
+    pub fn reconcile(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        why: Why,
+    ) {
         if matches!(self.state, RegistrationState::Disabled | RegistrationState::Idle) {
             return;
         }
@@ -228,7 +242,14 @@ impl Registration {
     }
 
     /// After a failure: send again at once if the active placement moved since, else retry later.
-    pub fn resume(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, timed_out: bool) {
+    pub fn resume(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        timed_out: bool,
+    ) {
         if self.pending.is_some() {
             return;
         }
@@ -302,7 +323,12 @@ impl Registration {
         if let Some(key) = self.releasing.remove(&event.request()) {
             match &event {
                 RequestEvent::Final { response, .. } => {
-                    tracing::info!("un-REGISTER of {} at {} registrar: {}", key.aor, key.registrar, status_line(response))
+                    tracing::info!(
+                        "un-REGISTER of {} at {} registrar: {}",
+                        key.aor,
+                        key.registrar,
+                        status_line(response)
+                    )
                 }
                 RequestEvent::Failed { cause, .. } => {
                     tracing::info!("un-REGISTER of {} at {} registrar failed: {cause}", key.aor, key.registrar)
@@ -360,7 +386,8 @@ impl Registration {
         if !context.settings.outbound_support {
             return None;
         }
-        let through_backup = failover.outbound_proxies().is_some_and(|p| p.backup.is_some()) && placement.outbound == Role::Backup;
+        let through_backup =
+            failover.outbound_proxies().is_some_and(|p| p.backup.is_some()) && placement.outbound == Role::Backup;
         Some(if through_backup { 2 } else { 1 })
     }
 
@@ -380,12 +407,24 @@ impl Registration {
     }
 
     /// Sends a REGISTER for the binding `placement` names.
-    fn send_register(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, placement: Placement) {
+    fn send_register(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        placement: Placement,
+    ) {
         let Some(account) = self.account.clone() else { return };
-        let (Some(registrar), Some(aor)) = (failover.registrar(placement).cloned(), self.aor(failover, placement)) else {
+        let (Some(registrar), Some(aor)) = (failover.registrar(placement).cloned(), self.aor(failover, placement))
+        else {
             return;
         };
-        let key = BindingKey { registrar: placement.registrar, aor: aor.to_string(), reg_id: Self::reg_id(context, failover, placement) };
+        let key = BindingKey {
+            registrar: placement.registrar,
+            aor: aor.to_string(),
+            reg_id: Self::reg_id(context, failover, placement),
+        };
         let bind_ip = context.settings.bind_ip;
         let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
             call_id: context.ids.call_id(bind_ip),
@@ -448,7 +487,10 @@ impl Registration {
             423 => {
                 match response.min_expires() {
                     Ok(Some(min)) if min > pending.requested_expires => {
-                        tracing::info!("line {}: registrar asks for expires of at least {min} (423); retrying", self.line);
+                        tracing::info!(
+                            "line {}: registrar asks for expires of at least {min} (423); retrying",
+                            self.line
+                        );
                         if let Some(leg) = self.call_legs.get_mut(&(pending.key.registrar, pending.key.aor.clone())) {
                             leg.min_expires = Some(min);
                         }
@@ -512,7 +554,8 @@ impl Registration {
         let refresh_share = if context.quirk(Quirk::LateRefresh) { 1.25 } else { 0.5 };
         let refresh_at = now + granted_for.mul_f64(refresh_share);
         let registrar_host = failover.registrar(pending.placement).map(|r| r.host.to_string()).unwrap_or_default();
-        let news = self.current.as_ref().map(|(key, placement, _)| (key, placement)) != Some((&pending.key, &pending.placement));
+        let news = self.current.as_ref().map(|(key, placement, _)| (key, placement))
+            != Some((&pending.key, &pending.placement));
         if news {
             tracing::info!(
                 "registered {} at {registrar_host} expires={granted} (line {}, {})",
@@ -525,9 +568,11 @@ impl Registration {
         }
         self.consecutive_failures = 0;
         self.bindings.retain(|_, held| held.expires_at > now);
-        self.bindings.insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
+        self.bindings
+            .insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
         self.current = Some((pending.key.clone(), pending.placement, flow));
-        self.state = RegistrationState::Registered { registrar: pending.placement.registrar, expires_at: now + granted_for };
+        self.state =
+            RegistrationState::Registered { registrar: pending.placement.registrar, expires_at: now + granted_for };
         context.set_timer(TimerId::RegistrationRefresh(self.line), refresh_at);
         if self.release_after_success {
             self.release_after_success = false;
@@ -539,7 +584,13 @@ impl Registration {
     }
 
     /// un-REGISTERs every binding but the current one that is held at a server not marked failed.
-    fn release_stale_bindings(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
+    fn release_stale_bindings(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+    ) {
         let Some((current, _, _)) = self.current.clone() else { return };
         let stale: Vec<(BindingKey, HeldBinding)> = self
             .bindings
@@ -550,7 +601,11 @@ impl Registration {
         for (key, held) in stale {
             self.bindings.remove(&key);
             if context.quirk(Quirk::NoUnregisterBackup) {
-                tracing::info!("not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)", key.aor, key.registrar);
+                tracing::info!(
+                    "not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)",
+                    key.aor,
+                    key.registrar
+                );
                 continue;
             }
             self.send_unregister(now, context, sender, failover, &key, held.path);
@@ -566,7 +621,9 @@ impl Registration {
         key: &BindingKey,
         path: Placement,
     ) {
-        let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else { return };
+        let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else {
+            return;
+        };
         let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) else { return };
         let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
         leg.next_cseq = seq + 1;

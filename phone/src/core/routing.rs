@@ -106,7 +106,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub const PRIMARY: Placement = Placement { registrar: Role::Primary, proxy: Role::Primary, outbound: Role::Primary };
+    pub const PRIMARY: Placement =
+        Placement { registrar: Role::Primary, proxy: Role::Primary, outbound: Role::Primary };
 
     /// The role this placement gives `dimension` (for [`Dimension::Everything`], the registrar's).
     pub fn role_of(&self, dimension: Dimension) -> Role {
@@ -345,7 +346,9 @@ impl Failover {
     /// role of whichever part actually moves.
     fn effective_role(&self, placement: Placement, dimension: Dimension) -> Role {
         if dimension == Dimension::Everything {
-            if placement.registrar == Role::Backup || placement.proxy == Role::Backup || placement.outbound == Role::Backup
+            if placement.registrar == Role::Backup
+                || placement.proxy == Role::Backup
+                || placement.outbound == Role::Backup
             {
                 return Role::Backup;
             }

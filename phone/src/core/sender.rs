@@ -92,7 +92,9 @@ enum Stage {
     /// One attempt ended; the next has not begun.
     BetweenAttempts,
     /// Waiting for the flow to open.
-    Connecting { flow: FlowId },
+    Connecting {
+        flow: FlowId,
+    },
     /// A client transaction is running.
     Transacting(Box<RunningTransaction>),
 }
@@ -131,7 +133,11 @@ impl OutgoingRequest {
     }
 
     fn kind(&self) -> TransactionKind {
-        if self.message.method() == Some(&Method::Invite) { TransactionKind::Invite } else { TransactionKind::NonInvite }
+        if self.message.method() == Some(&Method::Invite) {
+            TransactionKind::Invite
+        } else {
+            TransactionKind::NonInvite
+        }
     }
 }
 
@@ -154,11 +160,7 @@ impl RequestSender {
     /// re-sends with the next number (RFC 3261 §22.2), which its owner learns only from the final
     /// response, so a new request on the same Call-ID must start above it.
     pub fn highest_cseq_in_flight(&self, call_id: &str) -> Option<u32> {
-        self.requests
-            .values()
-            .filter(|r| r.message.call_id().ok() == Some(call_id))
-            .map(OutgoingRequest::cseq)
-            .max()
+        self.requests.values().filter(|r| r.message.call_id().ok() == Some(call_id)).map(OutgoingRequest::cseq).max()
     }
 
     /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
@@ -409,7 +411,9 @@ impl RequestSender {
             }
             TimerId::TransactionTimeout(id) => {
                 let timed_out = self.requests.get(&id).and_then(|r| match &r.stage {
-                    Stage::Transacting(running) if running.timer.has_timed_out(now) => r.remote.map(|remote| (remote, running.flow)),
+                    Stage::Transacting(running) if running.timer.has_timed_out(now) => {
+                        r.remote.map(|remote| (remote, running.flow))
+                    }
                     _ => None,
                 });
                 let Some((remote, flow)) = timed_out else { return Vec::new() };
@@ -424,7 +428,12 @@ impl RequestSender {
                 });
                 if !still_used {
                     tracing::debug!("flow {} -> {remote}: no answer within the transaction timer; closing it", flow.0);
-                    events.extend(self.close_flow(now, context, flow, TransportFailure::Other("no answer on the flow".into())));
+                    events.extend(self.close_flow(
+                        now,
+                        context,
+                        flow,
+                        TransportFailure::Other("no answer on the flow".into()),
+                    ));
                 }
                 events
             }
@@ -494,7 +503,10 @@ impl RequestSender {
         let Some(request) = self.requests.get_mut(&id) else { return false };
         let status = response.status().unwrap_or(401);
         if request.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
-            tracing::warn!("{id}: {status} again after {} answered challenges: credentials refused", request.challenges_answered);
+            tracing::warn!(
+                "{id}: {status} again after {} answered challenges: credentials refused",
+                request.challenges_answered
+            );
             return false;
         }
         let challenges = match response.challenges() {
@@ -581,13 +593,24 @@ impl RequestSender {
     }
 
     /// Sends the request on an open flow as a new client transaction with a fresh branch.
-    fn start_transaction(&mut self, now: Instant, context: &mut Context, id: RequestId, flow: FlowId, local: SocketAddr) {
+    fn start_transaction(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        id: RequestId,
+        flow: FlowId,
+        local: SocketAddr,
+    ) {
         let Some(request) = self.requests.get_mut(&id) else { return };
         let branch = context.ids.branch();
         let mut wire = request.message.clone();
         wire.headers.insert(0, Header { name: HeaderName::Via, value: via_for(request.transport, local, &branch) });
-        let timer =
-            ClientTransactionTimer::start_of(request.kind(), request.transport.is_reliable(), now, &context.settings.timers);
+        let timer = ClientTransactionTimer::start_of(
+            request.kind(),
+            request.transport.is_reliable(),
+            now,
+            &context.settings.timers,
+        );
         if let Some(at) = timer.next_retransmit() {
             context.set_timer(TimerId::Retransmit(id), at);
         }
@@ -600,7 +623,13 @@ impl RequestSender {
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
-    fn fail_attempt(&mut self, now: Instant, context: &mut Context, id: RequestId, cause: FailureCause) -> Option<RequestEvent> {
+    fn fail_attempt(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        id: RequestId,
+        cause: FailureCause,
+    ) -> Option<RequestEvent> {
         self.end_transaction(context, id);
         let request = self.requests.get_mut(&id)?;
         tracing::debug!("{id} attempt failed: {cause}");
@@ -640,7 +669,8 @@ fn via_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
 /// Puts an Authorization line before User-Agent (where a phone usually prints it), replacing any earlier one.
 fn set_header_before_user_agent(message: &mut Message, name: HeaderName, value: Credentials) {
     message.remove_header(&name);
-    let position = message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
+    let position =
+        message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
     message.headers.insert(position, Header { name, value: value.to_string() });
 }
 

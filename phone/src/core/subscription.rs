@@ -182,7 +182,13 @@ impl Subscriptions {
     }
 
     /// Starts the first subscription not started yet, if none is being started.
-    fn start_next_idle(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
+    fn start_next_idle(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+    ) {
         if self.items.iter().any(|item| item.pending.as_ref().is_some_and(|p| p.kind == PendingKind::Initial)) {
             return;
         }
@@ -211,7 +217,14 @@ impl Subscriptions {
         a.proxy == b.proxy && a.outbound == b.outbound
     }
 
-    pub fn on_timer(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, id: TimerId) {
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        id: TimerId,
+    ) {
         match id {
             TimerId::SubscriptionRefresh(index) => {
                 let Some(item) = self.items.get(index) else { return };
@@ -241,7 +254,14 @@ impl Subscriptions {
 
     /// Moves every subscription to the active placement, as a new dialog; at failback the old
     /// dialog at the backup is un-SUBSCRIBEd first.
-    pub fn reconcile(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, why: Why) {
+    pub fn reconcile(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        why: Why,
+    ) {
         let desired = Self::desired(context, failover);
         for index in 0..self.items.len() {
             let item = &self.items[index];
@@ -302,7 +322,12 @@ impl Subscriptions {
         item.state = SubscriptionState::WaitingToRetry { at };
         context.cancel_timer(TimerId::SubscriptionRefresh(index));
         context.set_timer(TimerId::SubscriptionRetry(index), at);
-        tracing::info!("{} subscription for {}: next attempt in {:.3}s", item.package.event(), item.user, delay.as_secs_f64());
+        tracing::info!(
+            "{} subscription for {}: next attempt in {:.3}s",
+            item.package.event(),
+            item.user,
+            delay.as_secs_f64()
+        );
     }
 
     pub fn on_request_event(
@@ -386,22 +411,24 @@ impl Subscriptions {
                     if dialog.remote_tag.is_none() {
                         dialog.remote_tag = response.to().ok().and_then(|to| to.tag().map(str::to_owned));
                     }
-                    if let Some(contact) = response.contacts().ok().and_then(|c| c.into_iter().find_map(|c| c.address().cloned())) {
+                    if let Some(contact) =
+                        response.contacts().ok().and_then(|c| c.into_iter().find_map(|c| c.address().cloned()))
+                    {
                         dialog.remote_target = Some(contact.uri.to_string());
                     }
                     if pending.kind == PendingKind::Initial {
-                        let mut routes: Vec<String> = response
-                            .record_routes()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|r| r.to_string())
-                            .collect();
+                        let mut routes: Vec<String> =
+                            response.record_routes().unwrap_or_default().into_iter().map(|r| r.to_string()).collect();
                         routes.reverse();
                         dialog.route_set = routes;
                     }
                 }
                 if granted == 0 {
-                    tracing::info!("{} subscription for {}: the proxy granted expires=0", item.package.event(), item.user);
+                    tracing::info!(
+                        "{} subscription for {}: the proxy granted expires=0",
+                        item.package.event(),
+                        item.user
+                    );
                     self.retry_later(now, context, index, false);
                     return None;
                 }
@@ -552,7 +579,14 @@ impl Subscriptions {
     }
 
     /// un-SUBSCRIBEs (`Expires: 0`) the established dialog of subscription `index`, if any.
-    fn unsubscribe_current(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover, index: usize) {
+    fn unsubscribe_current(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        index: usize,
+    ) {
         let established = self.items[index].dialog.as_ref().is_some_and(SubscribeDialog::is_established);
         if !established {
             return;
@@ -579,7 +613,8 @@ impl Subscriptions {
         placement: Placement,
     ) {
         let Some(user) = self.user.clone() else { return };
-        let (Some(proxy), Some(aor_host)) = (failover.proxy(placement).cloned(), failover.aor_host(placement).cloned()) else {
+        let (Some(proxy), Some(aor_host)) = (failover.proxy(placement).cloned(), failover.aor_host(placement).cloned())
+        else {
             return;
         };
         let reuse = context.quirk(Quirk::ReuseSubscriptionDialog);
@@ -653,7 +688,10 @@ impl Subscriptions {
         subscribe.push_header(HeaderName::To, to);
         subscribe.push_header(HeaderName::CallId, &dialog.call_id);
         subscribe.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Subscribe });
-        subscribe.push_header(HeaderName::Contact, NameAddr::new(context.contact_uri(super::outbound::ob_in_dialogs(context))));
+        subscribe.push_header(
+            HeaderName::Contact,
+            NameAddr::new(context.contact_uri(super::outbound::ob_in_dialogs(context))),
+        );
         subscribe.push_header(HeaderName::Event, package.event());
         subscribe.push_header(HeaderName::Accept, package.accept());
         subscribe.push_header(HeaderName::Expires, expires);

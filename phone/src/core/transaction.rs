@@ -171,7 +171,8 @@ mod tests {
     #[test]
     fn a_provisional_response_stops_an_invite_retransmitting_and_timing_out() {
         let start = Instant::now();
-        let mut timer = ClientTransactionTimer::start_of(TransactionKind::Invite, false, start, &timers(100, 400, 1000));
+        let mut timer =
+            ClientTransactionTimer::start_of(TransactionKind::Invite, false, start, &timers(100, 400, 1000));
         timer.on_provisional();
         assert_eq!(timer.next_retransmit(), None);
         assert_eq!(timer.deadline(), None);

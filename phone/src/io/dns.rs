@@ -37,7 +37,12 @@ impl SipResolver {
     /// A resolver that asks `server` only (UDP, then TCP for truncated answers), from `bind_ip`,
     /// never the system's configuration or hosts file; a query gives up after `timeout`. Its
     /// cache keeps each answer for its TTL and no longer; `ignore_ttl` keeps answers for ever.
-    pub fn new(server: SocketAddr, bind_ip: IpAddr, timeout: Duration, ignore_ttl: bool) -> Result<SipResolver, PhoneError> {
+    pub fn new(
+        server: SocketAddr,
+        bind_ip: IpAddr,
+        timeout: Duration,
+        ignore_ttl: bool,
+    ) -> Result<SipResolver, PhoneError> {
         let connection = |mut connection: ConnectionConfig| {
             connection.port = server.port();
             connection.bind_addr = Some(SocketAddr::new(bind_ip, 0));
@@ -110,7 +115,8 @@ impl SipResolver {
             Err(e) if e.is_no_records_found() => Vec::new(),
             Err(e) => return Err(format!("{host} NAPTR: {e}")),
         };
-        let mut matching: Vec<_> = naptr.into_iter().filter(|(_, _, services, flags, _)| services == wanted && flags == "S").collect();
+        let mut matching: Vec<_> =
+            naptr.into_iter().filter(|(_, _, services, flags, _)| services == wanted && flags == "S").collect();
         matching.sort_by_key(|(order, preference, ..)| (*order, *preference));
         let mut last_error = None;
         for (_, _, _, _, replacement) in &matching {

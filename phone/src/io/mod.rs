@@ -25,7 +25,8 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsConnector;
 
 use crate::core::{
-    Arrival, CoreSettings, FlowId, Lookup, Output, PhoneCore, PushCommand, RequestId, TimerId, Transport, TransportFailure,
+    Arrival, CoreSettings, FlowId, Lookup, Output, PhoneCore, PushCommand, RequestId, TimerId, Transport,
+    TransportFailure,
 };
 use crate::error::PhoneError;
 
@@ -37,15 +38,43 @@ const MIN_NETWORK_TIMEOUT: Duration = Duration::from_millis(100);
 /// What the shell's background tasks report to the loop that owns the core.
 #[derive(Debug)]
 pub enum ShellEvent {
-    Datagram { epoch: u64, arrival: Arrival, bytes: Vec<u8> },
+    Datagram {
+        epoch: u64,
+        arrival: Arrival,
+        bytes: Vec<u8>,
+    },
     /// A message or pong framed off a TCP/TLS connection.
-    Frame { epoch: u64, arrival: Arrival, frame: Frame },
+    Frame {
+        epoch: u64,
+        arrival: Arrival,
+        frame: Frame,
+    },
     /// A flow opened; a stream flow brings the channel its bytes are written through.
-    FlowOpened { epoch: u64, flow: FlowId, local: SocketAddr, writer: Option<stream::Writer> },
-    FlowFailed { epoch: u64, flow: FlowId, failure: TransportFailure },
-    Resolved { epoch: u64, request: RequestId, answer: Result<Vec<SocketAddr>, String> },
-    InboundOpened { epoch: u64, connection: u64, writer: stream::Writer },
-    InboundClosed { epoch: u64, connection: u64 },
+    FlowOpened {
+        epoch: u64,
+        flow: FlowId,
+        local: SocketAddr,
+        writer: Option<stream::Writer>,
+    },
+    FlowFailed {
+        epoch: u64,
+        flow: FlowId,
+        failure: TransportFailure,
+    },
+    Resolved {
+        epoch: u64,
+        request: RequestId,
+        answer: Result<Vec<SocketAddr>, String>,
+    },
+    InboundOpened {
+        epoch: u64,
+        connection: u64,
+        writer: stream::Writer,
+    },
+    InboundClosed {
+        epoch: u64,
+        connection: u64,
+    },
     Push(PushCommand),
 }
 
@@ -67,7 +96,11 @@ enum FlowHandle {
 
 /// Runs the phone until `shutdown` completes. Fails only when a listening socket, the TLS trust
 /// anchors or the resolver cannot be set up; network trouble later is the core's to handle.
-pub async fn run(settings: CoreSettings, options: ShellOptions, shutdown: impl Future<Output = ()>) -> Result<(), PhoneError> {
+pub async fn run(
+    settings: CoreSettings,
+    options: ShellOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), PhoneError> {
     let network_timeout = settings.timers.transaction_timer.max(MIN_NETWORK_TIMEOUT);
     let resolver = match options.dns {
         Some(server) => {
@@ -164,11 +197,15 @@ impl Shell {
         let now = Instant::now();
         let current = self.epoch;
         match event {
-            ShellEvent::Datagram { epoch, arrival, bytes } if epoch == current || matches!(arrival, Arrival::Listener { .. }) => {
+            ShellEvent::Datagram { epoch, arrival, bytes }
+                if epoch == current || matches!(arrival, Arrival::Listener { .. }) =>
+            {
                 tracing::trace!(?arrival, "received {} bytes", bytes.len());
                 self.core.on_datagram(now, arrival, &bytes);
             }
-            ShellEvent::Frame { epoch, arrival, frame } if epoch == current || matches!(arrival, Arrival::Inbound { .. }) => {
+            ShellEvent::Frame { epoch, arrival, frame }
+                if epoch == current || matches!(arrival, Arrival::Inbound { .. }) =>
+            {
                 match (frame, arrival) {
                     (Frame::Message(message), arrival) => self.core.on_message(now, arrival, message),
                     (Frame::Pong, Arrival::Flow(flow)) => self.core.on_pong(now, flow),
@@ -188,7 +225,9 @@ impl Shell {
                 }
                 self.core.on_transport_error(now, flow, failure);
             }
-            ShellEvent::Resolved { epoch, request, answer } if epoch == current => self.core.on_resolved(now, request, answer),
+            ShellEvent::Resolved { epoch, request, answer } if epoch == current => {
+                self.core.on_resolved(now, request, answer)
+            }
             ShellEvent::InboundOpened { connection, writer, .. } => {
                 self.inbound.insert(connection, writer);
             }
@@ -281,7 +320,8 @@ impl Shell {
     fn open_flow(&mut self, flow: FlowId, remote: SocketAddr, transport: Transport, server_name: Option<String>) {
         let now = Instant::now();
         if transport == Transport::Udp {
-            let opened = udp::connect_flow(self.settings.bind_ip, remote).and_then(|socket| Ok((socket.local_addr()?, socket)));
+            let opened =
+                udp::connect_flow(self.settings.bind_ip, remote).and_then(|socket| Ok((socket.local_addr()?, socket)));
             match opened {
                 Ok((local, socket)) => {
                     let socket = Arc::new(socket);
@@ -354,7 +394,9 @@ impl Shell {
             Arrival::Listener { remote } => self.listener.send_to(&bytes, remote).await.map(|_| ()),
             Arrival::Flow(flow) => match self.flows.get(&flow) {
                 Some(FlowHandle::Udp(socket)) => socket.send(&bytes).await.map(|_| ()),
-                Some(FlowHandle::Stream(writer)) => writer.send(bytes).map_err(|_| std::io::ErrorKind::BrokenPipe.into()),
+                Some(FlowHandle::Stream(writer)) => {
+                    writer.send(bytes).map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+                }
                 None => Ok(()),
             },
             Arrival::Inbound { connection } => match self.inbound.get(&connection) {

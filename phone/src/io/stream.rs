@@ -24,9 +24,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 pub fn stream_failure(error: &std::io::Error) -> TransportFailure {
     use std::io::ErrorKind;
     match error.kind() {
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-            TransportFailure::Refused
-        }
+        ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => TransportFailure::Refused,
         ErrorKind::UnexpectedEof => TransportFailure::Closed,
         _ => TransportFailure::Other(error.to_string()),
     }
@@ -54,7 +55,9 @@ pub async fn run_flow(target: StreamTarget, events: mpsc::UnboundedSender<ShellE
     let (stream, local) = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(failure)) => return fail(failure),
-        Err(_) => return fail(TransportFailure::Other(format!("no connection to {remote} within the transaction timer"))),
+        Err(_) => {
+            return fail(TransportFailure::Other(format!("no connection to {remote} within the transaction timer")));
+        }
     };
     let (writer, to_write) = mpsc::unbounded_channel();
     if events.send(ShellEvent::FlowOpened { epoch, flow, local, writer: Some(writer) }).is_err() {

@@ -13,7 +13,13 @@ pub const FAULTS: [Fault; 3] = [Fault::Silent, Fault::Refuse, Fault::Reject { co
 pub const TRANSPORTS: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
 
 /// One behaviour of one configuration, for every fault and transport.
-fn matrix(configuration: Configuration, behaviour: &str, requirements: &[&'static str], needs: Needs, run: CaseFn) -> Vec<Case> {
+fn matrix(
+    configuration: Configuration,
+    behaviour: &str,
+    requirements: &[&'static str],
+    needs: Needs,
+    run: CaseFn,
+) -> Vec<Case> {
     let mut cases = Vec::new();
     for transport in TRANSPORTS {
         for fault in FAULTS {

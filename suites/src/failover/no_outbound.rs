@@ -5,7 +5,8 @@ use harness::{Case, CaseFuture, Configuration, Element, Fault, HarnessError, Lab
 use super::matrix;
 use crate::steps::{PACKAGES, Placement, new_dialogs, starts_at};
 
-const PRIMARY: Placement = Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyA, proxy: Element::ProxyA, via: None };
+const PRIMARY: Placement =
+    Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyA, proxy: Element::ProxyA, via: None };
 
 pub fn cases() -> Vec<Case> {
     let mut cases = matrix(
@@ -54,7 +55,10 @@ fn primary_registrar_fails(lab: &mut Lab, fault: Option<Fault>) -> CaseFuture<'_
         // R1.4: back at the primary registrar with the active (primary) AOR; the backup binding removed.
         let why = format!("probed every {} s, one transaction, jitter", timing.timers.failback_probe.as_secs_f64());
         lab.expect_all(vec![
-            Register::at(Element::RegistrarA).aor_of(Element::ProxyA).requirement("R1.4").within(timing.failback(), &why),
+            Register::at(Element::RegistrarA)
+                .aor_of(Element::ProxyA)
+                .requirement("R1.4")
+                .within(timing.failback(), &why),
             Register::removed_at(Element::RegistrarB).requirement("R1.4").within(timing.failback(), &why),
         ])
         .await?;
@@ -73,7 +77,8 @@ fn primary_proxy_fails(lab: &mut Lab, fault: Option<Fault>) -> CaseFuture<'_> {
         let before = starts_at(lab, PRIMARY, true, "R1.1").await?;
         lab.fail(Element::ProxyA, fault);
         // R1.3: the backup proxy's AOR at the (still primary) registrar, subscriptions at the backup proxy.
-        let backup = Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyB, proxy: Element::ProxyB, via: None };
+        let backup =
+            Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyB, proxy: Element::ProxyB, via: None };
         let why = format!(
             "next subscription refresh within {} s, {fault} detected in {:.1} s, one transaction, jitter",
             timing.timers.subscription_period.as_secs_f64(),
@@ -86,7 +91,9 @@ fn primary_proxy_fails(lab: &mut Lab, fault: Option<Fault>) -> CaseFuture<'_> {
         let why = format!("probed every {} s, one transaction, jitter", timing.timers.failback_probe.as_secs_f64());
         let mut back = PRIMARY.everything(true, "R1.5", timing.failback(), &why);
         for package in PACKAGES {
-            back.push(Subscribe::ended_at(Element::ProxyB, package).requirement("R1.5").within(timing.failback(), &why));
+            back.push(
+                Subscribe::ended_at(Element::ProxyB, package).requirement("R1.5").within(timing.failback(), &why),
+            );
         }
         let returned = lab.expect_all(back).await?;
         new_dialogs(&moved, &returned, "R1.5")?;

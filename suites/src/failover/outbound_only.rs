@@ -5,8 +5,12 @@ use harness::{Case, CaseFuture, Configuration, Element, Fault, HarnessError, Lab
 use super::matrix;
 use crate::steps::{Placement, starts_at};
 
-const THROUGH_PRIMARY: Placement =
-    Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyA, proxy: Element::ProxyA, via: Some(Element::OutboundA) };
+const THROUGH_PRIMARY: Placement = Placement {
+    registrar: Element::RegistrarA,
+    aor_of: Element::ProxyA,
+    proxy: Element::ProxyA,
+    via: Some(Element::OutboundA),
+};
 const THROUGH_BACKUP: Placement = Placement { via: Some(Element::OutboundB), ..THROUGH_PRIMARY };
 
 pub fn cases() -> Vec<Case> {
@@ -28,7 +32,10 @@ fn primary_outbound_fails(lab: &mut Lab, fault: Option<Fault>) -> CaseFuture<'_>
         // R3.1: everything through the primary outbound proxy first.
         starts_at(lab, THROUGH_PRIMARY, true, "R3.1").await?;
         lab.fail(Element::OutboundA, fault);
-        let why = format!("next request within one refresh period, {fault} detected in {:.1} s, jitter", timing.detect(fault).as_secs_f64());
+        let why = format!(
+            "next request within one refresh period, {fault} detected in {:.1} s, jitter",
+            timing.detect(fault).as_secs_f64()
+        );
         // R3.2: the same registration and subscriptions, through outbound-b.
         lab.expect_all(THROUGH_BACKUP.everything(true, "R3.2", timing.outbound_failover(fault), &why)).await?;
         lab.restore(Element::OutboundA);

@@ -21,12 +21,10 @@ fn basic(lab: &mut Lab, _fault: Option<Fault>) -> CaseFuture<'_> {
         let timing = lab.timing().clone();
         // R1.1: the first registration is at the primary registrar, with the primary AOR.
         let registered = lab
-            .expect(
-                Register::at(Element::RegistrarA)
-                    .aor_of(Element::ProxyA)
-                    .requirement("R1.1")
-                    .within(timing.startup() + timing.transaction_timeout(), "phone start-up, one authentication round trip"),
-            )
+            .expect(Register::at(Element::RegistrarA).aor_of(Element::ProxyA).requirement("R1.1").within(
+                timing.startup() + timing.transaction_timeout(),
+                "phone start-up, one authentication round trip",
+            ))
             .await?;
         // R1.1: nothing went to the backup registrar first.
         lab.expect_none_so_far(
@@ -35,12 +33,10 @@ fn basic(lab: &mut Lab, _fault: Option<Fault>) -> CaseFuture<'_> {
         )?;
         // R1.1 (RFC 3261 §10.2.4): the refresh reaches registrar-a before the binding expires.
         let expiry = registered.at + timing.registration_expiry();
-        lab.expect(
-            Register::request_at(Element::RegistrarA)
-                .aor_of(Element::ProxyA)
-                .requirement("R1.1")
-                .before(expiry, format!("the binding granted for {} s expires then", timing.registration_expiry().as_secs_f64())),
-        )
+        lab.expect(Register::request_at(Element::RegistrarA).aor_of(Element::ProxyA).requirement("R1.1").before(
+            expiry,
+            format!("the binding granted for {} s expires then", timing.registration_expiry().as_secs_f64()),
+        ))
         .await?;
         lab.expect(
             Register::at(Element::RegistrarA)

@@ -27,7 +27,11 @@ fn dial_sends_an_invite_with_an_sdp_offer_acks_the_2xx_and_hangs_up_after_the_ca
     assert!(invite.header(HeaderName::From).unwrap().contains("<sip:1001@proxy-a.lab.test>;tag="));
     assert_eq!(invite.header(HeaderName::ContentType), Some("application/sdp"));
     let sdp = String::from_utf8(invite.message.body.clone()).unwrap();
-    assert!(sdp.starts_with("v=0\r\n") && sdp.contains("c=IN IP4 127.66.0.20\r\n") && sdp.contains("m=audio 3000 RTP/AVP 0 8 101"));
+    assert!(
+        sdp.starts_with("v=0\r\n")
+            && sdp.contains("c=IN IP4 127.66.0.20\r\n")
+            && sdp.contains("m=audio 3000 RTP/AVP 0 8 101")
+    );
     let ack = &lab.requests(Method::Ack, s(0))[0];
     assert_eq!(ack.request_uri(), "sip:callee@127.66.0.99:5060", "the ACK goes to the callee's Contact");
     assert_eq!(ack.header(HeaderName::CSeq), Some("1 ACK"));
@@ -64,7 +68,11 @@ fn an_unanswered_call_is_cancelled_after_the_call_duration_and_its_487_acked() {
     assert_eq!(phone.elapsed(), ms(1000));
     let (_, _, cancel) = phone.expect_sent();
     assert_eq!(cancel.method(), Some(&Method::Cancel));
-    assert_eq!(cancel.top_via().unwrap().branch(), invite.top_via().unwrap().branch(), "CANCEL shares the INVITE's branch");
+    assert_eq!(
+        cancel.top_via().unwrap().branch(),
+        invite.top_via().unwrap().branch(),
+        "CANCEL shares the INVITE's branch"
+    );
     assert_eq!(cancel.header(&HeaderName::CSeq), Some("1 CANCEL"));
     phone.answer(flow, &invite, 487, |_| {});
     let (_, _, ack) = phone.expect_sent();
@@ -117,7 +125,11 @@ fn over_tcp_a_request_on_an_open_connection_needs_no_lookup_but_a_new_connection
     let mut lab = SimLab::started(&cfg, Quirks::none());
     let names: Vec<String> = lab.resolved.clone();
     assert_eq!(names.iter().filter(|n| *n == "registrar-a.lab.test").count(), 1);
-    assert_eq!(names.iter().filter(|n| *n == "proxy-a.lab.test").count(), 1, "three SUBSCRIBEs, one connection, one lookup");
+    assert_eq!(
+        names.iter().filter(|n| *n == "proxy-a.lab.test").count(),
+        1,
+        "three SUBSCRIBEs, one connection, one lookup"
+    );
     lab.run_for(s(16));
     assert_eq!(lab.resolved.len(), names.len(), "refreshes reuse the connections: {:?}", lab.resolved);
     lab.close_flows_to(REGISTRAR_A);
@@ -173,7 +185,8 @@ fn a_timeout_at_one_address_moves_the_request_to_the_next_one() {
     lab.set(REGISTRAR_A, Behaviour::Silent);
     lab.core.start(lab.now);
     lab.run_for(s(2));
-    let at_second: Vec<Sent> = lab.requests(Method::Register, s(0)).into_iter().filter(|r| r.to == addr(second)).collect();
+    let at_second: Vec<Sent> =
+        lab.requests(Method::Register, s(0)).into_iter().filter(|r| r.to == addr(second)).collect();
     assert_eq!(at_second[0].at, s(1));
     assert_eq!(lab.core.active_placement(), Placement::PRIMARY);
 }

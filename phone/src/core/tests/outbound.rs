@@ -49,7 +49,10 @@ fn without_an_outbound_proxy_the_register_contact_has_ob_instance_and_reg_id_1()
     );
     assert_eq!(register.header(HeaderName::Supported), Some("outbound, path"));
     let contact = &register.message.contacts().unwrap()[0];
-    assert_eq!((contact.instance(), contact.reg_id(), contact.has_ob()), (Some(format!("<{INSTANCE}>").as_str()), Some(1), true));
+    assert_eq!(
+        (contact.instance(), contact.reg_id(), contact.has_ob()),
+        (Some(format!("<{INSTANCE}>").as_str()), Some(1), true)
+    );
 }
 
 #[test]
@@ -78,7 +81,11 @@ fn dialog_forming_requests_carry_ob_on_their_contact() {
     }
     let plain = SimLab::started(ROW_1, Quirks::none());
     let register = &plain.requests(Method::Register, s(0))[0];
-    assert_eq!(register.header(HeaderName::Contact), Some("<sip:1001@127.66.0.20:5060>"), "no outbound, no RFC 5626 forms");
+    assert_eq!(
+        register.header(HeaderName::Contact),
+        Some("<sip:1001@127.66.0.20:5060>"),
+        "no outbound, no RFC 5626 forms"
+    );
     assert_eq!(register.header(HeaderName::Supported), None);
 }
 
@@ -163,13 +170,17 @@ fn a_430_flow_failed_from_the_edge_fails_the_flow() {
     lab.set(OUTBOUND_A, Behaviour::Reject(430));
     lab.run_for(s(11));
     assert!(!registers_to(&lab, OUTBOUND_B, s(0)).is_empty(), "{}", lab.dump(s(0)));
-    assert_eq!(lab.core.active_placement(), Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup });
+    assert_eq!(
+        lab.core.active_placement(),
+        Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup }
+    );
 }
 
 /// Runs a single-registrar phone whose registration flow fails and whose registrar then
 /// refuses, and returns the gaps between the re-registration attempts.
 fn recovery_attempt_gaps(quirks: Quirks) -> (Duration, Vec<Duration>) {
-    let single: String = with_outbound(ROW_1).lines().filter(|l| !l.contains("backup")).map(|l| format!("{l}\n")).collect();
+    let single: String =
+        with_outbound(ROW_1).lines().filter(|l| !l.contains("backup")).map(|l| format!("{l}\n")).collect();
     let mut lab = SimLab::new(&single, quirks);
     outbound_registrar(&mut lab, Some(30));
     lab.answer_keepalives = false;
@@ -193,7 +204,11 @@ fn a_failed_flow_is_re_established_with_the_rfc_5626_backoff_when_every_flow_fai
         // consecutive-failures = n + 1; base-time 30 s.
         let upper = (30.0 * 2f64.powi(n as i32 + 1)).min(1800.0);
         let wait = wait.as_secs_f64();
-        assert!(wait >= upper * 0.5 - 0.001 && wait <= upper + 0.001, "attempt {n}: {wait} s not in [{}, {upper}]", upper * 0.5);
+        assert!(
+            wait >= upper * 0.5 - 0.001 && wait <= upper + 0.001,
+            "attempt {n}: {wait} s not in [{}, {upper}]",
+            upper * 0.5
+        );
     }
 }
 
@@ -225,7 +240,11 @@ fn the_failed_primary_flow_is_re_established_with_the_90_second_base_while_the_b
     for (n, wait) in gaps(&times).iter().enumerate().take(4) {
         let upper = (90.0 * 2f64.powi(n as i32 + 1)).min(1800.0);
         let wait = wait.as_secs_f64();
-        assert!(wait >= upper * 0.5 - 0.001 && wait <= upper + 0.001, "probe {n}: {wait} s not in [{}, {upper}]", upper * 0.5);
+        assert!(
+            wait >= upper * 0.5 - 0.001 && wait <= upper + 0.001,
+            "probe {n}: {wait} s not in [{}, {upper}]",
+            upper * 0.5
+        );
     }
 }
 

@@ -73,8 +73,20 @@ fn r1_1_register_and_every_subscription_go_to_the_primaries_first() {
     assert_eq!(
         described,
         vec![
-            (PROXY_A.into(), "sip:2001@proxy-a.lab.test".into(), "dialog".into(), "application/dialog-info+xml".into(), Some(30)),
-            (PROXY_A.into(), "sip:2002@proxy-a.lab.test".into(), "dialog".into(), "application/dialog-info+xml".into(), Some(30)),
+            (
+                PROXY_A.into(),
+                "sip:2001@proxy-a.lab.test".into(),
+                "dialog".into(),
+                "application/dialog-info+xml".into(),
+                Some(30)
+            ),
+            (
+                PROXY_A.into(),
+                "sip:2002@proxy-a.lab.test".into(),
+                "dialog".into(),
+                "application/dialog-info+xml".into(),
+                Some(30)
+            ),
             (
                 PROXY_A.into(),
                 "sip:1001@proxy-a.lab.test".into(),
@@ -85,14 +97,21 @@ fn r1_1_register_and_every_subscription_go_to_the_primaries_first() {
         ]
     );
     for sub in &subs {
-        assert_eq!(sub.header(HeaderName::From).unwrap().split(';').next(), Some("\"Desk 1\" <sip:1001@proxy-a.lab.test>"));
+        assert_eq!(
+            sub.header(HeaderName::From).unwrap().split(';').next(),
+            Some("\"Desk 1\" <sip:1001@proxy-a.lab.test>")
+        );
         assert_eq!(sub.header(HeaderName::To), Some(format!("<{}>", sub.request_uri()).as_str()));
         assert_eq!(sub.header(HeaderName::Contact), Some("<sip:1001@127.66.0.20:5060>"));
         assert_eq!(sub.header(HeaderName::CSeq), Some("1 SUBSCRIBE"));
         assert!(sub.header(HeaderName::Route).is_none());
     }
     assert_eq!(
-        lab.core.subscription_states().iter().filter(|s| matches!(s, SubscriptionState::Active { proxy: Role::Primary, .. })).count(),
+        lab.core
+            .subscription_states()
+            .iter()
+            .filter(|s| matches!(s, SubscriptionState::Active { proxy: Role::Primary, .. }))
+            .count(),
         3
     );
 }
@@ -102,7 +121,8 @@ fn subscriptions_are_refreshed_in_their_dialog_at_half_the_granted_expiry() {
     let mut lab = row_1(Quirks::none());
     let first = subscribes(&lab, s(0))[0].clone();
     lab.run_for(s(15));
-    let refreshes: Vec<Sent> = subscribes(&lab, ms(200)).into_iter().filter(|s| s.call_id() == first.call_id()).collect();
+    let refreshes: Vec<Sent> =
+        subscribes(&lab, ms(200)).into_iter().filter(|s| s.call_id() == first.call_id()).collect();
     assert_eq!(refreshes.len(), 1);
     let refresh = &refreshes[0];
     assert_eq!(refresh.at, s(15));
@@ -123,7 +143,10 @@ fn r1_2_the_registrar_fails_over_alone_the_subscriptions_stay_at_the_primary_pro
     let since = ms(200);
     assert_eq!(registrations(&lab, since).last(), Some(&(addr(REGISTRAR_B), "proxy-a.lab.test".to_owned())));
     assert!(subscribes(&lab, since).iter().all(|s| s.to == addr(PROXY_A)), "{}", lab.dump(since));
-    assert_eq!(lab.core.active_placement(), Placement { registrar: Role::Backup, proxy: Role::Primary, outbound: Role::Primary });
+    assert_eq!(
+        lab.core.active_placement(),
+        Placement { registrar: Role::Backup, proxy: Role::Primary, outbound: Role::Primary }
+    );
 }
 
 // --- R1.3: the primary proxy fails ---
@@ -168,7 +191,9 @@ fn r1_3_a_failed_subscribe_refresh_moves_the_aor_and_every_subscription_to_the_b
 
 #[test]
 fn r1_3_detection_takes_the_transaction_timer_when_silent_and_nothing_when_refused() {
-    for (behaviour, detection) in [(Behaviour::Silent, ms(1000)), (Behaviour::Refuse, ms(0)), (Behaviour::Reject(503), ms(0))] {
+    for (behaviour, detection) in
+        [(Behaviour::Silent, ms(1000)), (Behaviour::Refuse, ms(0)), (Behaviour::Reject(503), ms(0))]
+    {
         let mut lab = row_1(Quirks::none());
         lab.set(PROXY_A, behaviour);
         // Started at 0.1 s; the first refresh goes at 15 s.
@@ -231,11 +256,8 @@ fn a_silent_primary_is_probed_again_one_interval_after_the_probe_timed_out() {
     let mut lab = row_1(Quirks::none());
     lab.set(REGISTRAR_A, Behaviour::Silent);
     lab.run_for(s(30));
-    let probes: Vec<Duration> = lab
-        .requests(Method::Options, s(0))
-        .iter()
-        .map(|p| p.at)
-        .fold(Vec::new(), |mut firsts: Vec<Duration>, at| {
+    let probes: Vec<Duration> =
+        lab.requests(Method::Options, s(0)).iter().map(|p| p.at).fold(Vec::new(), |mut firsts: Vec<Duration>, at| {
             // Retransmissions of one probe come within the transaction timer of its first send.
             if firsts.last().is_none_or(|last| at - *last >= s(1)) {
                 firsts.push(at);
@@ -256,8 +278,14 @@ fn r1_4_the_registrar_returns_register_there_with_the_active_aor_and_unregister_
     let returned_at = lab.elapsed();
     lab.run_for(s(6));
     let registered = registrations(&lab, returned_at);
-    assert_eq!(registered.first(), Some(&(addr(REGISTRAR_A), "proxy-a.lab.test".to_owned())), "{}", lab.dump(returned_at));
-    let unregistered = lab.requests(Method::Register, returned_at).into_iter().filter(|r| r.expires() == Some(0)).collect::<Vec<_>>();
+    assert_eq!(
+        registered.first(),
+        Some(&(addr(REGISTRAR_A), "proxy-a.lab.test".to_owned())),
+        "{}",
+        lab.dump(returned_at)
+    );
+    let unregistered =
+        lab.requests(Method::Register, returned_at).into_iter().filter(|r| r.expires() == Some(0)).collect::<Vec<_>>();
     assert_eq!(unregistered.len(), 1, "{}", lab.dump(returned_at));
     let un = &unregistered[0];
     assert_eq!(un.to, addr(REGISTRAR_B));
@@ -285,8 +313,17 @@ fn r1_5_the_proxy_returns_register_the_primary_aor_move_subscriptions_back_and_u
     let returned_at = lab.elapsed();
     lab.run_for(s(6));
     let since = returned_at;
-    assert_eq!(registrations(&lab, since).first(), Some(&(addr(REGISTRAR_A), "proxy-a.lab.test".to_owned())), "{}", lab.dump(since));
-    assert_eq!(unregistrations(&lab, since), vec![(addr(REGISTRAR_A), "proxy-b.lab.test".to_owned())], "the backup AOR's binding");
+    assert_eq!(
+        registrations(&lab, since).first(),
+        Some(&(addr(REGISTRAR_A), "proxy-a.lab.test".to_owned())),
+        "{}",
+        lab.dump(since)
+    );
+    assert_eq!(
+        unregistrations(&lab, since),
+        vec![(addr(REGISTRAR_A), "proxy-b.lab.test".to_owned())],
+        "the backup AOR's binding"
+    );
     let back: Vec<Sent> = subscribes(&lab, since).into_iter().filter(|s| s.to == addr(PROXY_A)).collect();
     assert_eq!(back.len(), 3, "{}", lab.dump(since));
     for sub in &back {
@@ -484,7 +521,11 @@ fn quirk_subscriptions_stay_leaves_them_at_the_failed_primary_proxy() {
     lab.set(PROXY_A, Behaviour::Reject(503));
     lab.run_for(s(25));
     assert!(subscribes(&lab, s(0)).iter().all(|s| s.to == addr(PROXY_A)));
-    assert_eq!(registrations(&lab, s(14)).last().map(|r| r.1.as_str()), Some("proxy-b.lab.test"), "the AOR still moves");
+    assert_eq!(
+        registrations(&lab, s(14)).last().map(|r| r.1.as_str()),
+        Some("proxy-b.lab.test"),
+        "the AOR still moves"
+    );
 }
 
 #[test]
@@ -585,10 +626,16 @@ fn without_a_usable_backup_a_failure_means_retry_the_same_server() {
     let now = std::time::Instant::now();
     let no_backups: String = ROW_1.lines().filter(|l| !l.contains("backup")).map(|l| format!("{l}\n")).collect();
     let mut machine = failover(&no_backups, Quirks::none());
-    assert_eq!(machine.on_server_down(now, Target::Registrar, Placement::PRIMARY), Verdict::NoBackup(Dimension::Registrar));
+    assert_eq!(
+        machine.on_server_down(now, Target::Registrar, Placement::PRIMARY),
+        Verdict::NoBackup(Dimension::Registrar)
+    );
     assert_eq!(machine.on_server_down(now, Target::Proxy, Placement::PRIMARY), Verdict::NoBackup(Dimension::Proxy));
     let mut machine = failover(ROW_1, Quirks::none().with(Quirk::NoBackupRegistrar));
-    assert_eq!(machine.on_server_down(now, Target::Registrar, Placement::PRIMARY), Verdict::NoBackup(Dimension::Registrar));
+    assert_eq!(
+        machine.on_server_down(now, Target::Registrar, Placement::PRIMARY),
+        Verdict::NoBackup(Dimension::Registrar)
+    );
     let mut machine = failover(ROW_1, Quirks::none().with(Quirk::NoBackupProxy));
     assert_eq!(machine.on_server_down(now, Target::Proxy, Placement::PRIMARY), Verdict::NoBackup(Dimension::Proxy));
     assert_eq!(machine.active(), Placement::PRIMARY);
@@ -612,7 +659,10 @@ fn row_2_any_failure_flips_everything_and_a_return_flips_it_back() {
     assert_eq!(machine.active(), Placement::PRIMARY);
     // The backup set failing too: primary first again.
     machine.on_server_down(now, Target::Registrar, Placement::PRIMARY);
-    assert_eq!(machine.on_server_down(now, Target::Registrar, all_backup), Verdict::BackupFailedToo(Dimension::Everything));
+    assert_eq!(
+        machine.on_server_down(now, Target::Registrar, all_backup),
+        Verdict::BackupFailedToo(Dimension::Everything)
+    );
     assert_eq!(machine.active(), Placement::PRIMARY);
 }
 
@@ -620,7 +670,10 @@ fn row_2_any_failure_flips_everything_and_a_return_flips_it_back() {
 fn row_2_without_outbound_failover_flips_registrar_and_proxy_only() {
     let now = std::time::Instant::now();
     let mut machine = failover(&row_2(), Quirks::none().with(Quirk::NoOutboundProxyFailover));
-    assert_eq!(machine.on_server_down(now, Target::Proxy, Placement::PRIMARY), Verdict::FailedOver(Dimension::Everything));
+    assert_eq!(
+        machine.on_server_down(now, Target::Proxy, Placement::PRIMARY),
+        Verdict::FailedOver(Dimension::Everything)
+    );
     assert_eq!(machine.active(), Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Primary });
 }
 
@@ -628,16 +681,25 @@ fn row_2_without_outbound_failover_flips_registrar_and_proxy_only() {
 fn row_3_only_the_outbound_proxy_moves() {
     let now = std::time::Instant::now();
     let mut machine = failover(&row_3(), Quirks::none());
-    assert_eq!(machine.on_server_down(now, Target::Registrar, Placement::PRIMARY), Verdict::FailedOver(Dimension::OutboundProxy));
+    assert_eq!(
+        machine.on_server_down(now, Target::Registrar, Placement::PRIMARY),
+        Verdict::FailedOver(Dimension::OutboundProxy)
+    );
     let moved = Placement { outbound: Role::Backup, ..Placement::PRIMARY };
     assert_eq!(machine.active(), moved);
     assert_eq!(machine.aor_host(moved).unwrap().to_string(), "proxy-a.lab.test");
     assert_eq!(machine.registrar(moved).unwrap().host.to_string(), "registrar-a.lab.test");
-    assert_eq!(machine.hop(moved, machine.registrar(moved).unwrap()).route.unwrap().to_string(), "sip:outbound-b.lab.test:5060;lr");
+    assert_eq!(
+        machine.hop(moved, machine.registrar(moved).unwrap()).route.unwrap().to_string(),
+        "sip:outbound-b.lab.test:5060;lr"
+    );
     assert!(machine.on_primary_back(Dimension::OutboundProxy));
     assert_eq!(machine.active(), Placement::PRIMARY);
     let mut stuck = failover(&row_3(), Quirks::none().with(Quirk::NoOutboundProxyFailover));
-    assert_eq!(stuck.on_server_down(now, Target::Proxy, Placement::PRIMARY), Verdict::NoBackup(Dimension::OutboundProxy));
+    assert_eq!(
+        stuck.on_server_down(now, Target::Proxy, Placement::PRIMARY),
+        Verdict::NoBackup(Dimension::OutboundProxy)
+    );
 }
 
 #[test]
@@ -648,7 +710,8 @@ fn subscriptions_start_after_the_first_register_is_answered_one_after_another() 
     lab.run_for(ms(900));
     assert!(subscribes(&lab, s(0)).is_empty(), "no SUBSCRIBE while the first REGISTER waits");
     lab.run_for(ms(200));
-    let first_backup_register = lab.requests(Method::Register, s(0)).into_iter().find(|r| r.to == addr(REGISTRAR_B)).unwrap();
+    let first_backup_register =
+        lab.requests(Method::Register, s(0)).into_iter().find(|r| r.to == addr(REGISTRAR_B)).unwrap();
     let subs = subscribes(&lab, s(0));
     assert_eq!(subs.len(), 3);
     assert!(subs.iter().all(|s| s.at >= first_backup_register.at));
@@ -689,7 +752,8 @@ fn r2_2_any_connection_failure_flips_everything_to_the_backup_set_at_once() {
         lab.set(OUTBOUND_A, behaviour);
         lab.run_for(s(12));
         let since = ms(1);
-        let registers: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.to == addr(OUTBOUND_B)).collect();
+        let registers: Vec<Sent> =
+            lab.requests(Method::Register, since).into_iter().filter(|r| r.to == addr(OUTBOUND_B)).collect();
         assert!(!registers.is_empty(), "{behaviour:?}\n{}", lab.dump(since));
         let register = &registers[0];
         assert_eq!(register.request_uri(), "sip:registrar-b.lab.test", "{behaviour:?}");
@@ -702,7 +766,10 @@ fn r2_2_any_connection_failure_flips_everything_to_the_backup_set_at_once() {
             assert!(before.iter().all(|b| b.call_id() != sub.call_id()));
             assert_eq!(route(sub).as_deref(), Some("<sip:outbound-b.lab.test:5060;lr>"));
         }
-        assert_eq!(lab.core.active_placement(), Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup });
+        assert_eq!(
+            lab.core.active_placement(),
+            Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup }
+        );
     }
 }
 
@@ -720,11 +787,13 @@ fn r2_3_when_the_primary_outbound_proxy_answers_again_everything_moves_back() {
     assert_eq!(probes[0].to, addr(OUTBOUND_A));
     assert_eq!(probes[0].request_uri(), "sip:outbound-a.lab.test", "the outbound proxy itself is probed");
     assert_eq!(route(&probes[0]), None);
-    let registers: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() != Some(0)).collect();
+    let registers: Vec<Sent> =
+        lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() != Some(0)).collect();
     assert_eq!(registers[0].to, addr(OUTBOUND_A), "{}", lab.dump(since));
     assert_eq!(registers[0].request_uri(), "sip:registrar-a.lab.test");
     assert_eq!(registers[0].aor_host(), "proxy-a.lab.test");
-    let released: Vec<Sent> = lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() == Some(0)).collect();
+    let released: Vec<Sent> =
+        lab.requests(Method::Register, since).into_iter().filter(|r| r.expires() == Some(0)).collect();
     assert_eq!(released.len(), 1, "{}", lab.dump(since));
     assert_eq!(released[0].to, addr(OUTBOUND_B), "the backup binding is released the way it was made");
     assert_eq!(released[0].request_uri(), "sip:registrar-b.lab.test");
@@ -758,7 +827,8 @@ fn r3_1_to_r3_3_only_the_outbound_proxy_moves_and_back() {
     lab.set(OUTBOUND_A, Behaviour::Answer);
     let returned = lab.elapsed();
     lab.run_for(s(7));
-    let registers: Vec<Sent> = lab.requests(Method::Register, returned).into_iter().filter(|r| r.expires() != Some(0)).collect();
+    let registers: Vec<Sent> =
+        lab.requests(Method::Register, returned).into_iter().filter(|r| r.expires() != Some(0)).collect();
     assert_eq!(registers[0].to, addr(OUTBOUND_A), "R3.3\n{}", lab.dump(returned));
     assert_eq!(registers[0].request_uri(), "sip:registrar-a.lab.test");
     assert!(unregistrations(&lab, returned).is_empty(), "the same binding, only the path moved");

@@ -321,7 +321,8 @@ impl SimLab {
                 let behaviour = self.behaviours.get(&to).copied().unwrap_or(Behaviour::Silent);
                 if self.answer_keepalives && behaviour == Behaviour::Answer {
                     if let Some(stun) = sip::StunMessage::decode(&bytes) {
-                        let answer = sip::StunMessage::binding_success(&stun, SocketAddr::new(PHONE.parse().unwrap(), 40000));
+                        let answer =
+                            sip::StunMessage::binding_success(&stun, SocketAddr::new(PHONE.parse().unwrap(), 40000));
                         self.core.on_datagram(now, Arrival::Flow(flow), &answer.encode());
                     } else {
                         self.core.on_pong(now, flow);
@@ -404,7 +405,10 @@ impl SimLab {
         let mut notify = Message::request(Method::Notify, format!("sip:1001@{PHONE}:5060"));
         notify.push_header(HeaderName::Via, "SIP/2.0/UDP 127.66.0.1:5060;branch=z9hG4bKnotify1");
         notify.push_header(HeaderName::MaxForwards, 70);
-        notify.push_header(HeaderName::From, format!("{};tag={remote_tag}", subscribe.header(HeaderName::To).unwrap_or("")));
+        notify.push_header(
+            HeaderName::From,
+            format!("{};tag={remote_tag}", subscribe.header(HeaderName::To).unwrap_or("")),
+        );
         notify.push_header(HeaderName::To, subscribe.header(HeaderName::From).unwrap_or(""));
         notify.push_header(HeaderName::CallId, subscribe.call_id());
         notify.push_header(HeaderName::CSeq, "1 NOTIFY");
@@ -413,9 +417,6 @@ impl SimLab {
         let before = self.log.len();
         self.core.on_datagram(self.now, Arrival::Listener { remote: subscribe.to }, &notify.to_bytes());
         self.settle();
-        self.log[before..]
-            .iter()
-            .find_map(|s| s.message.status())
-            .expect("the NOTIFY was answered")
+        self.log[before..].iter().find_map(|s| s.message.status()).expect("the NOTIFY was answered")
     }
 }
