@@ -94,27 +94,18 @@ impl SplitOutsideQuotes<'_> {
     /// The offset of the next separator outside quotes and angle brackets.
     fn next_sep(&self, rest: &str) -> Option<usize> {
         let bytes = rest.as_bytes();
-        let mut in_quotes = false;
+        let mut quoting = Quoting::default();
         let mut in_angle = false;
-        let mut escaped = false;
         let mut i = 0;
         while let Some(&c) = bytes.get(i) {
             i += 1;
-            if !self.specials[usize::from(c)] && !escaped {
+            if !self.specials[usize::from(c)] && !quoting.escape_pending() {
                 continue;
             }
-            if in_quotes {
-                if escaped {
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else if c == b'"' {
-                    in_quotes = false;
-                }
+            if !quoting.outside(c) {
                 continue;
             }
             match c {
-                b'"' => in_quotes = true,
                 b'<' => in_angle = true,
                 b'>' => in_angle = false,
                 _ if c == self.sep && !in_angle => return Some(i - 1),
@@ -191,24 +182,48 @@ pub(crate) fn find_unquoted(s: &str, target: u8) -> Option<usize> {
         (Some(t), Some(q)) if t < q => return Some(t),
         _ => {}
     }
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, &c) in bytes.iter().enumerate() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
+    let mut quoting = Quoting::default();
+    bytes.iter().position(|&c| quoting.outside(c) && c == target)
+}
+
+/// Follows a byte scan through RFC 3261 quoted-strings (with backslash quoted-pairs), for the
+/// scanners that must skip what is quoted.
+#[derive(Debug, Default)]
+pub(crate) struct Quoting {
+    in_quotes: bool,
+    escaped: bool,
+}
+
+impl Quoting {
+    /// Feeds the next byte; whether it stands outside any quoted string (the quotes themselves
+    /// count as inside).
+    pub(crate) fn outside(&mut self, c: u8) -> bool {
+        if self.in_quotes {
+            if self.escaped {
+                self.escaped = false;
             } else if c == b'\\' {
-                escaped = true;
+                self.escaped = true;
             } else if c == b'"' {
-                in_quotes = false;
+                self.in_quotes = false;
             }
+            false
         } else if c == b'"' {
-            in_quotes = true;
-        } else if c == target {
-            return Some(i);
+            self.in_quotes = true;
+            false
+        } else {
+            true
         }
     }
-    None
+
+    /// Whether the next byte is escaped by a backslash.
+    pub(crate) fn escape_pending(&self) -> bool {
+        self.escaped
+    }
+
+    /// Whether the scan ended inside a quoted string.
+    pub(crate) fn is_open(&self) -> bool {
+        self.in_quotes
+    }
 }
 
 /// The index of the first `needle` byte, eight bytes at a time (no unsafe, no memchr crate).

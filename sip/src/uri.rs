@@ -301,27 +301,16 @@ fn uri_characters_ok(rest: &str) -> bool {
     if !has_byte(rest.as_bytes(), b'"') {
         return rest.bytes().all(|c| URI_OUTSIDE_QUOTES[usize::from(c)]);
     }
-    let mut in_quotes = false;
-    let mut escaped = false;
+    let mut quoting = crate::scan::Quoting::default();
     for c in rest.bytes() {
         if c >= 0x7f || c < b' ' {
             return false;
         }
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_quotes = false;
-            }
-        } else if c == b'"' {
-            in_quotes = true;
-        } else if !URI_OUTSIDE_QUOTES[usize::from(c)] {
+        if quoting.outside(c) && !URI_OUTSIDE_QUOTES[usize::from(c)] {
             return false;
         }
     }
-    !in_quotes
+    !quoting.is_open()
 }
 
 /// Printable ASCII except space, `"`, `<` and `>`.
