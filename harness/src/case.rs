@@ -2,19 +2,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{CaseError, Violation};
 use crate::faults::Fault;
 use crate::lab::Lab;
-use crate::provision::Configuration;
+use crate::provision::{Configuration, Timers};
+use crate::requirement::Requirement;
 use crate::trace::Transport;
 
 /// The future a case body returns.
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CaseError>> + Send + 'a>>;
 
-/// A case body: drives the lab and waits for expectations.
-pub type CaseFn = for<'a> fn(&'a mut Lab, Option<Fault>) -> CaseFuture<'a>;
+/// A case body: drives the lab and waits for expectations. A closure, so one driver can run
+/// every row of a table with the row and fault it captured.
+pub type CaseFn = Arc<dyn for<'a> Fn(&'a mut Lab) -> CaseFuture<'a> + Send + Sync>;
 
 /// What a case needs of the phone; a phone without it skips the case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,12 +33,14 @@ pub struct Needs {
 pub struct Case {
     /// `<area>.<configuration>.<behaviour>[.<fault>].<transport>` (BRIEF §5).
     pub id: String,
-    /// The requirement IDs it checks (`R1.2`).
-    pub requirements: Vec<&'static str>,
+    /// The requirement IDs it checks.
+    pub requirements: Vec<Requirement>,
     pub configuration: Configuration,
     pub transport: Transport,
     pub fault: Option<Fault>,
     pub needs: Needs,
+    /// The timers the phone is provisioned with.
+    pub timers: Timers,
     pub run: CaseFn,
 }
 
@@ -98,7 +103,7 @@ pub struct CaseResult {
     pub duration: Duration,
     pub failures: Vec<Violation>,
     /// Why the case was skipped, errored, or expected to fail.
-    pub note: Option<String>,
+    pub reason: Option<String>,
     /// The normalised ladder up to the last matched expectation (snapshots compare this).
     pub ladder: String,
     /// The whole trace as a ladder, for reading a failure.
@@ -113,7 +118,7 @@ pub struct JsonResult<'a> {
     pub duration_ms: u128,
     pub failures: &'a [Violation],
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<&'a str>,
+    pub reason: Option<&'a str>,
 }
 
 impl CaseResult {
@@ -123,7 +128,7 @@ impl CaseResult {
             verdict: self.verdict,
             duration_ms: self.duration.as_millis(),
             failures: &self.failures,
-            note: self.note.as_deref(),
+            reason: self.reason.as_deref(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::case::{Case, CaseResult, Verdict};
+use crate::coverage::Catalog;
 use crate::dut::Profile;
 use crate::runner::{filter_matches, run_cases};
 
@@ -24,7 +25,7 @@ pub const EXIT_USAGE: u8 = 2;
     about = "SIP failover conformance tester: plays every server a phone talks to, breaks them, and checks the phone moves as the spec says.",
     after_help = "Exit codes: 0 all passed (xfail and skip allowed), 1 a case failed or an expected failure passed, \
 2 usage or environment error, an `error` verdict, or a FILTER that matches nothing.\n\n\
-Examples:\n  sipharness list failover\n  sipharness run --phone refphone\n  \
+Examples:\n  sipharness list failover\n  sipharness run --phone refphone\n  sipharness coverage > suites/COVERAGE.md\n  \
 sipharness run 'failover.*.silent.*' --phone refphone:quirk=no-backup-registrar --json\n  sipharness lint capture/*.sip"
 )]
 struct Cli {
@@ -53,6 +54,9 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
+    /// Print requirement -> cases -> quirks proven to make them fail, as Markdown
+    /// (`suites/COVERAGE.md` is this output).
+    Coverage,
     /// Keep the whole topology and its DNS up for exploring a phone by hand. Prints one line per
     /// listening socket (`<element> <udp|tcp|tls> <addr>:<port>`), `zone <name>`, then `ready`;
     /// then reads commands from stdin (`fail registrar-a silent`, `restore registrar-a`,
@@ -67,8 +71,8 @@ enum Command {
     },
 }
 
-/// Runs the CLI over `catalog`, the cases the binary was built with.
-pub fn main(catalog: Vec<Case>) -> ExitCode {
+/// Runs the CLI over `catalog`, the cases and ratchet the binary was built with.
+pub fn main(catalog: Catalog) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -78,8 +82,14 @@ pub fn main(catalog: Vec<Case>) -> ExitCode {
     };
     init_tracing();
     let code = match cli.command {
-        Command::List { filter } => list(&catalog, filter.as_deref()),
-        Command::Run { filter, phone, json, jobs } => run(catalog, filter.as_deref(), &phone, json, usize::from(jobs)),
+        Command::List { filter } => list(&catalog.cases, filter.as_deref()),
+        Command::Run { filter, phone, json, jobs } => {
+            run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs))
+        }
+        Command::Coverage => {
+            let _ = write!(std::io::stdout(), "{}", catalog.coverage());
+            EXIT_OK
+        }
         Command::Lint { files } => lint(&files),
         Command::Serve => serve(),
     };
@@ -108,7 +118,13 @@ fn list(catalog: &[Case], filter: Option<&str>) -> u8 {
     }
     let mut out = std::io::stdout().lock();
     for case in selected {
-        let _ = writeln!(out, "{}\t{}\t{}", case.id, case.requirements.join(","), case.transport);
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}",
+            case.id,
+            case.requirements.iter().map(|r| r.id()).collect::<Vec<_>>().join(","),
+            case.transport
+        );
     }
     EXIT_OK
 }
@@ -173,7 +189,7 @@ fn print_result(result: &CaseResult, json: bool, done: usize, total: usize) {
         result.verdict.label(),
         result.id,
         result.duration.as_secs_f64(),
-        result.note.as_deref().map(|n| format!("  {n}")).unwrap_or_default()
+        result.reason.as_deref().map(|n| format!("  {n}")).unwrap_or_default()
     );
     for failure in &result.failures {
         let _ = writeln!(out, "      {}", failure.to_string().replace('\n', "\n      "));

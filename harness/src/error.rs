@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::requirement::Requirement;
+
 /// Something went wrong in the harness or its environment: nothing was learned about the phone.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -29,8 +31,8 @@ pub enum HarnessError {
 /// The phone broke a requirement: what was expected, what arrived instead.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {
-    /// The requirement ID the check cites (`R1.2`).
-    pub requirement: String,
+    /// The requirement the check cites.
+    pub requirement: Requirement,
     pub expected: String,
     pub arrived: String,
     pub message: String,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sip::{HeaderName, Method};
 
+use crate::requirement::Requirement;
+use crate::timing::Deadline;
 use crate::topology::{Element, Party, Topology};
 use crate::trace::{Direction, Fate, Payload, TraceEvent, Transport};
 
@@ -23,15 +25,8 @@ pub enum ExpectKind {
     Unsubscribe,
     /// An INVITE from the phone reaches the element.
     InviteRequest,
-}
-
-/// When an expectation must be met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deadline {
-    /// Within this long of the moment the case starts waiting.
-    Within(Duration),
-    /// Before this time on the trace's clock.
-    Before(Duration),
+    /// Any request from the phone reaches the element (directly or through an outbound proxy).
+    AnyRequest,
 }
 
 /// One expectation: `Register::at(REGISTRAR_A).aor_of(PROXY_A)` and friends.
@@ -48,10 +43,14 @@ pub struct Expect {
     pub transport: Option<Transport>,
     /// The event package of a subscription (`dialog`, `message-summary`).
     pub event: Option<&'static str>,
-    pub requirement: &'static str,
+    pub requirement: Requirement,
+    /// How long the phone has, with the terms that sum to it.
     pub deadline: Option<Deadline>,
-    /// Why the deadline is what it is, in words (`registration period 2 s + jitter 0.4 s`).
-    pub deadline_reason: String,
+    /// The moment on the trace's clock the deadline counts from; `None`: when the case starts waiting.
+    pub counted_from: Option<Duration>,
+    /// The earliest the phone may do it, counted like the deadline, with why (`Retry-After 3 s`):
+    /// a match before it is a violation.
+    pub not_before: Option<Deadline>,
 }
 
 /// Expectations about registrations.
@@ -106,6 +105,17 @@ impl Invite {
     }
 }
 
+/// Expectations about any request.
+#[derive(Debug)]
+pub struct Request;
+
+impl Request {
+    /// Any request from the phone reaches the element, over any hop.
+    pub fn at(element: Element) -> Expect {
+        Expect::new(ExpectKind::AnyRequest, element).any_hop()
+    }
+}
+
 impl Expect {
     fn new(kind: ExpectKind, at: Element) -> Expect {
         Expect {
@@ -116,9 +126,10 @@ impl Expect {
             any_hop: false,
             transport: None,
             event: None,
-            requirement: "",
+            requirement: Requirement::C1,
             deadline: None,
-            deadline_reason: String::new(),
+            counted_from: None,
+            not_before: None,
         }
     }
 
@@ -141,20 +152,27 @@ impl Expect {
     }
 
     /// The requirement this expectation checks (`R1.2`).
-    pub fn requirement(mut self, id: &'static str) -> Expect {
-        self.requirement = id;
+    pub fn requirement(mut self, requirement: Requirement) -> Expect {
+        self.requirement = requirement;
         self
     }
 
-    pub fn within(mut self, limit: Duration, reason: impl Into<String>) -> Expect {
-        self.deadline = Some(Deadline::Within(limit));
-        self.deadline_reason = reason.into();
+    /// Met within `deadline` of the moment the case starts waiting.
+    pub fn within(mut self, deadline: Deadline) -> Expect {
+        self.deadline = Some(deadline);
         self
     }
 
-    pub fn before(mut self, at: Duration, reason: impl Into<String>) -> Expect {
-        self.deadline = Some(Deadline::Before(at));
-        self.deadline_reason = reason.into();
+    /// Met within `deadline` of `from` on the trace's clock (an event already recorded).
+    pub fn within_from(mut self, from: Duration, deadline: Deadline) -> Expect {
+        self.deadline = Some(deadline);
+        self.counted_from = Some(from);
+        self
+    }
+
+    /// Not met before `earliest` has passed (counted like the deadline): an earlier match is a violation.
+    pub fn not_before(mut self, earliest: Deadline) -> Expect {
+        self.not_before = Some(earliest);
         self
     }
 
@@ -172,9 +190,6 @@ impl Expect {
         let hop_ok = from == hop
             || (self.any_hop && matches!(from, Party::Phone | Party::Element(Element::OutboundA | Element::OutboundB)));
         if !hop_ok {
-            return false;
-        }
-        if from == Party::Phone && self.transport.is_some_and(|t| t != event.transport) {
             return false;
         }
         let aor_ok = |m: &sip::Message| match self.aor_of {
@@ -204,6 +219,7 @@ impl Expect {
                 received_request(Method::Subscribe) && message.expires().ok().flatten() == Some(0) && event_ok(message)
             }
             ExpectKind::InviteRequest => received_request(Method::Invite),
+            ExpectKind::AnyRequest => event.direction == Direction::Received && message.is_request(),
             ExpectKind::RegisterRequest => {
                 event.direction == Direction::Received && message.method() == Some(&Method::Register) && aor_ok(message)
             }
@@ -218,7 +234,7 @@ impl Expect {
     }
 
     /// The expectation in words, for a failure report.
-    pub fn describe(&self, topology: &Topology, limit: Duration) -> String {
+    pub fn describe(&self, topology: &Topology) -> String {
         let event = self.event.unwrap_or("any");
         let mut text = match self.kind {
             ExpectKind::RegisterRequest => format!("REGISTER at {}", self.at),
@@ -227,6 +243,7 @@ impl Expect {
             ExpectKind::Subscribed => format!("{event} subscription accepted by {}", self.at),
             ExpectKind::Unsubscribe => format!("un-SUBSCRIBE (Expires 0) of {event} at {}", self.at),
             ExpectKind::InviteRequest => format!("INVITE at {}", self.at),
+            ExpectKind::AnyRequest => format!("a request at {}", self.at),
         };
         if let Some(outbound) = self.via {
             let _ = write!(text, " via {outbound}");
@@ -237,9 +254,11 @@ impl Expect {
         if let Some(proxy) = self.aor_of {
             let _ = write!(text, " with AOR host {}", topology.fqdn(proxy));
         }
-        let _ = write!(text, " within {:.2} s", limit.as_secs_f64());
-        if !self.deadline_reason.is_empty() {
-            let _ = write!(text, " ({})", self.deadline_reason);
+        if let Some(earliest) = &self.not_before {
+            let _ = write!(text, " not before {earliest}");
+        }
+        if let Some(deadline) = &self.deadline {
+            let _ = write!(text, " within {deadline}");
         }
         text
     }
@@ -298,21 +317,31 @@ pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topol
     }
 }
 
-/// For an expectation met through an outbound proxy: the phone's own hop to it must have used the
-/// case's transport. Returns a complaint, or `None`.
+/// The phone's own hop of the matched message must have used the case's transport (C1): the
+/// matched message itself when it came from the phone, else the request with the same Call-ID
+/// and CSeq that reached the outbound proxy. Returns a complaint, or `None`.
 pub fn phone_hop_complaint(
     events: &[TraceEvent],
     matched: &TraceEvent,
     expect: &Expect,
     topology: &Topology,
 ) -> Option<String> {
-    let (Some(outbound), Some(transport)) = (expect.via, expect.transport) else { return None };
-    let call_id = matched.sip()?.call_id().ok()?;
-    let hop = events.iter().find(|e| {
-        e.element == outbound
+    let transport = expect.transport?;
+    if topology.party(matched.remote.ip()) == Party::Phone {
+        return (matched.transport != transport)
+            .then(|| format!("the phone reached {} over {}, not {transport}", matched.element, matched.transport));
+    }
+    let outbound = expect.via?;
+    let message = matched.sip()?;
+    let (call_id, cseq) = (message.call_id().ok()?, message.cseq().ok()?.seq);
+    // The phone's own hop of the matched message: same Call-ID and CSeq, not merely the first
+    // request of the Call-ID (a dialog may have started over another transport).
+    let hop = events.iter().rev().find(|e| {
+        e.index < matched.index
+            && e.element == outbound
             && e.direction == Direction::Received
             && topology.party(e.remote.ip()) == Party::Phone
-            && e.sip().is_some_and(|m| m.call_id().ok() == Some(call_id))
+            && e.sip().is_some_and(|m| m.call_id().ok() == Some(call_id) && m.cseq().is_ok_and(|c| c.seq == cseq))
     })?;
     (hop.transport != transport)
         .then(|| format!("the phone reached {outbound} over {}, not {transport}", hop.transport))

@@ -17,6 +17,9 @@ pub enum Fault {
     /// Existing flows are black-holed while new ones are served: TCP/TLS connections open at the
     /// fault get nothing (no answers, no pongs); on UDP, sources seen before the fault are dropped.
     Stall,
+    /// Every request is answered `ms` milliseconds late: a healthy but slow server, which a phone
+    /// must not treat as failed while the answer comes within its transaction timer.
+    Delay { ms: u32 },
 }
 
 /// A one-off event: it happens once and leaves nothing to restore.
@@ -43,13 +46,15 @@ impl Fault {
         Fault::Reject { code, retry_after: None }
     }
 
-    /// The case-id segment: `silent`, `refuse`, `reject-503`.
+    /// The case-id segment (BRIEF §5): `silent`, `refuse`, `reject-503`, `reject-503-retry-after`, `delay`.
     pub fn id_segment(&self) -> String {
         match self {
             Fault::Silent => "silent".into(),
             Fault::Refuse => "refuse".into(),
-            Fault::Reject { code, .. } => format!("reject-{code}"),
+            Fault::Reject { code, retry_after: None } => format!("reject-{code}"),
+            Fault::Reject { code, retry_after: Some(_) } => format!("reject-{code}-retry-after"),
             Fault::Stall => "stall".into(),
+            Fault::Delay { .. } => "delay".into(),
         }
     }
 
@@ -59,6 +64,14 @@ impl Fault {
             ["silent"] => Ok(Fault::Silent),
             ["refuse"] => Ok(Fault::Refuse),
             ["stall"] => Ok(Fault::Stall),
+            ["delay", ms] => {
+                let ms = ms
+                    .parse()
+                    .ok()
+                    .filter(|ms| (1..=600_000).contains(ms))
+                    .ok_or_else(|| format!("delay needs milliseconds 1-600000, got {ms:?}"))?;
+                Ok(Fault::Delay { ms })
+            }
             ["reject", code, rest @ ..] => {
                 let code: u16 = code
                     .parse()
@@ -77,7 +90,7 @@ impl Fault {
                 Ok(Fault::Reject { code, retry_after })
             }
             _ => Err(format!(
-                "unknown fault {:?}: expected silent, refuse, stall or reject CODE [retry-after=N]",
+                "unknown fault {:?}: expected silent, refuse, stall, delay MS or reject CODE [retry-after=N]",
                 words.join(" ")
             )),
         }
@@ -90,6 +103,7 @@ impl fmt::Display for Fault {
             Fault::Silent => f.write_str("silent"),
             Fault::Refuse => f.write_str("refuse"),
             Fault::Stall => f.write_str("stall"),
+            Fault::Delay { ms } => write!(f, "delay {ms}"),
             Fault::Reject { code, retry_after: None } => write!(f, "reject {code}"),
             Fault::Reject { code, retry_after: Some(s) } => write!(f, "reject {code} retry-after={s}"),
         }

@@ -17,11 +17,13 @@ use crate::elements::{
     Registrar, RegistrarConfig,
 };
 use crate::error::{CaseError, HarnessError, Violation};
-use crate::expect::{self, Deadline, Expect};
+use crate::expect::{self, Expect};
 use crate::faults::{Event, Fault, FaultTarget};
 use crate::ladder;
 use crate::net::bind_udp;
 use crate::provision::{Configuration, DEFAULT_MAC, Provisioning, Timers};
+use crate::requirement::Requirement;
+use crate::steady::SteadyRules;
 use crate::timing::Timing;
 use crate::tls::LabCa;
 use crate::topology::{self, Element, Topology};
@@ -346,57 +348,65 @@ impl Lab {
         &self.zone
     }
 
-    /// Waits for `expectation`; a missed deadline is a violation of its requirement.
+    /// Waits for `expectation`; a missed deadline, or a match before its lower bound, is a
+    /// violation of its requirement.
     pub async fn expect(&mut self, mut expectation: Expect) -> Result<TraceEvent, CaseError> {
         expectation.transport = expectation.transport.or(Some(self.provisioning.transport));
-        let now = self.trace.now();
-        let limit = match expectation.deadline {
-            Some(Deadline::Within(d)) => d,
-            Some(Deadline::Before(at)) => at.saturating_sub(now),
-            None => return Err(HarnessError::Other("an expectation without a deadline".into()).into()),
+        let Some(deadline) = expectation.deadline.clone() else {
+            return Err(HarnessError::Other("an expectation without a deadline".into()).into());
         };
-        let deadline = Instant::now() + limit;
+        let now = self.trace.now();
+        let from = expectation.counted_from.unwrap_or(now);
+        let wait_until = Instant::now() + (from + deadline.limit()).saturating_sub(now);
         let topology = self.topology.clone();
-        let found = self.trace.wait_for(self.cursor, deadline, |e| expectation.matches(e, &topology)).await;
+        let found = self.trace.wait_for(self.cursor, wait_until, |e| expectation.matches(e, &topology)).await;
         let window = self.trace.events_from(self.cursor);
-        match found {
-            Some(event) => {
-                let events = self.trace.snapshot();
-                let complaint = expect::request_uri_complaint(&events, &event, &topology)
-                    .or_else(|| expect::phone_hop_complaint(&events, &event, &expectation, &topology));
-                if let Some(complaint) = complaint {
-                    return Err(Violation {
-                        requirement: expectation.requirement.into(),
-                        expected: expectation.describe(&topology, limit),
-                        arrived: complaint.clone(),
-                        message: complaint,
-                    }
-                    .into());
+        let violation = |message: String, arrived: String| Violation {
+            requirement: expectation.requirement,
+            expected: expectation.describe(&topology),
+            arrived,
+            message,
+        };
+        let Some(event) = found else {
+            self.dut.check_alive()?;
+            let mut arrived = expect::arrivals(&window, &topology);
+            for (element, fault) in &self.active_faults {
+                if *fault == Fault::Refuse {
+                    arrived.push_str(&format!(
+                        " (what the phone sent to {element} is not recorded: `refuse` closed its port, the kernel answered ICMP)"
+                    ));
                 }
-                self.cursor = event.index + 1;
-                self.matched.push(event.index);
-                Ok(event)
             }
-            None => {
-                self.dut.check_alive()?;
-                let expected = expectation.describe(&topology, limit);
-                let mut arrived = expect::arrivals(&window, &topology);
-                for (element, fault) in &self.active_faults {
-                    if *fault == Fault::Refuse {
-                        arrived.push_str(&format!(
-                            " (what the phone sent to {element} is not recorded: `refuse` closed its port, the kernel answered ICMP)"
-                        ));
-                    }
-                }
-                Err(Violation {
-                    requirement: expectation.requirement.into(),
-                    message: format!("the phone did not meet {} in time", expectation.requirement),
-                    expected,
-                    arrived,
-                }
-                .into())
+            let message = format!(
+                "the phone did not meet {} in time ({})",
+                expectation.requirement,
+                expectation.requirement.sentence()
+            );
+            return Err(violation(message, arrived).into());
+        };
+        let events = self.trace.snapshot();
+        if let Some(complaint) = expect::request_uri_complaint(&events, &event, &topology) {
+            return Err(violation(complaint.clone(), complaint).into());
+        }
+        if let Some(complaint) = expect::phone_hop_complaint(&events, &event, &expectation, &topology) {
+            // C1: the phone obeys its cfg's transport.
+            let mut v = violation(complaint.clone(), complaint);
+            v.requirement = Requirement::C1;
+            return Err(v.into());
+        }
+        if let Some(earliest) = &expectation.not_before {
+            if event.at < from + earliest.limit() {
+                let arrived = format!(
+                    "{} {:.2} s after the wait began",
+                    ladder::describe_event(&event, &topology),
+                    event.at.saturating_sub(from).as_secs_f64()
+                );
+                return Err(violation(format!("too early: {}", expectation.requirement.sentence()), arrived).into());
             }
         }
+        self.cursor = event.index + 1;
+        self.matched.push(event.index);
+        Ok(event)
     }
 
     /// Waits for every expectation, in any order (the spec does not order them); each deadline
@@ -407,10 +417,8 @@ impl Lab {
         let mut found = Vec::new();
         for mut expectation in expectations {
             self.cursor = start;
-            if let Some(Deadline::Within(limit)) = expectation.deadline {
-                // Every deadline counts from the moment the case started waiting for the set.
-                expectation.deadline = Some(Deadline::Before(started + limit));
-            }
+            // Every deadline counts from the moment the case started waiting for the set.
+            expectation.counted_from = expectation.counted_from.or(Some(started));
             found.push(self.expect(expectation).await?);
         }
         self.cursor = found.iter().map(|e| e.index + 1).max().unwrap_or(start);
@@ -423,7 +431,7 @@ impl Lab {
         match events.iter().find(|e| forbidden.matches(e, &self.topology)) {
             None => Ok(()),
             Some(event) => Err(Violation {
-                requirement: forbidden.requirement.into(),
+                requirement: forbidden.requirement,
                 expected: what.to_owned(),
                 arrived: format!(
                     "{} at {:.2} s",
@@ -431,6 +439,54 @@ impl Lab {
                     event.at.as_secs_f64()
                 ),
                 message: format!("unexpected: {}", ladder::describe_event(event, &self.topology)),
+            }
+            .into()),
+        }
+    }
+
+    /// Where the next expectation starts looking: a mark to come back to with [`Lab::look_from`].
+    pub fn mark(&self) -> usize {
+        self.cursor
+    }
+
+    /// The next expectations look at events from `mark` on (what a phone did between a fault and
+    /// its restore may already be the answer, as with `stall`, where reconnecting is right).
+    pub fn look_from(&mut self, mark: usize) {
+        self.cursor = mark;
+    }
+
+    /// Watches the phone for `window` (a bounded observation, not a sleep): every event from the
+    /// last matched expectation on must keep `rules`; the first that breaks one ends the wait.
+    pub async fn hold(&mut self, rules: SteadyRules, window: Duration) -> Result<(), CaseError> {
+        let topology = self.topology.clone();
+        let from = self.cursor;
+        let before = self.trace.snapshot();
+        let rules = rules.after(&before[..from.min(before.len())]);
+        let started = self.trace.now();
+        let until = Instant::now() + window;
+        let broken = self.trace.wait_for(from, until, |e| rules.breaks(e, &topology).is_some()).await;
+        let events = self.trace.events_from(from);
+        let verdict = match broken {
+            Some(event) => rules.breaks(&event, &topology).map(|(requirement, rule)| (requirement, rule, event)),
+            None => rules.too_many_probes(&events, started, &topology),
+        };
+        match verdict {
+            None => {
+                // What follows waits for what happens after the window.
+                self.cursor = self.trace.len();
+                Ok(())
+            }
+            Some((requirement, rule, event)) => Err(Violation {
+                requirement,
+                expected: format!("for {:.2} s: {}", window.as_secs_f64(), rules.describe(&topology)),
+                arrived: format!(
+                    "{} at {:.2} s ({}); before it: {}",
+                    ladder::describe_event(&event, &topology),
+                    event.at.as_secs_f64(),
+                    rule,
+                    expect::arrivals(&events, &topology)
+                ),
+                message: format!("{rule}: {}", requirement.sentence()),
             }
             .into()),
         }

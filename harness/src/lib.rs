@@ -2,6 +2,7 @@
 
 pub mod case;
 pub mod cli;
+pub mod coverage;
 pub mod dns;
 pub mod dut;
 pub mod elements;
@@ -12,19 +13,25 @@ pub mod lab;
 pub mod ladder;
 mod net;
 pub mod provision;
+pub mod requirement;
 pub mod runner;
 pub mod serve;
+pub mod steady;
 pub mod timing;
 pub mod tls;
 pub mod topology;
 pub mod trace;
 
 pub use case::{Case, CaseFn, CaseFuture, CaseResult, Needs, Verdict};
+pub use coverage::{Catalog, PendingQuirk, QuirkCatch};
 pub use elements::ElementCommand;
 pub use error::{CaseError, HarnessError, Violation};
-pub use expect::{Expect, Invite, Register, Subscribe};
+pub use expect::{Expect, Invite, Register, Request, Subscribe};
 pub use faults::{Event, Fault, FaultTarget};
 pub use lab::{Lab, LabSpec};
-pub use provision::Configuration;
+pub use provision::{Configuration, Timers};
+pub use requirement::Requirement;
+pub use steady::SteadyRules;
+pub use timing::{Deadline, Timing};
 pub use topology::{Element, Party, Topology};
 pub use trace::{Trace, TraceEvent, Transport};

@@ -47,12 +47,12 @@ fn expected_failure(case: &Case, profile: &Profile) -> Option<String> {
 /// Runs one case against a fresh phone of `profile`.
 pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
     let started = Instant::now();
-    let result = |verdict, failures, note, ladder, full_ladder| CaseResult {
+    let result = |verdict, failures, reason, ladder, full_ladder| CaseResult {
         id: case.id.clone(),
         verdict,
         duration: started.elapsed(),
         failures,
-        note,
+        reason,
         ladder,
         full_ladder,
     };
@@ -65,29 +65,33 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         Ok(d) => d,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
     };
-    let spec = LabSpec { subscriptions: case.needs.subscriptions, ..LabSpec::new(case.configuration, case.transport) };
+    let spec = LabSpec {
+        subscriptions: case.needs.subscriptions,
+        timers: case.timers,
+        ..LabSpec::new(case.configuration, case.transport)
+    };
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
     };
     let budget = lab.budget();
-    let outcome = match tokio::time::timeout(budget, (case.run)(&mut lab, case.fault)).await {
+    let outcome = match tokio::time::timeout(budget, (case.run)(&mut lab)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(CaseError::Harness(HarnessError::Watchdog { budget_s: budget.as_secs_f64() })),
     };
     lab.shutdown().await;
     let (ladder, full_ladder) = (lab.ladder(), lab.full_ladder());
-    let (verdict, failures, note) = match outcome {
+    let (verdict, failures, reason) = match outcome {
         Ok(()) => (Verdict::Pass, Vec::new(), None),
         Err(CaseError::Violation(v)) => (Verdict::Fail, vec![v], None),
         Err(CaseError::Harness(e)) => (Verdict::Error, Vec::new(), Some(e.to_string())),
     };
-    let (verdict, note) = match (verdict, expected_failure(case, profile)) {
+    let (verdict, reason) = match (verdict, expected_failure(case, profile)) {
         (Verdict::Fail, Some(reason)) => (Verdict::Xfail, Some(reason)),
         (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
-        (v, _) => (v, note),
+        (v, _) => (v, reason),
     };
-    result(verdict, failures, note, ladder, full_ladder)
+    result(verdict, failures, reason, ladder, full_ladder)
 }
 
 /// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress).
@@ -114,7 +118,7 @@ pub async fn run_cases(
                     verdict: Verdict::Error,
                     duration: std::time::Duration::ZERO,
                     failures: Vec::new(),
-                    note: Some(format!("the case panicked: {e}")),
+                    reason: Some(format!("the case panicked: {e}")),
                     ladder: String::new(),
                     full_ladder: String::new(),
                 },

@@ -1,5 +1,6 @@
 //! The timing model: every deadline a case waits with, derived from the timers the harness provisioned and the behaviour the DUT profile declares.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::dut::{Capabilities, TimeoutModel};
@@ -9,6 +10,50 @@ use crate::provision::Timers;
 /// Scheduling jitter allowed on top of every derived deadline: the harness, the phone and the
 /// kernel share two cores in CI. Reported with each verdict's expectation text.
 pub const SCHEDULING_JITTER: Duration = Duration::from_millis(400);
+
+/// A deadline: its limit and the named terms that sum to it, so the words of a failure can
+/// never disagree with its arithmetic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deadline {
+    terms: Vec<(String, Duration)>,
+}
+
+impl Deadline {
+    /// A deadline of one term.
+    pub fn of(what: impl Into<String>, length: Duration) -> Deadline {
+        Deadline::default().plus(what, length)
+    }
+
+    /// This deadline with one more term.
+    pub fn plus(mut self, what: impl Into<String>, length: Duration) -> Deadline {
+        self.terms.push((what.into(), length));
+        self
+    }
+
+    /// This deadline with every term of `other` appended.
+    pub fn and(mut self, other: Deadline) -> Deadline {
+        self.terms.extend(other.terms);
+        self
+    }
+
+    /// The sum of the terms.
+    pub fn limit(&self) -> Duration {
+        self.terms.iter().map(|(_, d)| *d).sum()
+    }
+
+    /// The terms in words: `next refresh 1.00 s + transaction timer 0.80 s + jitter 0.40 s`.
+    pub fn terms(&self) -> String {
+        let parts: Vec<String> =
+            self.terms.iter().map(|(what, d)| format!("{what} {:.2} s", d.as_secs_f64())).collect();
+        parts.join(" + ")
+    }
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2} s ({})", self.limit().as_secs_f64(), self.terms())
+    }
+}
 
 /// Deadlines for one case.
 #[derive(Debug, Clone)]
@@ -26,9 +71,13 @@ impl Timing {
         SCHEDULING_JITTER
     }
 
-    /// How long after start the phone may take to send its first REGISTER (profile), plus jitter.
-    pub fn startup(&self) -> Duration {
-        self.capabilities.startup + self.jitter()
+    fn with_jitter(&self, deadline: Deadline) -> Deadline {
+        deadline.plus("scheduling jitter", self.jitter())
+    }
+
+    /// The phone's start: its first request (profile), one authentication round trip, jitter.
+    pub fn startup(&self) -> Deadline {
+        self.with_jitter(Deadline::of("start-up (profile)", self.capabilities.startup))
     }
 
     /// How long a non-INVITE transaction runs before the phone declares a timeout.
@@ -39,16 +88,26 @@ impl Timing {
         }
     }
 
+    fn timeout_term(&self) -> &'static str {
+        match self.capabilities.timeout_model {
+            TimeoutModel::TransactionTimer => "transaction timer",
+            TimeoutModel::SixtyFourT1 => "64*T1",
+        }
+    }
+
     /// How long the phone takes to notice `fault` on a request it sent.
-    pub fn detect(&self, fault: Fault) -> Duration {
+    pub fn detect(&self, fault: Fault) -> Deadline {
+        let by_timeout =
+            || Deadline::of(format!("{fault} detected by the {}", self.timeout_term()), self.transaction_timeout());
         match fault {
-            Fault::Silent => self.transaction_timeout(),
-            Fault::Refuse if self.capabilities.reads_icmp => Duration::ZERO,
-            Fault::Refuse => self.transaction_timeout(),
-            Fault::Reject { .. } => Duration::ZERO,
-            // A stalled flow answers nothing: a request on it times out (keep-alive detection,
-            // with its pong timeout, comes with RFC 5626 cases).
-            Fault::Stall => self.transaction_timeout(),
+            Fault::Silent | Fault::Stall => by_timeout(),
+            Fault::Refuse if self.capabilities.reads_icmp => {
+                Deadline::of("refuse detected by ICMP/RST", Duration::ZERO)
+            }
+            Fault::Refuse => by_timeout(),
+            Fault::Reject { .. } => Deadline::of(format!("{fault} answered at once"), Duration::ZERO),
+            // A slow server answers within the transaction timer: nothing to detect.
+            Fault::Delay { ms } => Deadline::of(format!("{fault} answer"), Duration::from_millis(ms.into())),
         }
     }
 
@@ -57,45 +116,73 @@ impl Timing {
         self.timers.registration_period
     }
 
-    /// The longest a phone may wait before it next sends a REGISTER: it must refresh before its
-    /// binding expires (RFC 3261 §10.2.4), so within one registration period.
-    pub fn next_register(&self) -> Duration {
-        self.timers.registration_period
+    /// The longest until the phone's next REGISTER: the refresh point the profile declares (a
+    /// share of the granted expiry, RFC 3261 §10.2.4).
+    pub fn next_register(&self) -> Deadline {
+        let share = self.capabilities.refresh_share;
+        Deadline::of(
+            format!("next REGISTER at {share} of the {} s expiry", self.timers.registration_period.as_secs_f64()),
+            self.timers.registration_period.mul_f64(share),
+        )
     }
 
-    /// After a fault on the active registrar: the next REGISTER, its failure detected, and the
-    /// REGISTER to the backup; an authentication round trip included.
-    pub fn registrar_failover(&self, fault: Fault) -> Duration {
-        self.next_register() + self.detect(fault) + self.jitter()
+    /// The longest until the phone's next SUBSCRIBE refresh.
+    pub fn next_subscribe(&self) -> Deadline {
+        let share = self.capabilities.refresh_share;
+        Deadline::of(
+            format!("next SUBSCRIBE at {share} of the {} s expiry", self.timers.subscription_period.as_secs_f64()),
+            self.timers.subscription_period.mul_f64(share),
+        )
     }
 
-    /// After a fault on the active proxy: the next request to it (a subscription refresh, within
-    /// one subscription period), its failure detected, then the new registration and subscriptions.
-    pub fn proxy_failover(&self, fault: Fault) -> Duration {
-        self.timers.subscription_period + self.detect(fault) + self.transaction_timeout() + self.jitter()
+    /// After a fault on the active registrar: the next REGISTER, its failure detected, the
+    /// REGISTER to the backup and its authentication round trip (loopback: within the jitter).
+    pub fn registrar_failover(&self, fault: Fault) -> Deadline {
+        self.with_jitter(self.next_register().and(self.detect(fault)))
     }
 
-    /// After a fault on the active outbound proxy: the next request through it (a refresh, within
-    /// one registration or subscription period), its failure detected, then the moves.
-    pub fn outbound_failover(&self, fault: Fault) -> Duration {
-        self.timers.registration_period.max(self.timers.subscription_period)
-            + self.detect(fault)
-            + self.transaction_timeout()
-            + self.jitter()
+    /// After a fault on the active proxy: its next request (a subscription refresh), its
+    /// failure detected, then the new registration and subscriptions.
+    pub fn proxy_failover(&self, fault: Fault) -> Deadline {
+        self.with_jitter(self.next_subscribe().and(self.detect(fault)))
     }
 
-    /// After a primary returns: the phone probes it every `failback_probe`; a probe in flight when
-    /// it returned may still time out, so two probe intervals and one transaction, then the
-    /// moves back with one authentication round trip.
-    pub fn failback(&self) -> Duration {
-        self.timers.failback_probe * 2 + self.transaction_timeout() * 2 + self.jitter()
+    /// After a fault on the active outbound proxy: the next request through it (a registration
+    /// or, when `subscriptions`, a subscription refresh: whichever comes first), its failure
+    /// detected, then the moves.
+    pub fn outbound_failover(&self, fault: Fault, subscriptions: bool) -> Deadline {
+        let next = if subscriptions && self.timers.subscription_period < self.timers.registration_period {
+            self.next_subscribe()
+        } else {
+            self.next_register()
+        };
+        self.with_jitter(next.and(self.detect(fault)))
+    }
+
+    /// After a primary returns: the next probe (a probe in flight when it returned may still time
+    /// out first), its answer, then the moves back.
+    pub fn failback(&self) -> Deadline {
+        self.with_jitter(
+            Deadline::of("probe interval", self.timers.failback_probe)
+                .plus(format!("a probe in flight timing out ({})", self.timeout_term()), self.transaction_timeout()),
+        )
+    }
+
+    /// A window over which steady state is observed: two refresh intervals (at the declared
+    /// refresh point) of the longer expiry, so at least two refreshes fall inside it.
+    pub fn steady_window(&self) -> Duration {
+        self.timers
+            .registration_period
+            .max(self.timers.subscription_period)
+            .mul_f64(self.capabilities.refresh_share * 2.0)
     }
 
     /// The watchdog budget for a whole case: generous, so it trips only on a livelock.
     pub fn case_budget(&self) -> Duration {
-        self.startup()
-            + (self.next_register() + self.transaction_timeout() + self.timers.registration_retry) * 6
-            + self.failback() * 2
+        self.startup().limit()
+            + (self.timers.registration_period + self.transaction_timeout() + self.timers.registration_retry) * 8
+            + self.failback().limit() * 4
+            + self.steady_window() * 4
             + Duration::from_secs(10)
     }
 }

@@ -81,6 +81,15 @@ async fn observe(element: Element, fault: Fault) {
                 assert_eq!(answer.status(), Some(code), "{at}");
                 assert_eq!(answer.retry_after().unwrap().map(|r| r.seconds), retry_after, "{at}");
             }
+            Fault::Delay { ms } => {
+                // Nothing in the first half of the delay; the answer after it.
+                let half = Duration::from_millis(u64::from(ms) / 2);
+                let request = old.request(&lab, Method::Options, element);
+                old.send(&request).await.unwrap();
+                assert!(matches!(old.read(half).await, Read::Nothing), "{at}: answered early");
+                let answer = old.read(ANSWER_DEADLINE).await.message();
+                assert_eq!(answer.status(), Some(200), "{at}: answered late");
+            }
             Fault::Stall => {
                 assert!(
                     matches!(options(&lab, old, element, SILENCE_WINDOW).await, Read::Nothing),
@@ -114,6 +123,7 @@ async fn every_fault_on_every_element_and_transport() {
         Fault::Reject { code: 503, retry_after: Some(7) },
         Fault::reject(408),
         Fault::Stall,
+        Fault::Delay { ms: 300 },
     ];
     let mut runs = tokio::task::JoinSet::new();
     for element in Element::SIP {

@@ -1,13 +1,15 @@
 //! Steps several cases share, each citing the requirement it checks: where the phone registers and subscribes, and that a moved subscription is a new dialog.
 
-use harness::{CaseError, Element, Expect, Lab, Register, Subscribe, TraceEvent, Violation};
+use harness::{
+    CaseError, Deadline, Element, Expect, Lab, Register, Request, Requirement, Subscribe, TraceEvent, Violation,
+};
 
 /// The event packages the harness provisions: BLF (RFC 4235) and MWI (RFC 3842).
 pub const PACKAGES: [&str; 2] = ["dialog", "message-summary"];
 
 /// Where the phone should be: its registrar, its AOR's proxy, its subscriptions' proxy, and the
 /// outbound proxy everything goes through, if any.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub registrar: Element,
     pub aor_of: Element,
@@ -16,7 +18,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn registration(&self, requirement: &'static str) -> Expect {
+    pub fn registration(&self, requirement: Requirement) -> Expect {
         let e = Register::at(self.registrar).aor_of(self.aor_of).requirement(requirement);
         match self.via {
             Some(outbound) => e.via(outbound),
@@ -24,7 +26,7 @@ impl Placement {
         }
     }
 
-    pub fn subscription(&self, package: &'static str, requirement: &'static str) -> Expect {
+    pub fn subscription(&self, package: &'static str, requirement: Requirement) -> Expect {
         let e = Subscribe::at(self.proxy, package).aor_of(self.aor_of).requirement(requirement);
         match self.via {
             Some(outbound) => e.via(outbound),
@@ -32,59 +34,73 @@ impl Placement {
         }
     }
 
-    /// The registration and, when `subscriptions`, both subscriptions, each within `limit`.
-    pub fn everything(
-        &self,
-        subscriptions: bool,
-        requirement: &'static str,
-        limit: std::time::Duration,
-        why: &str,
-    ) -> Vec<Expect> {
-        let mut all = vec![self.registration(requirement).within(limit, why)];
+    /// The registration and, when `subscriptions`, both subscriptions, each within `deadline`.
+    pub fn everything(&self, subscriptions: bool, requirement: Requirement, deadline: &Deadline) -> Vec<Expect> {
+        let mut all = vec![self.registration(requirement).within(deadline.clone())];
         if subscriptions {
             for package in PACKAGES {
-                all.push(self.subscription(package, requirement).within(limit, why));
+                all.push(self.subscription(package, requirement).within(deadline.clone()));
             }
         }
         all
     }
+
+    /// The elements this placement uses.
+    pub fn elements(&self) -> Vec<Element> {
+        let mut all = vec![self.registrar, self.proxy];
+        all.extend(self.via);
+        all
+    }
 }
 
-/// The phone's start: everything at the primaries (R1.1, R2.1, R3.1: "primary first").
+/// The phone's start: everything at the primaries, and nothing at any other element first
+/// (R1.1, R2.1, R3.1: "primary first").
 pub async fn starts_at(
     lab: &mut Lab,
     placement: Placement,
     subscriptions: bool,
-    requirement: &'static str,
+    requirement: Requirement,
 ) -> Result<Vec<TraceEvent>, CaseError> {
-    let timing = lab.timing().clone();
-    let limit = timing.startup() + timing.transaction_timeout();
-    lab.expect_all(placement.everything(
-        subscriptions,
-        requirement,
-        limit,
-        "phone start-up, one authentication round trip",
-    ))
-    .await
+    let deadline = lab.timing().startup();
+    let found = lab.expect_all(placement.everything(subscriptions, requirement, &deadline)).await?;
+    let used = placement.elements();
+    for element in Element::SIP.into_iter().filter(|e| !used.contains(e)) {
+        lab.expect_none_so_far(
+            &Request::at(element).requirement(requirement),
+            &format!("nothing at {element} while the primaries work"),
+        )?;
+    }
+    Ok(found)
 }
 
-/// A moved subscription is a new dialog: new Call-ID (BRIEF §2, RFC 6665 §4.1.2.4).
-pub fn new_dialogs(before: &[TraceEvent], after: &[TraceEvent], requirement: &'static str) -> Result<(), CaseError> {
-    let call_id = |e: &TraceEvent| e.sip().and_then(|m| m.call_id().ok().map(str::to_owned));
-    let old: Vec<String> = before.iter().filter(|e| is_subscription(e)).filter_map(call_id).collect();
+/// A moved subscription is a new dialog: a new Call-ID and a new From tag (BRIEF §2, RFC 6665
+/// §4.1.2.4). `before` and `after` are the subscriptions' accepting 2xx responses.
+pub fn new_dialogs(before: &[TraceEvent], after: &[TraceEvent], requirement: Requirement) -> Result<(), CaseError> {
+    let old: Vec<(String, String)> = before.iter().filter(|e| is_subscription(e)).filter_map(dialog_of).collect();
     for event in after.iter().filter(|e| is_subscription(e)) {
-        if let Some(id) = call_id(event) {
-            if old.contains(&id) {
-                return Err(CaseError::Violation(Violation {
-                    requirement: requirement.into(),
-                    expected: "the moved subscription as a new dialog (a new Call-ID)".into(),
-                    arrived: format!("a SUBSCRIBE at {} reusing Call-ID {id}", event.element),
-                    message: "a moved subscription reused the old dialog".into(),
-                }));
-            }
+        let Some((call_id, tag)) = dialog_of(event) else { continue };
+        let reused = if old.iter().any(|(c, _)| *c == call_id) {
+            Some(format!("Call-ID {call_id}"))
+        } else {
+            old.iter().any(|(_, t)| *t == tag).then(|| format!("From tag {tag}"))
+        };
+        if let Some(what) = reused {
+            return Err(CaseError::Violation(Violation {
+                requirement,
+                expected: "the moved subscription as a new dialog: a new Call-ID and a new From tag".into(),
+                arrived: format!("a subscription accepted by {} reusing the old dialog's {what}", event.element),
+                message: format!("a moved subscription reused the old dialog's {what}"),
+            }));
         }
     }
     Ok(())
+}
+
+/// The Call-ID and From tag of a message.
+fn dialog_of(event: &TraceEvent) -> Option<(String, String)> {
+    let message = event.sip()?;
+    let from = message.from().ok()?;
+    Some((message.call_id().ok()?.to_owned(), from.tag()?.to_owned()))
 }
 
 /// An accepted subscription (a 2xx to SUBSCRIBE that did not end it).

@@ -19,7 +19,7 @@ fn list_prints_id_requirements_transport() {
     for line in text.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         assert_eq!(fields.len(), 3, "{line}");
-        assert!(fields[1].split(',').all(|r| r.starts_with('R')), "{line}");
+        assert!(fields[1].split(',').all(|r| harness::Requirement::parse(r).is_some()), "{line}");
         assert!(["udp", "tcp", "tls"].contains(&fields[2]), "{line}");
         assert!(fields[0].ends_with(&format!(".{}", fields[2])), "the transport is the id's last segment: {line}");
     }
@@ -69,10 +69,21 @@ fn run_json_reports_failures_with_requirement_and_exit_1() {
     assert_eq!(value["verdict"], "fail");
     assert!(value["duration_ms"].as_u64().is_some());
     let failure = &value["failures"][0];
-    assert_eq!(failure["requirement"], "R1.1");
+    assert_eq!(failure["requirement"], "RFC3261-10.2.4");
     for key in ["expected", "arrived", "message"] {
         assert!(failure[key].as_str().is_some_and(|s| !s.is_empty()), "{key} in {line}");
     }
+}
+
+#[test]
+fn coverage_prints_every_requirement_with_its_cases_and_quirks() {
+    let output = sipharness(&["coverage"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for requirement in harness::Requirement::ALL {
+        assert!(text.contains(&format!("\n## {requirement}\n")), "{requirement} missing:\n{text}");
+    }
+    assert!(text.contains("`no-backup-registrar`"), "{text}");
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub struct Capabilities {
     pub timeout_model: TimeoutModel,
     /// How long after start the phone sends its first request.
     pub startup: Duration,
+    /// When the phone refreshes a registration or subscription, as a share of the granted expiry
+    /// (RFC 3261 §10.2.4 asks only for "before it expires"; each phone declares its own point).
+    pub refresh_share: f64,
     /// Case ids (or globs) the profile expects to fail, each with its reason.
     pub expected_failures: Vec<(String, String)>,
 }
@@ -49,6 +52,8 @@ impl Capabilities {
             reads_icmp: true,
             timeout_model: TimeoutModel::TransactionTimer,
             startup,
+            // refphone refreshes at half the granted expiry.
+            refresh_share: 0.5,
             expected_failures: Vec::new(),
         }
     }

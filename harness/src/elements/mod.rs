@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sip::{HeaderName, Message, Method, StunClass, StunMessage};
 use tokio::sync::{mpsc, watch};
@@ -312,7 +313,7 @@ impl ElementShared {
 
     /// Handles one thing read off the wire: records it, applies the faults, asks the behaviour,
     /// sends the answers.
-    pub async fn inbound(&self, peer: Peer, unit: Inbound) {
+    pub async fn inbound(self: &Arc<Self>, peer: Peer, unit: Inbound) {
         let faults = self.faults.borrow().clone();
         let swallowed = faults.swallows(&peer);
         let fate = match swallowed {
@@ -368,15 +369,31 @@ impl ElementShared {
                 if fate != Fate::Delivered {
                     return;
                 }
-                let outgoing = self.answer(&peer, faults.on(peer.transport), &message);
-                for out in outgoing {
-                    let (to, message) = match out {
-                        Outgoing::Reply(m) => (reply_to, m),
-                        Outgoing::Send { to, message } => (to, message),
-                    };
-                    self.send_message(to, message).await;
+                let fault = faults.on(peer.transport);
+                let outgoing = self.answer(&peer, fault, &message);
+                if let (Some(Fault::Delay { ms }), true) = (fault, message.is_request()) {
+                    // A slow server: its answer to a request (or an edge proxy's forwarding of
+                    // it) leaves late, and the element reads on meanwhile; responses it relays
+                    // pass at once, so a request through it is late by `ms`, not twice.
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms.into())).await;
+                        this.send_all(reply_to, outgoing).await;
+                    });
+                    return;
                 }
+                self.send_all(reply_to, outgoing).await;
             }
+        }
+    }
+
+    async fn send_all(&self, reply_to: Destination, outgoing: Vec<Outgoing>) {
+        for out in outgoing {
+            let (to, message) = match out {
+                Outgoing::Reply(m) => (reply_to, m),
+                Outgoing::Send { to, message } => (to, message),
+            };
+            self.send_message(to, message).await;
         }
     }
 

@@ -1,45 +1,208 @@
-//! Failover: the servers break, the phone must move its registration, AOR and subscriptions as the seed's table says, and move them back.
+//! Failover: the servers break, the phone must move its registration, AOR and subscriptions as the seed's table says, hold still while the primary is down, and move back.
 
-mod full_backup;
-mod no_outbound;
-mod outbound_only;
+mod table;
 
-use harness::{Case, CaseFn, Configuration, Fault, Needs, Transport};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The faults every failover behaviour is run with: one per detection path of the phone.
-pub const FAULTS: [Fault; 3] = [Fault::Silent, Fault::Refuse, Fault::Reject { code: 503, retry_after: None }];
+use harness::{
+    Case, CaseError, Deadline, Element, Fault, Lab, Register, Requirement, SteadyRules, Subscribe, Timers, Transport,
+};
+
+use crate::steps::{PACKAGES, new_dialogs, starts_at};
+pub use table::{ROWS, Release, Row};
+
+/// How long a 503's Retry-After asks the phone to wait: longer than the probe interval and the
+/// steady window, so a phone that ignores it is seen probing inside it.
+pub const RETRY_AFTER_S: u32 = 4;
+
+/// The lasting faults every row is run with: one per detection path of the phone.
+/// (`reject 503 retry-after=N` joins them once refphone honours Retry-After.)
+pub const FAULTS: [Fault; 5] = [
+    Fault::Silent,
+    Fault::Refuse,
+    Fault::Reject { code: 503, retry_after: None },
+    Fault::Reject { code: 408, retry_after: None },
+    Fault::Stall,
+];
 
 /// Every transport a case runs over.
 pub const TRANSPORTS: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
 
-/// One behaviour of one configuration, for every fault and transport.
-fn matrix(
-    configuration: Configuration,
-    behaviour: &str,
-    requirements: &[&'static str],
-    needs: Needs,
-    run: CaseFn,
-) -> Vec<Case> {
+/// The timers a case provisions for `fault`: with `refuse`, a transaction timer of at least four
+/// times the scheduling jitter, so detection by ICMP and by the timer are told apart.
+pub fn timers_for(fault: Fault) -> Timers {
+    let mut timers = Timers::fast();
+    if fault == Fault::Refuse {
+        timers.transaction_timer = timers.transaction_timer.max(harness::timing::SCHEDULING_JITTER * 4);
+    }
+    timers
+}
+
+pub fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for transport in TRANSPORTS {
-        for fault in FAULTS {
-            cases.push(Case {
-                id: Case::id_of("failover", configuration, behaviour, Some(fault), transport),
-                requirements: requirements.to_vec(),
-                configuration,
-                transport,
-                fault: Some(fault),
-                needs,
-                run,
-            });
+    for row in ROWS {
+        for transport in TRANSPORTS {
+            for fault in FAULTS {
+                cases.push(row_case(row, fault, transport, None));
+            }
+            // A fault on the case's own transport only: the phone sees the same failure.
+            if transport != Transport::Udp {
+                cases.push(row_case(row, Fault::Silent, transport, Some(transport)));
+            }
+            cases.push(slow_primary_case(row, transport));
         }
     }
     cases
 }
 
-pub fn cases() -> Vec<Case> {
-    let mut cases = no_outbound::cases();
-    cases.extend(full_backup::cases());
-    cases.extend(outbound_only::cases());
-    cases
+fn row_case(row: Row, fault: Fault, transport: Transport, only: Option<Transport>) -> Case {
+    let mut segment = fault.id_segment();
+    if only.is_some() {
+        segment.push_str("-only");
+    }
+    let mut requirements = vec![row.start, row.moved, row.returned, Requirement::C1];
+    if let Fault::Reject { retry_after: Some(_), .. } = fault {
+        requirements.push(Requirement::Rfc3261_21_5_4);
+    }
+    Case {
+        id: format!("failover.{}.{}.{segment}.{transport}", row.configuration.id_segment(), row.behaviour),
+        requirements,
+        configuration: row.configuration,
+        transport,
+        fault: Some(fault),
+        needs: row.needs,
+        timers: timers_for(fault),
+        run: Arc::new(move |lab| Box::pin(fail_and_return(lab, row, fault, only))),
+    }
+}
+
+/// The deadline for the move after `row.fails` breaks with `fault`.
+fn failover_deadline(lab: &Lab, row: &Row, fault: Fault) -> Deadline {
+    let timing = lab.timing();
+    if row.fails.is_registrar() {
+        timing.registrar_failover(fault)
+    } else if row.fails.is_proxy() {
+        timing.proxy_failover(fault)
+    } else {
+        timing.outbound_failover(fault, row.subscriptions)
+    }
+}
+
+/// The row's story: primary first; the primary fails and the phone moves; it holds still while
+/// the primary is down; the primary returns and the phone moves back and releases the backups.
+async fn fail_and_return(lab: &mut Lab, row: Row, fault: Fault, only: Option<Transport>) -> Result<(), CaseError> {
+    let target = harness::FaultTarget { element: row.fails, transport: only };
+    let before = starts_at(lab, row.before, row.subscriptions, row.start).await?;
+    lab.fail(target, fault);
+    let failed_at = lab.trace().now();
+    let deadline = failover_deadline(lab, &row, fault);
+    let moved = lab.expect_all(row.after.everything(row.subscriptions, row.moved, &deadline)).await?;
+    if row.after.proxy != row.before.proxy || row.after.via != row.before.via {
+        new_dialogs(&before, &moved, row.moved)?;
+    }
+    // Steady state while the primary is down (BRIEF §2): nothing to it but probes, one per
+    // interval; bindings only at the active registrar; no move back. A stalled primary serves
+    // new flows (a new connection, a new UDP source port), so a phone that opens one rightly
+    // finds it working and may move back before the restore: nothing to hold there, and the
+    // moves back are looked for from the move on.
+    let moved_mark = lab.mark();
+    if fault != Fault::Stall {
+        let timing = lab.timing().clone();
+        let mut rules =
+            SteadyRules::new(row.after.registrar, row.moved, timing.timers.failback_probe).failed(row.fails, row.moved);
+        if let Fault::Reject { code, retry_after: Some(seconds) } = fault {
+            // RFC 3261 §21.5.4: nothing at all to the server before its Retry-After has passed.
+            if let Some(answered) = first_rejection(lab, row.fails, code, failed_at) {
+                let until = answered + Duration::from_secs(seconds.into());
+                rules = rules.quiet_until(row.fails, until, Requirement::Rfc3261_21_5_4);
+            }
+        }
+        lab.hold(rules, timing.steady_window()).await?;
+    }
+    lab.restore(target);
+    if fault == Fault::Stall {
+        lab.look_from(moved_mark);
+    }
+    let deadline = lab.timing().failback();
+    let mut back = row.before.everything(row.subscriptions, row.returned, &deadline);
+    for release in row.releases {
+        back.extend(release_expectations(*release, row.returned, &deadline));
+    }
+    let returned = lab.expect_all(back).await?;
+    if row.after.proxy != row.before.proxy || row.after.via != row.before.via {
+        new_dialogs(&moved, &returned, row.returned)?;
+    }
+    // Settled back: bindings only at the primary registrar, nothing to the elements it left.
+    let timing = lab.timing().clone();
+    let mut rules = SteadyRules::new(row.before.registrar, row.returned, timing.timers.failback_probe);
+    for element in row.after.elements().into_iter().filter(|e| !row.before.elements().contains(e)) {
+        rules = rules.unused(element, row.returned);
+    }
+    lab.hold(rules, timing.steady_window()).await?;
+    Ok(())
+}
+
+/// When the failed element first answered `code` after the fault: the start of its Retry-After.
+fn first_rejection(lab: &Lab, element: Element, code: u16, after: Duration) -> Option<Duration> {
+    lab.trace().snapshot().into_iter().find_map(|e| {
+        let rejected = e.element == element
+            && e.at >= after
+            && e.direction == harness::trace::Direction::Sent
+            && e.sip().is_some_and(|m| m.status() == Some(code));
+        rejected.then_some(e.at)
+    })
+}
+
+/// The un-REGISTER or un-SUBSCRIBEs a failback owes, over the hop that made what they remove.
+fn release_expectations(release: Release, requirement: Requirement, deadline: &Deadline) -> Vec<harness::Expect> {
+    let hop = |e: harness::Expect, via: Option<Element>| match via {
+        Some(outbound) => e.via(outbound),
+        None => e,
+    };
+    match release {
+        Release::Binding { registrar, aor_of, via } => vec![hop(
+            Register::removed_at(registrar).aor_of(aor_of).requirement(requirement).within(deadline.clone()),
+            via,
+        )],
+        Release::Subscriptions { proxy, via } => PACKAGES
+            .into_iter()
+            .map(|package| {
+                hop(Subscribe::ended_at(proxy, package).requirement(requirement).within(deadline.clone()), via)
+            })
+            .collect(),
+    }
+}
+
+/// A slow but healthy primary (`delay`, half the transaction timer) is not failed: the phone
+/// stays at the primaries (R1.1, R2.1, R3.1: primary first while it works).
+fn slow_primary_case(row: Row, transport: Transport) -> Case {
+    let timers = Timers::fast();
+    let fault = Fault::Delay { ms: (timers.transaction_timer / 2).as_millis() as u32 };
+    let behaviour = row.behaviour.replace("-fails", "-slow");
+    Case {
+        id: format!("failover.{}.{behaviour}.delay.{transport}", row.configuration.id_segment()),
+        requirements: vec![row.start, Requirement::C1],
+        configuration: row.configuration,
+        transport,
+        fault: Some(fault),
+        needs: row.needs,
+        timers,
+        run: Arc::new(move |lab| Box::pin(slow_primary(lab, row, fault))),
+    }
+}
+
+async fn slow_primary(lab: &mut Lab, row: Row, fault: Fault) -> Result<(), CaseError> {
+    starts_at(lab, row.before, row.subscriptions, row.start).await?;
+    lab.fail(row.fails, fault);
+    let timing = lab.timing().clone();
+    let mut rules = SteadyRules::new(row.before.registrar, row.start, timing.timers.failback_probe);
+    for element in Element::SIP.into_iter().filter(|e| !row.before.elements().contains(e)) {
+        rules = rules.unused(element, row.start);
+    }
+    lab.hold(rules, timing.steady_window()).await?;
+    // Still registered and subscribed at the primaries, each refresh answered late.
+    let deadline = timing.next_register().and(timing.detect(fault)).plus("scheduling jitter", timing.jitter());
+    lab.expect_all(row.before.everything(row.subscriptions, row.start, &deadline)).await?;
+    Ok(())
 }
