@@ -5,9 +5,11 @@
 //!   pong (`\r\n`), a STUN binding request on UDP answered by a binding response (§4.4). The
 //!   interval is a uniform random 80-100% of `Flow-Timer` when the registrar sends one, else of
 //!   `refphone keep alive interval` (default: `sip persistent tls keep alive`, else 120 s).
-//! - A keep-alive unanswered within `refphone pong timeout` (default 10 s), a closed or reset
-//!   connection, or a 430 Flow Failed from the edge proxy means the flow failed: the core closes
-//!   it, and the registration's server counts as down for the failover state machine.
+//! - A keep-alive unanswered within `refphone pong timeout` (default 10 s), or a closed or reset
+//!   connection, means the flow failed: the core closes it, and the registration's server counts
+//!   as down for the failover state machine. A 430 Flow Failed that reaches the phone is not a
+//!   flow failure: the edge proxy sends it towards the authoritative proxy, and a UA that
+//!   receives one treats it as 400 (§11).
 //! - A failed flow is re-established in the background: the n-th attempt waits
 //!   `min(max-time, base-time * 2^n) * uniform(0.5, 1)` (§4.5), base-time `refphone outbound
 //!   base time` (default 30 s when every flow failed, 90 s when another flow works), max-time

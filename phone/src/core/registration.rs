@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use sip::{CSeq, Contact, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
 use super::routing::{Failover, Placement, Role, Target, server_uri};
-use super::sender::{FailureCause, RequestEvent, RequestSender};
+use super::sender::{RequestEvent, RequestSender};
+use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, FlowId, RequestId, ServerDown, TimerId, TransportFailure, Why};
 use crate::config::DEFAULT_SIP_PORT;
 use crate::quirks::Quirk;
@@ -63,12 +64,6 @@ impl fmt::Display for RegisterFailure {
             RegisterFailure::Unusable(why) => f.write_str(why),
         }
     }
-}
-
-/// Whether a final response means the server is down: 408 (the vendor treats it as a timeout),
-/// and every 5xx and 6xx.
-pub(crate) fn status_means_server_down(status: u16) -> bool {
-    status == 408 || status >= 500
 }
 
 /// The account of a line that registers.
@@ -238,7 +233,23 @@ impl Registration {
         if let Some(pending) = self.pending.take() {
             sender.abandon(context, pending.request);
         }
-        self.send_register(now, context, sender, failover, desired);
+        self.send_register_when_allowed(now, context, sender, failover, desired);
+    }
+
+    /// Sends a REGISTER for `placement` now, or when its registrar's Retry-After runs out.
+    fn send_register_when_allowed(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        placement: Placement,
+    ) {
+        if context.is_held_off(failover.registrar(placement), now) {
+            self.schedule_retry(now, context, failover, Duration::ZERO);
+        } else {
+            self.send_register(now, context, sender, failover, placement);
+        }
     }
 
     /// After a failure: send again at once if the active placement moved since, else retry later.
@@ -254,7 +265,7 @@ impl Registration {
             return;
         }
         if self.last_placement != Some(failover.active()) {
-            self.send_register(now, context, sender, failover, failover.active());
+            self.send_register_when_allowed(now, context, sender, failover, failover.active());
         } else {
             self.retry_later(now, context, failover, timed_out);
         }
@@ -287,11 +298,12 @@ impl Registration {
         if self.account.is_none() {
             return;
         }
-        let at = now + delay;
+        // Never before the registrar's Retry-After (RFC 3261 §21.5.4).
+        let at = context.not_before(failover.registrar(failover.active()), now + delay);
         self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at };
         self.last_placement = Some(failover.active());
         context.set_timer(TimerId::RegistrationRetry(self.line), at);
-        tracing::info!("line {}: next REGISTER in {:.3}s", self.line, delay.as_secs_f64());
+        tracing::info!("line {}: next REGISTER in {:.3}s", self.line, (at - now).as_secs_f64());
     }
 
     /// The flow the registration was made on failed: the registration is gone with it.
@@ -309,6 +321,8 @@ impl Registration {
             used: placement,
             cause: format!("registration flow failed: {failure}"),
             timed_out: false,
+            hop_failed: true,
+            retry_after: None,
         })
     }
 
@@ -353,19 +367,19 @@ impl Registration {
                 self.pending = None;
                 self.note_cseq(&pending.key, cseq);
                 self.current = None;
-                Some(ServerDown {
-                    target: Target::Registrar,
-                    used: pending.placement,
-                    timed_out: cause.is_timeout(),
-                    cause: self.describe_failure(failover, pending.placement, &cause),
-                })
+                Some(ServerDown::no_response(
+                    Target::Registrar,
+                    pending.placement,
+                    &cause,
+                    &self.describe_request(failover, pending.placement),
+                ))
             }
         }
     }
 
-    fn describe_failure(&self, failover: &Failover, placement: Placement, cause: &FailureCause) -> String {
+    fn describe_request(&self, failover: &Failover, placement: Placement) -> String {
         let registrar = failover.registrar(placement).map(|r| r.host.to_string()).unwrap_or_default();
-        format!("REGISTER to {registrar}: {cause}")
+        format!("REGISTER to {registrar}")
     }
 
     fn note_cseq(&mut self, key: &BindingKey, used: u32) {
@@ -508,15 +522,10 @@ impl Registration {
                 self.on_refused(now, context, failover, RegisterFailure::Unusable(why));
                 None
             }
-            status if status_means_server_down(status) => {
+            status if response_means_server_failed(&Method::Register, status, &context.settings.quirks) => {
                 self.current = None;
-                let registrar = failover.registrar(pending.placement).map(|r| r.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Registrar,
-                    used: pending.placement,
-                    cause: format!("REGISTER to {registrar}: {}", status_line(response)),
-                    timed_out: status == 408,
-                })
+                let what = self.describe_request(failover, pending.placement);
+                Some(ServerDown::by_response(Target::Registrar, pending.placement, response, &what))
             }
             _ => {
                 self.on_refused(now, context, failover, RegisterFailure::Status(status));
@@ -707,15 +716,5 @@ mod tests {
         assert_eq!(granted_expiry(&other_only, &ours), Some(30));
 
         assert_eq!(granted_expiry(&Message::response(200), &ours), None);
-    }
-
-    #[test]
-    fn only_408_5xx_and_6xx_mean_the_server_is_down() {
-        for status in [408, 500, 503, 504, 600, 603] {
-            assert!(status_means_server_down(status), "{status}");
-        }
-        for status in [400, 403, 404, 423, 480, 481, 486] {
-            assert!(!status_means_server_down(status), "{status}");
-        }
     }
 }

@@ -307,7 +307,7 @@ impl RequestSender {
             .collect()
     }
 
-    /// The core decided `flow` failed (no pong, 430): close it and fail what runs on it.
+    /// The core decided `flow` failed (no pong): close it and fail what runs on it.
     pub fn close_flow(
         &mut self,
         now: Instant,

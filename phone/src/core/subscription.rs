@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use sip::{CSeq, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::registration::{MAX_FORWARDS, status_means_server_down, whole_seconds};
+use super::registration::{MAX_FORWARDS, whole_seconds};
 use super::routing::{Failover, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
+use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, RequestId, ServerDown, TimerId, Why};
 use crate::config::SubscriptionSetting;
 use crate::quirks::Quirk;
@@ -282,7 +283,25 @@ impl Subscriptions {
             if why == Why::Failback {
                 self.unsubscribe_current(now, context, sender, failover, index);
             }
-            self.subscribe_anew(now, context, sender, failover, index, desired);
+            self.subscribe_anew_when_allowed(now, context, sender, failover, index, desired);
+        }
+    }
+
+    /// Starts subscription `index` anew at `placement` now, or when its proxy's Retry-After runs out.
+    fn subscribe_anew_when_allowed(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        index: usize,
+        placement: Placement,
+    ) {
+        let at = context.not_before(failover.proxy(placement), now);
+        if at > now {
+            self.retry_after(now, context, index, at - now);
+        } else {
+            self.subscribe_anew(now, context, sender, failover, index, placement);
         }
     }
 
@@ -302,18 +321,27 @@ impl Subscriptions {
         }
         let desired = Self::desired(context, failover);
         if item.last_placement.is_none_or(|last| !Self::same_place(last, desired)) {
-            self.subscribe_anew(now, context, sender, failover, index, desired);
+            self.subscribe_anew_when_allowed(now, context, sender, failover, index, desired);
         } else {
-            self.retry_later(now, context, index, timed_out);
+            self.retry_later(now, context, failover, index, timed_out);
         }
     }
 
     /// Waits `sip subscription timeout retry timer` (no answer) or `sip subscription failed retry
     /// timer` (refused) before a new subscription.
-    pub fn retry_later(&mut self, now: Instant, context: &mut Context, index: usize, timed_out: bool) {
+    pub fn retry_later(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        failover: &Failover,
+        index: usize,
+        timed_out: bool,
+    ) {
         let timers = &context.settings.timers;
         let delay = if timed_out { timers.subscription_timeout_retry } else { timers.subscription_failed_retry };
-        self.retry_after(now, context, index, delay);
+        // Never before the proxy's Retry-After (RFC 3261 §21.5.4).
+        let at = context.not_before(failover.proxy(Self::desired(context, failover)), now + delay);
+        self.retry_after(now, context, index, at - now);
     }
 
     fn retry_after(&mut self, now: Instant, context: &mut Context, index: usize, delay: Duration) {
@@ -373,12 +401,7 @@ impl Subscriptions {
                     dialog.next_cseq = dialog.next_cseq.max(cseq + 1);
                 }
                 let proxy = failover.proxy(placement).map(|p| p.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    cause: format!("SUBSCRIBE to {proxy}: {cause}"),
-                    timed_out: cause.is_timeout(),
-                })
+                Some(ServerDown::no_response(Target::Proxy, placement, &cause, &format!("SUBSCRIBE to {proxy}")))
             }
             RequestEvent::Final { response, .. } => {
                 item.pending = None;
@@ -429,7 +452,7 @@ impl Subscriptions {
                         item.package.event(),
                         item.user
                     );
-                    self.retry_later(now, context, index, false);
+                    self.retry_later(now, context, failover, index, false);
                     return None;
                 }
                 let granted_for = Duration::from_secs(u64::from(granted));
@@ -471,18 +494,13 @@ impl Subscriptions {
                         let kind = pending.kind;
                         self.send_in_dialog(now, context, sender, failover, index, expires, kind);
                     }
-                    _ => self.retry_later(now, context, index, false),
+                    _ => self.retry_later(now, context, failover, index, false),
                 }
                 None
             }
-            status if status_means_server_down(status) => {
+            status if response_means_server_failed(&Method::Subscribe, status, &context.settings.quirks) => {
                 let proxy = failover.proxy(placement).map(|p| p.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    cause: format!("SUBSCRIBE to {proxy}: {status} {}", sip::reason_phrase(status)),
-                    timed_out: status == 408,
-                })
+                Some(ServerDown::by_response(Target::Proxy, placement, response, &format!("SUBSCRIBE to {proxy}")))
             }
             _ => {
                 tracing::warn!(
@@ -491,7 +509,7 @@ impl Subscriptions {
                     item.user,
                     sip::reason_phrase(status)
                 );
-                self.retry_later(now, context, index, false);
+                self.retry_later(now, context, failover, index, false);
                 None
             }
         }
