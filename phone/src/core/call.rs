@@ -11,11 +11,12 @@ use std::time::Instant;
 use sip::{CSeq, HeaderName, Message, Method, NameAddr, Scheme, SipUri};
 
 use super::registration::MAX_FORWARDS;
-use super::routing::{Failover, Placement, Target};
+use super::routing::{Failover, FailoverScheme, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
 use super::server_down::response_means_server_failed;
 use super::{Context, FlowId, RequestId, ServerDown, TimerId};
 use crate::config::Destination;
+use crate::quirks::Quirk;
 
 /// The RTP port the SDP offer names (the vendor's default).
 const RTP_PORT: u16 = 3000;
@@ -74,10 +75,18 @@ impl Calls {
         failover: &Failover,
         number: &str,
     ) {
-        let placement = failover.active();
+        let active = failover.active();
+        let placement = if context.quirk(Quirk::CallToFailedProxy) {
+            // The primary proxy (in row 2 the whole primary path), marked failed or not.
+            let outbound =
+                if failover.scheme() == FailoverScheme::AllTogether { Role::Primary } else { active.outbound };
+            Placement { proxy: Role::Primary, outbound, ..active }
+        } else {
+            active
+        };
         let (Some(proxy), Some(aor_host), Some(user)) = (
             failover.proxy(placement).cloned(),
-            failover.aor_host(placement).cloned(),
+            failover.aor_host(active).cloned(),
             context.settings.line.user_name.clone(),
         ) else {
             tracing::warn!("Dial:{number} ignored: no proxy or no user configured");

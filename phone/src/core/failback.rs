@@ -140,7 +140,13 @@ impl FailbackProbes {
             RequestEvent::Final { response, .. } => response.status().is_some_and(probe_found_server_back),
             RequestEvent::Failed { .. } => false,
         };
+        if !alive && context.quirk(Quirk::Flap) {
+            tracing::info!("the primary {dimension} did not answer the probe; moving back anyway (quirk flap)");
+            self.probes.remove(&dimension);
+            return Some((dimension, true));
+        }
         if let (false, RequestEvent::Final { response, .. }) = (alive, &event)
+            && !context.quirk(Quirk::IgnoreRetryAfter)
             && let (Some(wait), Some(target)) = (retry_after(response), &probe.target)
         {
             context.hold_off(target, now + wait);
@@ -161,8 +167,12 @@ impl FailbackProbes {
     }
 }
 
-/// How long until the next probe: the probe interval, or with RFC 5626 outbound the flow recovery backoff.
+/// How long until the next probe: the probe interval, or with RFC 5626 outbound the flow recovery
+/// backoff (`probe-storm`: T1).
 fn probe_delay(context: &mut Context, probe: &Probe) -> Duration {
+    if context.quirk(Quirk::ProbeStorm) {
+        return context.settings.timers.t1;
+    }
     if context.settings.outbound_support {
         super::outbound::recovery_wait(context, probe.failures, probe.other_flow_up)
     } else {

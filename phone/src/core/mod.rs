@@ -122,6 +122,8 @@ pub enum TimerId {
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
     RegistrationRetry(u8),
+    /// `register-both`: refresh the bindings a line keeps at the other registrar after a failback.
+    KeptBindingRefresh(u8),
     /// Refresh subscription number N.
     SubscriptionRefresh(usize),
     /// Try subscription number N again after a failure.
@@ -430,6 +432,13 @@ impl PhoneCore {
             self.on_request(now, arrival, &message);
             return;
         }
+        if let Arrival::Flow(flow) = arrival
+            && message.status() == Some(430)
+            && self.context.quirk(Quirk::FailoverOn430)
+        {
+            tracing::info!("430 taken for a failed flow (quirk failover-on-430)");
+            self.on_flow_failed(now, flow, TransportFailure::FlowFailed("430 Flow Failed".into()));
+        }
         match self.sender.on_response(now, &mut self.context, message) {
             sender::ResponseOutcome::Event(event) => self.dispatch(now, vec![event]),
             sender::ResponseOutcome::StrayInviteSuccess(response) => {
@@ -484,7 +493,7 @@ impl PhoneCore {
                 let events = self.sender.on_timer(now, &mut self.context, id);
                 self.dispatch(now, events);
             }
-            TimerId::RegistrationRefresh(_) | TimerId::RegistrationRetry(_) => {
+            TimerId::RegistrationRefresh(_) | TimerId::RegistrationRetry(_) | TimerId::KeptBindingRefresh(_) => {
                 self.registration.on_timer(now, &mut self.context, &mut self.sender, &self.failover, id)
             }
             TimerId::SubscriptionRefresh(_) | TimerId::SubscriptionRetry(_) => {
@@ -618,7 +627,7 @@ impl PhoneCore {
 
     /// A request of `owner` found its server down: ask the failover state machine, then move.
     fn on_server_down(&mut self, now: Instant, owner: Owner, down: ServerDown) {
-        if let Some(wait) = down.retry_after {
+        if let Some(wait) = down.retry_after.filter(|_| !self.context.quirk(Quirk::IgnoreRetryAfter)) {
             let element = self.failover.element_of(down.target, down.used, down.hop_failed);
             if let Some(server) = self.failover.server_of(element, down.used).cloned() {
                 self.context.hold_off(&server, now + wait);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sip::{CSeq, Contact, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::routing::{Failover, Placement, Role, Target, server_uri};
+use super::routing::{Failover, Hop, Placement, Role, Target, server_uri};
 use super::sender::{RequestEvent, RequestSender};
 use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, FlowId, RequestId, ServerDown, TimerId, TransportFailure, Why};
@@ -115,6 +115,10 @@ pub(crate) struct Registration {
     pending: Option<PendingRegister>,
     /// un-REGISTERs in flight; their outcome changes nothing.
     releasing: BTreeMap<RequestId, BindingKey>,
+    /// `register-both`: bindings left at the other registrar at failback and kept refreshed, by the path they were made on.
+    kept_alive: BTreeMap<BindingKey, Placement>,
+    /// Refreshes of those in flight; their outcome changes nothing.
+    keeping: BTreeMap<RequestId, BindingKey>,
     bindings: BTreeMap<BindingKey, HeldBinding>,
     state: RegistrationState,
     /// The binding in effect (the last successful REGISTER), its path and the flow it went on.
@@ -143,6 +147,8 @@ impl Registration {
             call_legs: HashMap::new(),
             pending: None,
             releasing: BTreeMap::new(),
+            kept_alive: BTreeMap::new(),
+            keeping: BTreeMap::new(),
             bindings: BTreeMap::new(),
             current: None,
             last_placement: None,
@@ -163,7 +169,9 @@ impl Registration {
 
     /// Whether `request` is this registration's REGISTER or un-REGISTER in flight.
     pub fn owns(&self, request: RequestId) -> bool {
-        self.pending.as_ref().is_some_and(|p| p.request == request) || self.releasing.contains_key(&request)
+        self.pending.as_ref().is_some_and(|p| p.request == request)
+            || self.releasing.contains_key(&request)
+            || self.keeping.contains_key(&request)
     }
 
     pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
@@ -190,6 +198,9 @@ impl Registration {
         failover: &Failover,
         id: TimerId,
     ) {
+        if let TimerId::KeptBindingRefresh(_) = id {
+            return self.refresh_kept_bindings(now, context, sender, failover);
+        }
         if self.pending.is_some() {
             return;
         }
@@ -334,6 +345,12 @@ impl Registration {
         failover: &Failover,
         event: RequestEvent,
     ) -> Option<ServerDown> {
+        if let Some(key) = self.keeping.remove(&event.request()) {
+            if let RequestEvent::Provisional { .. } = event {
+                self.keeping.insert(event.request(), key);
+            }
+            return None;
+        }
         if let Some(key) = self.releasing.remove(&event.request()) {
             match &event {
                 RequestEvent::Final { response, .. } => {
@@ -429,7 +446,6 @@ impl Registration {
         failover: &Failover,
         placement: Placement,
     ) {
-        let Some(account) = self.account.clone() else { return };
         let (Some(registrar), Some(aor)) = (failover.registrar(placement).cloned(), self.aor(failover, placement))
         else {
             return;
@@ -439,40 +455,13 @@ impl Registration {
             aor: aor.to_string(),
             reg_id: Self::reg_id(context, failover, placement),
         };
-        let bind_ip = context.settings.bind_ip;
-        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
-            call_id: context.ids.call_id(bind_ip),
-            from_tag: context.ids.tag(),
-            next_cseq: 1,
-            min_expires: None,
-        });
-        // RFC 3261 §10.2: one more than any REGISTER on this Call-ID, an in-flight retry included.
-        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
-        leg.next_cseq = seq + 1;
+        let min_expires = self.call_legs.get(&(key.registrar, key.aor.clone())).and_then(|leg| leg.min_expires);
         let configured_expires = whole_seconds(context.settings.line.registration_period);
-        let requested_expires = configured_expires.max(leg.min_expires.unwrap_or(0));
-        let (call_id, from_tag) = (leg.call_id.clone(), leg.from_tag.clone());
-
+        let requested_expires = configured_expires.max(min_expires.unwrap_or(0));
         let hop = failover.hop(placement, &registrar);
-        let mut register = Message::request(Method::Register, server_uri(&registrar));
-        if let Some(route) = &hop.route {
-            register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
-        }
-        register.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
-        let mut from = NameAddr::new(aor.clone());
-        from.display_name = account.display_name.clone();
-        from.params.set("tag", Some(&from_tag));
-        register.push_header(HeaderName::From, from);
-        register.push_header(HeaderName::To, NameAddr::new(aor));
-        register.push_header(HeaderName::CallId, &call_id);
-        register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
-        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
-        register.push_header(HeaderName::Expires, requested_expires);
-        if key.reg_id.is_some() {
-            register.push_header(HeaderName::Supported, "outbound, path");
-        }
-        register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
-
+        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires) else {
+            return;
+        };
         let request = sender.send(now, context, &hop.next_hop, register);
         self.pending = Some(PendingRegister { request, placement, key, requested_expires });
         self.last_placement = Some(placement);
@@ -609,6 +598,21 @@ impl Registration {
             .collect();
         for (key, held) in stale {
             self.bindings.remove(&key);
+            if context.quirk(Quirk::StaleBackupAor) && key.registrar == current.registrar && key.aor != current.aor {
+                tracing::info!("not un-REGISTERing the backup AOR {} (quirk stale-backup-aor)", key.aor);
+                continue;
+            }
+            if context.quirk(Quirk::RegisterBoth) && key.registrar != current.registrar {
+                tracing::info!(
+                    "keeping {} at the {} registrar refreshed too (quirk register-both)",
+                    key.aor,
+                    key.registrar
+                );
+                self.kept_alive.insert(key, held.path);
+                let period = context.settings.line.registration_period;
+                context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
+                continue;
+            }
             if context.quirk(Quirk::NoUnregisterBackup) {
                 tracing::info!(
                     "not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)",
@@ -621,6 +625,29 @@ impl Registration {
         }
     }
 
+    /// `register-both`: refreshes every binding kept at the other registrar, and schedules the next round.
+    fn refresh_kept_bindings(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+    ) {
+        let expires = whole_seconds(context.settings.line.registration_period);
+        for (key, path) in self.kept_alive.clone() {
+            let Some(registrar) = failover.registrar(path).cloned() else { continue };
+            let hop = failover.hop(path, &registrar);
+            if let Some(register) = self.register_request(context, sender, failover, &key, &hop, expires) {
+                let request = sender.send(now, context, &hop.next_hop, register);
+                self.keeping.insert(request, key);
+            }
+        }
+        if !self.kept_alive.is_empty() {
+            let period = context.settings.line.registration_period;
+            context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
+        }
+    }
+
     fn send_unregister(
         &mut self,
         now: Instant,
@@ -630,16 +657,43 @@ impl Registration {
         key: &BindingKey,
         path: Placement,
     ) {
-        let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else {
-            return;
-        };
-        let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) else { return };
+        let Some(registrar) = failover.registrar(path).cloned() else { return };
+        let mut hop = failover.hop(path, &registrar);
+        if context.quirk(Quirk::UnregisterBypassesOutbound) && hop.route.is_some() {
+            tracing::info!("un-REGISTERing straight at the registrar (quirk unregister-bypasses-outbound)");
+            hop = Hop { next_hop: registrar.clone(), route: None };
+        }
+        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
+        let Some(register) = self.register_request(context, sender, failover, key, &hop, 0) else { return };
+        let request = sender.send(now, context, &hop.next_hop, register);
+        self.releasing.insert(request, key.clone());
+    }
+
+    /// A REGISTER of `key`'s binding with `expires`, to go by `hop`, next in the call leg of its
+    /// registrar and AOR (RFC 3261 §10.2: one CSeq more than any REGISTER on the Call-ID, an
+    /// in-flight retry included).
+    fn register_request(
+        &mut self,
+        context: &mut Context,
+        sender: &RequestSender,
+        failover: &Failover,
+        key: &BindingKey,
+        hop: &Hop,
+        expires: u32,
+    ) -> Option<Message> {
+        let account = self.account.clone()?;
+        let registrar = failover.registrar(Placement { registrar: key.registrar, ..Placement::PRIMARY })?;
+        let aor = sip::Uri::parse(&key.aor).ok()?;
+        let bind_ip = context.settings.bind_ip;
+        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
+            call_id: context.ids.call_id(bind_ip),
+            from_tag: context.ids.tag(),
+            next_cseq: 1,
+            min_expires: None,
+        });
         let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
         leg.next_cseq = seq + 1;
-        let Ok(aor) = sip::Uri::parse(&key.aor) else { return };
-        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
-        let hop = failover.hop(path, &registrar);
-        let mut register = Message::request(Method::Register, server_uri(&registrar));
+        let mut register = Message::request(Method::Register, server_uri(registrar));
         if let Some(route) = &hop.route {
             register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
         }
@@ -652,13 +706,12 @@ impl Registration {
         register.push_header(HeaderName::CallId, &leg.call_id);
         register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
         register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
-        register.push_header(HeaderName::Expires, 0);
+        register.push_header(HeaderName::Expires, expires);
         if key.reg_id.is_some() {
             register.push_header(HeaderName::Supported, "outbound, path");
         }
         register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
-        let request = sender.send(now, context, &hop.next_hop, register);
-        self.releasing.insert(request, key.clone());
+        Some(register)
     }
 }
 

@@ -208,6 +208,8 @@ pub struct Failover {
     no_backup_proxy: bool,
     no_outbound_failover: bool,
     keep_aor: bool,
+    /// `probe-outbound-only`: row 2 probes the primary outbound proxy whatever failed.
+    probe_outbound_only: bool,
     /// When each failed primary was marked failed.
     failed_since: BTreeMap<Dimension, Instant>,
     /// Which element's failure marked each dimension failed.
@@ -245,6 +247,7 @@ impl Failover {
             no_backup_proxy: quirks.has(Quirk::NoBackupProxy),
             no_outbound_failover: quirks.has(Quirk::NoOutboundProxyFailover),
             keep_aor: quirks.has(Quirk::KeepAor),
+            probe_outbound_only: quirks.has(Quirk::ProbeOutboundOnly),
             failed_since: BTreeMap::new(),
             failed_elements: BTreeMap::new(),
         }
@@ -461,7 +464,11 @@ impl Failover {
                 Some((target.clone(), self.hop(active, &target)))
             }
             Dimension::Everything
-                if matches!(self.failed_element(dimension), Some(FailedElement::Registrar | FailedElement::Proxy)) =>
+                if !self.probe_outbound_only
+                    && matches!(
+                        self.failed_element(dimension),
+                        Some(FailedElement::Registrar | FailedElement::Proxy)
+                    ) =>
             {
                 let element = self.failed_element(dimension)?;
                 let target = self.server_of(element, Placement::PRIMARY)?.clone();

@@ -22,7 +22,7 @@ use sip::{Message, Method};
 
 use super::routing::{Placement, Target};
 use super::sender::FailureCause;
-use crate::quirks::Quirks;
+use crate::quirks::{Quirk, Quirks};
 
 /// A request failed in a way that means its server is down: what the failover state machine needs to know.
 #[derive(Debug, Clone)]
@@ -68,7 +68,11 @@ impl ServerDown {
 }
 
 /// Whether a final response with `status` to a `method` request means its server failed.
-pub(crate) fn response_means_server_failed(method: &Method, status: u16, _quirks: &Quirks) -> bool {
+/// `failover-on-decline` brings back the old reading: every 408, 5xx and 6xx.
+pub(crate) fn response_means_server_failed(method: &Method, status: u16, quirks: &Quirks) -> bool {
+    if quirks.has(Quirk::FailoverOnDecline) {
+        return status == 408 || status >= 500;
+    }
     match status {
         503 => true,
         408 => *method != Method::Invite,

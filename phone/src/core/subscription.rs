@@ -477,6 +477,13 @@ impl Subscriptions {
                     context.set_timer(TimerId::SubscriptionRefresh(index), now + delay);
                     return None;
                 }
+                if context.quirk(Quirk::NoResubscribeOn481) {
+                    tracing::info!("481 to a refresh; dropping the subscription (quirk no-resubscribe-on-481)");
+                    item.state = SubscriptionState::Terminated;
+                    context.cancel_timer(TimerId::SubscriptionRefresh(index));
+                    self.forget_dialog(index);
+                    return None;
+                }
                 tracing::info!(
                     "{} subscription for {}: 481 to a refresh (the proxy forgot the dialog); subscribing anew",
                     item.package.event(),
@@ -637,6 +644,13 @@ impl Subscriptions {
         };
         let reuse = context.quirk(Quirk::ReuseSubscriptionDialog);
         let old = if reuse { self.items[index].dialog.clone() } else { None };
+        // `same-from-tag`: a subscription moving elsewhere keeps its From tag in the new dialog.
+        let kept_tag = match &self.items[index].dialog {
+            Some(dialog) if context.quirk(Quirk::SameFromTag) && !Self::same_place(dialog.placement, placement) => {
+                Some(dialog.local_tag.clone())
+            }
+            _ => None,
+        };
         self.forget_dialog(index);
         let bind_ip = context.settings.bind_ip;
         let item = &mut self.items[index];
@@ -644,7 +658,7 @@ impl Subscriptions {
         let aor = SipUri::new(Scheme::Sip, Some(&user), Host::clone(&aor_host), None);
         let (call_id, local_tag, next_cseq) = match old {
             Some(old) => (old.call_id, old.local_tag, old.next_cseq),
-            None => (context.ids.call_id(bind_ip), context.ids.tag(), 1),
+            None => (context.ids.call_id(bind_ip), kept_tag.unwrap_or_else(|| context.ids.tag()), 1),
         };
         item.dialog = Some(SubscribeDialog {
             call_id,

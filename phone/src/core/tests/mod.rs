@@ -820,6 +820,7 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
 mod calls;
 mod machine;
 mod outbound;
+mod quirks;
 mod rows;
 mod simulated;
 mod wire;
