@@ -450,12 +450,16 @@ impl PhoneCore {
 
     /// A CRLF pong arrived on a TCP/TLS flow (RFC 5626 §4.4.1).
     pub fn on_pong(&mut self, now: Instant, flow: FlowId) {
-        self.keepalives.on_pong(now, &mut self.context, flow);
+        if self.keepalives.on_pong(now, &mut self.context, flow) {
+            self.registration.on_keepalive_answered(flow);
+        }
     }
 
     /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2).
     pub fn on_stun(&mut self, now: Instant, flow: FlowId, stun: &sip::StunMessage) {
-        self.keepalives.on_stun(now, &mut self.context, flow, stun);
+        if self.keepalives.on_stun(now, &mut self.context, flow, stun) {
+            self.registration.on_keepalive_answered(flow);
+        }
     }
 
     /// The answer to an [`Output::Resolve`]: addresses in the order to try, or why there are none.

@@ -129,8 +129,13 @@ pub(crate) struct Registration {
     release_after_success: bool,
     /// What the last outbound 2xx asked of its flow, until the core takes it.
     keepalive_request: Option<super::outbound::KeepAliveRequest>,
-    /// RFC 5626 §4.5 consecutive-failures: failed attempts since the last successful REGISTER.
+    /// RFC 5626 §4.5 consecutive-failures: failed attempts since the last successful flow.
     consecutive_failures: u32,
+    /// Whether the current flow succeeded (RFC 5626 §4.5): a 2xx, and an answer to its first
+    /// keep-alive when keep-alives run on it.
+    flow_confirmed: bool,
+    /// A successful flow just failed: the next REGISTER forms its replacement at once (§4.5).
+    replace_flow_at_once: bool,
 }
 
 impl Registration {
@@ -155,6 +160,8 @@ impl Registration {
             release_after_success: false,
             keepalive_request: None,
             consecutive_failures: 0,
+            flow_confirmed: false,
+            replace_flow_at_once: false,
         }
     }
 
@@ -293,6 +300,10 @@ impl Registration {
             self.last_placement = Some(failover.active());
             return;
         }
+        if std::mem::take(&mut self.replace_flow_at_once) {
+            tracing::info!("line {}: replacing the failed flow at once (RFC 5626 §4.5)", self.line);
+            return self.schedule_retry(now, context, failover, Duration::ZERO);
+        }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let timers = &context.settings.timers;
         let delay = if context.settings.outbound_support {
@@ -317,6 +328,15 @@ impl Registration {
         tracing::info!("line {}: next REGISTER in {:.3}s", self.line, (at - now).as_secs_f64());
     }
 
+    /// A keep-alive on `flow` was answered: if it carries the registration, the flow succeeded.
+    pub fn on_keepalive_answered(&mut self, flow: FlowId) {
+        if !self.flow_confirmed && self.current.as_ref().is_some_and(|(_, _, f)| *f == flow) {
+            tracing::debug!("line {}: flow {} confirmed by its first keep-alive", self.line, flow.0);
+            self.flow_confirmed = true;
+            self.consecutive_failures = 0;
+        }
+    }
+
     /// The flow the registration was made on failed: the registration is gone with it.
     pub fn on_flow_failed(&mut self, flow: FlowId, failure: &TransportFailure) -> Option<ServerDown> {
         let (key, placement, current_flow) = self.current.clone()?;
@@ -327,6 +347,8 @@ impl Registration {
         self.bindings.remove(&key);
         // The next REGISTER goes wherever the failover state machine says, even the same place.
         self.last_placement = None;
+        // A flow that had succeeded is replaced at once; one that never did was a failed attempt.
+        self.replace_flow_at_once = std::mem::take(&mut self.flow_confirmed);
         Some(ServerDown {
             target: Target::Registrar,
             used: placement,
@@ -463,6 +485,7 @@ impl Registration {
             return;
         };
         let request = sender.send(now, context, &hop.next_hop, register);
+        self.replace_flow_at_once = false;
         self.pending = Some(PendingRegister { request, placement, key, requested_expires });
         self.last_placement = Some(placement);
         self.state = RegistrationState::Registering { registrar: placement.registrar };
@@ -564,7 +587,17 @@ impl Registration {
         } else {
             tracing::debug!("refreshed at {registrar_host} expires={granted}");
         }
-        self.consecutive_failures = 0;
+        let keepalive_request =
+            pending.key.reg_id.and_then(|_| super::outbound::keepalive_request(context, flow, response));
+        let keepalives_wanted = keepalive_request.is_some();
+        let same_confirmed_flow = self.flow_confirmed && self.current.as_ref().is_some_and(|(_, _, f)| *f == flow);
+        if !same_confirmed_flow {
+            // RFC 5626 §4.5: with keep-alives, the flow succeeds only once the first is answered.
+            self.flow_confirmed = !keepalives_wanted;
+        }
+        if self.flow_confirmed {
+            self.consecutive_failures = 0;
+        }
         self.bindings.retain(|_, held| held.expires_at > now);
         self.bindings
             .insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
@@ -577,7 +610,7 @@ impl Registration {
             self.release_stale_bindings(now, context, sender, failover);
         }
         if pending.key.reg_id.is_some() {
-            self.keepalive_request = super::outbound::keepalive_request(context, flow, response);
+            self.keepalive_request = keepalive_request;
         }
     }
 
