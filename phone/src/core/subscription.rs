@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use sip::{CSeq, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::registration::{MAX_FORWARDS, whole_seconds};
+use super::expiry::whole_seconds;
+use super::registration::MAX_FORWARDS;
 use super::routing::{Failover, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
 use super::server_down::response_means_server_failed;
