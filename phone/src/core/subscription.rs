@@ -553,6 +553,7 @@ impl Subscriptions {
         }
         let Ok(Some(state)) = notify.subscription_state() else { return 200 };
         if state.state != "terminated" {
+            self.follow_notifier_expiry(now, context, index, &state);
             return 200;
         }
         let item = &self.items[index];
@@ -587,6 +588,31 @@ impl Subscriptions {
             }
         }
         200
+    }
+
+    /// RFC 6665 §4.1.3: `active` or `pending` with `expires=N` is the notifier's word on when the
+    /// subscription ends; when that is sooner than the phone thought, refresh at half of it.
+    fn follow_notifier_expiry(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        index: usize,
+        state: &sip::SubscriptionState,
+    ) {
+        let Some(seconds) = state.params.value("expires").and_then(|v| v.trim().parse::<u64>().ok()) else { return };
+        let item = &mut self.items[index];
+        let SubscriptionState::Active { proxy, expires_at } = item.state else { return };
+        let notified_end = now + Duration::from_secs(seconds);
+        if notified_end >= expires_at || item.pending.is_some() {
+            return;
+        }
+        tracing::info!(
+            "{} subscription for {}: the notifier says it ends in {seconds}s; refreshing sooner",
+            item.package.event(),
+            item.user
+        );
+        item.state = SubscriptionState::Active { proxy, expires_at: notified_end };
+        context.set_timer(TimerId::SubscriptionRefresh(index), now + Duration::from_secs(seconds) / 2);
     }
 
     /// Remembers the current dialog as ended (its late NOTIFYs get 200) and drops it.

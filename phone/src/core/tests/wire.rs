@@ -183,3 +183,28 @@ fn a_430_is_treated_as_400_and_fails_nothing_over() {
     assert_eq!(registers.first(), Some(&s(10)), "{}", lab.dump(s(0)));
     assert_eq!(registers.get(1), Some(&s(13)), "{}", lab.dump(s(0)));
 }
+
+// --- Item 12: the notifier's expiry in Subscription-State (RFC 6665 §4.1.3) ---
+
+#[test]
+fn a_notify_with_a_shorter_expires_brings_the_refresh_forward() {
+    let mut shorter = lab(ROW_1);
+    let first = shorter.requests(Method::Subscribe, s(0))[0].clone();
+    let notified_at = shorter.elapsed();
+    assert_eq!(shorter.notify(&first, "active;expires=10"), 200);
+    shorter.run_for(s(16));
+    let refreshes: Vec<Duration> = shorter
+        .requests(Method::Subscribe, notified_at)
+        .iter()
+        .filter(|m| m.call_id() == first.call_id())
+        .map(|m| m.at)
+        .collect();
+    assert_eq!(refreshes.first(), Some(&(notified_at + s(5))), "half the notifier's 10 s, not of the granted 30 s");
+    // A longer expiry in a NOTIFY changes nothing.
+    let mut longer = lab(ROW_1);
+    let first = longer.requests(Method::Subscribe, s(0))[0].clone();
+    assert_eq!(longer.notify(&first, "active;expires=3600"), 200);
+    longer.run_for(s(16));
+    let refresh = longer.requests(Method::Subscribe, ms(200)).into_iter().find(|m| m.call_id() == first.call_id());
+    assert_eq!(refresh.map(|m| m.at), Some(s(15)));
+}
