@@ -50,10 +50,36 @@ pub enum Quirk {
     NewInstanceEachBoot,
     /// Ignores ICMP port unreachable and connection resets; notices failures only by the transaction timer.
     IgnoreIcmp,
+    /// Moves back to a failed primary after the probe interval whether or not the probe was answered.
+    Flap,
+    /// Probes a failed primary every T1 instead of once per probe interval.
+    ProbeStorm,
+    /// Ignores a 503's Retry-After: probes and retries the server on its usual timers.
+    IgnoreRetryAfter,
+    /// After a failback keeps refreshing the binding at the backup as well as the new one.
+    RegisterBoth,
+    /// A moved subscription gets a new Call-ID but keeps the old dialog's From tag.
+    SameFromTag,
+    /// INVITEs go to the primary proxy even while it is marked failed.
+    CallToFailedProxy,
+    /// At proxy failback the backup AOR's binding is left at the registrar, not un-REGISTERed.
+    StaleBackupAor,
+    /// At failback the un-REGISTER of the backup binding goes straight to the backup registrar, not through the backup outbound proxy.
+    UnregisterBypassesOutbound,
+    /// Declares a server failed after T1 without an answer instead of at the transaction timeout.
+    EagerFailover,
+    /// On a 481 to a subscription refresh, drops the subscription for good.
+    NoResubscribeOn481,
+    /// Every 408, 5xx and 6xx fails the server over, a callee's 603 Decline to an INVITE included.
+    FailoverOnDecline,
+    /// A 430 Flow Failed that reaches the phone fails its flow over.
+    FailoverOn430,
+    /// Row 2 probes only the primary outbound proxy, whatever failed behind it.
+    ProbeOutboundOnly,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 21] = [
+    pub const ALL: [Quirk; 34] = [
         Quirk::NoBackupRegistrar,
         Quirk::LateRefresh,
         Quirk::BackupFirst,
@@ -75,6 +101,19 @@ impl Quirk {
         Quirk::NoOutboundProxyFailover,
         Quirk::NewInstanceEachBoot,
         Quirk::IgnoreIcmp,
+        Quirk::Flap,
+        Quirk::ProbeStorm,
+        Quirk::IgnoreRetryAfter,
+        Quirk::RegisterBoth,
+        Quirk::SameFromTag,
+        Quirk::CallToFailedProxy,
+        Quirk::StaleBackupAor,
+        Quirk::UnregisterBypassesOutbound,
+        Quirk::EagerFailover,
+        Quirk::NoResubscribeOn481,
+        Quirk::FailoverOnDecline,
+        Quirk::FailoverOn430,
+        Quirk::ProbeOutboundOnly,
     ];
 
     /// The name given to `--quirk`.
@@ -101,57 +140,144 @@ impl Quirk {
             Quirk::NoOutboundProxyFailover => "no-outbound-proxy-failover",
             Quirk::NewInstanceEachBoot => "new-instance-each-boot",
             Quirk::IgnoreIcmp => "ignore-icmp",
+            Quirk::Flap => "flap",
+            Quirk::ProbeStorm => "probe-storm",
+            Quirk::IgnoreRetryAfter => "ignore-retry-after",
+            Quirk::RegisterBoth => "register-both",
+            Quirk::SameFromTag => "same-from-tag",
+            Quirk::CallToFailedProxy => "call-to-failed-proxy",
+            Quirk::StaleBackupAor => "stale-backup-aor",
+            Quirk::UnregisterBypassesOutbound => "unregister-bypasses-outbound",
+            Quirk::EagerFailover => "eager-failover",
+            Quirk::NoResubscribeOn481 => "no-resubscribe-on-481",
+            Quirk::FailoverOnDecline => "failover-on-decline",
+            Quirk::FailoverOn430 => "failover-on-430",
+            Quirk::ProbeOutboundOnly => "probe-outbound-only",
         }
     }
 
-    /// What the quirk breaks, for `--list-quirks`.
+    /// What the quirk breaks, for `--list-quirks`: one line ending with the requirement it breaks in parentheses.
     pub fn breaks(self) -> &'static str {
         match self {
             Quirk::NoBackupRegistrar => {
                 "never registers at the backup registrar; keeps retrying the primary after every failure (R1.2)"
             }
             Quirk::LateRefresh => {
-                "refreshes a registration at 1.25x the granted expiry, after the binding expired, instead of 0.5x"
+                "refreshes a registration at 1.25x the granted expiry, after the binding expired, instead of 0.5x \
+                 (RFC3261-10.2.4)"
             }
             Quirk::BackupFirst => {
-                "sends its first requests to the backup registrar, proxy and outbound proxy (R1.1, R2.1, R3.1)"
+                "sends its first requests to the backup registrar, proxy and outbound proxy; also breaks R2.1, R3.1 \
+                 (R1.1)"
             }
             Quirk::NoBackupProxy => {
                 "never uses the backup proxy: keeps the primary AOR and subscriptions after the proxy fails (R1.3)"
             }
             Quirk::NoFailback => {
-                "never probes a failed primary, so stays on the backup after the primary returns (R1.4, R1.5, R2.3, R3.3)"
+                "never probes a failed primary, so stays on the backup after the primary returns; also breaks R1.5, \
+                 R2.3, R3.3 (R1.4)"
             }
-            Quirk::KeepAor => "registers the primary proxy's AOR whatever proxy is active (R1.3, R1.5, R2.2)",
+            Quirk::KeepAor => {
+                "registers the primary proxy's AOR whatever proxy is active; also breaks R1.5, R2.2 (R1.3)"
+            }
             Quirk::SubscriptionsStay => {
-                "leaves subscriptions at the primary proxy when the proxy fails over (R1.3, R2.2)"
+                "leaves subscriptions at the primary proxy when the proxy fails over; also breaks R2.2 (R1.3)"
             }
             Quirk::NoUnregisterBackup => {
-                "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback"
+                "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback (R1.4)"
             }
-            Quirk::NoUnsubscribeBackup => "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback",
+            Quirk::NoUnsubscribeBackup => "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback (R1.5)",
             Quirk::ReuseSubscriptionDialog => {
-                "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog"
+                "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog (R1.3)"
             }
             Quirk::Ignore481 => {
-                "keeps refreshing a subscription answered 481 instead of starting a new one (proxy restart)"
+                "keeps refreshing a subscription answered 481 instead of starting a new one (proxy restart) \
+                 (RFC6665-4.1.2.4)"
             }
             Quirk::IgnoreDnsTtl => "resolves each name once and keeps using the answer after its TTL ran out (F5)",
             Quirk::NoKeepalive => "sends no RFC 5626 keep-alives (CRLF ping or STUN) on its flows (F3)",
             Quirk::KeepaliveTooSlow => "sends keep-alives at 150% of Flow-Timer instead of 80-100% (F3)",
-            Quirk::KeepaliveWithoutRequire => "sends keep-alives although the registrar's 2xx lacks Require: outbound",
+            Quirk::KeepaliveWithoutRequire => {
+                "sends keep-alives although the registrar's 2xx lacks Require: outbound (F3)"
+            }
             Quirk::NoFlowRecovery => "never re-establishes a failed outbound flow in the background (F4)",
             Quirk::BackoffTooEager => {
                 "re-establishes a failed flow after a tenth of the base time, below the RFC 5626 backoff (F4)"
             }
-            Quirk::UdpOnly => "uses UDP whatever sip transport protocol says",
-            Quirk::NoOutboundProxyFailover => "never moves to the backup outbound proxy (R2.2, R3.2)",
+            Quirk::UdpOnly => "uses UDP whatever sip transport protocol says (C1)",
+            Quirk::NoOutboundProxyFailover => "never moves to the backup outbound proxy; also breaks R3.2 (R2.2)",
             Quirk::NewInstanceEachBoot => {
-                "makes a new +sip.instance at every start instead of keeping the one in --state-dir"
+                "makes a new +sip.instance at every start instead of keeping the one in --state-dir (F2)"
             }
             Quirk::IgnoreIcmp => {
-                "ignores ICMP port unreachable and TCP resets; notices a refused server only by the transaction timer"
+                "ignores ICMP port unreachable and TCP resets; notices a refused server only by the transaction timer \
+                 (R1.2)"
             }
+            Quirk::Flap => {
+                "moves back to a failed primary one probe interval after failing over whether or not the probe was \
+                 answered, then fails over again (R1.4)"
+            }
+            Quirk::ProbeStorm => {
+                "probes a failed primary with OPTIONS every T1 instead of once per probe interval (R1.2)"
+            }
+            Quirk::IgnoreRetryAfter => {
+                "ignores a 503's Retry-After: probes and retries that server on its usual timers (RFC3261-21.5.4)"
+            }
+            Quirk::RegisterBoth => {
+                "after failback keeps refreshing the binding at the backup registrar too: two active registrations \
+                 (R1.4)"
+            }
+            Quirk::SameFromTag => "a moved subscription gets a new Call-ID but keeps the old From tag (R1.3)",
+            Quirk::CallToFailedProxy => "sends INVITEs to the primary proxy even while it is marked failed (R1.3)",
+            Quirk::StaleBackupAor => {
+                "at proxy failback leaves the backup AOR's binding at the registrar instead of un-REGISTERing it (R1.5)"
+            }
+            Quirk::UnregisterBypassesOutbound => {
+                "at failback in row 2 sends the un-REGISTER of the backup binding straight to the backup registrar, \
+                 not through the backup outbound proxy (R2.3)"
+            }
+            Quirk::EagerFailover => {
+                "declares a server failed after T1 without an answer instead of at the transaction timeout, so a \
+                 slow but healthy primary is failed over (R1.1)"
+            }
+            Quirk::NoResubscribeOn481 => {
+                "drops a subscription whose refresh got 481 and never starts a new one (RFC6665-4.1.2.4)"
+            }
+            Quirk::FailoverOnDecline => {
+                "fails the server over on every 408, 5xx and 6xx, a callee's 603 Decline or 408 to an INVITE included \
+                 (R1.1)"
+            }
+            Quirk::FailoverOn430 => "treats a 430 Flow Failed it receives as a failed flow and fails over (R1.1)",
+            Quirk::ProbeOutboundOnly => {
+                "in row 2 probes only the primary outbound proxy, so moves back while the registrar or proxy behind \
+                 it is still failed (R2.3)"
+            }
+        }
+    }
+
+    /// The requirement the quirk breaks (BRIEF §2): the ID its [`Quirk::breaks`] text ends with.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Quirk::BackupFirst | Quirk::EagerFailover | Quirk::FailoverOnDecline | Quirk::FailoverOn430 => "R1.1",
+            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm => "R1.2",
+            Quirk::NoBackupProxy
+            | Quirk::KeepAor
+            | Quirk::SubscriptionsStay
+            | Quirk::ReuseSubscriptionDialog
+            | Quirk::SameFromTag
+            | Quirk::CallToFailedProxy => "R1.3",
+            Quirk::NoFailback | Quirk::NoUnregisterBackup | Quirk::Flap | Quirk::RegisterBoth => "R1.4",
+            Quirk::NoUnsubscribeBackup | Quirk::StaleBackupAor => "R1.5",
+            Quirk::NoOutboundProxyFailover => "R2.2",
+            Quirk::UnregisterBypassesOutbound | Quirk::ProbeOutboundOnly => "R2.3",
+            Quirk::UdpOnly => "C1",
+            Quirk::NewInstanceEachBoot => "F2",
+            Quirk::NoKeepalive | Quirk::KeepaliveTooSlow | Quirk::KeepaliveWithoutRequire => "F3",
+            Quirk::NoFlowRecovery | Quirk::BackoffTooEager => "F4",
+            Quirk::IgnoreDnsTtl => "F5",
+            Quirk::LateRefresh => "RFC3261-10.2.4",
+            Quirk::IgnoreRetryAfter => "RFC3261-21.5.4",
+            Quirk::Ignore481 | Quirk::NoResubscribeOn481 => "RFC6665-4.1.2.4",
         }
     }
 
@@ -238,6 +364,25 @@ mod tests {
         ] {
             assert!(Quirk::parse(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn every_quirk_text_ends_with_the_requirement_it_breaks() {
+        for quirk in Quirk::ALL {
+            let ending = format!("({})", quirk.requirement());
+            assert!(quirk.breaks().ends_with(&ending), "{quirk}: {:?} should end with {ending}", quirk.breaks());
+            let id = quirk.requirement();
+            let well_formed =
+                ["R", "C", "F"].iter().any(|p| id.starts_with(p) && id[1..].starts_with(|c: char| c.is_ascii_digit()))
+                    || id.starts_with("RFC");
+            assert!(well_formed, "{quirk}: {id}");
+        }
+    }
+
+    #[test]
+    fn every_quirk_is_listed_once() {
+        let names: BTreeSet<&str> = Quirk::ALL.iter().map(|q| q.name()).collect();
+        assert_eq!(names.len(), Quirk::ALL.len());
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! Calls placed by the XML push (`Dial:<number>`): INVITE to the active proxy with an SDP offer, ACK, and BYE after `refphone call duration` (CANCEL while still ringing).
 //!
 //! Deliberately simple: one audio offer (PCMU, PCMA, telephone-event) and no media. An INVITE
-//! that finds the proxy down (timeout, transport error, 408, 5xx, 6xx) counts against the proxy
-//! dimension like any other request (R1.1: INVITEs try the primary proxy first); the call itself
-//! is not retried.
+//! that finds the proxy down (timeout, transport error, 503) counts against the proxy dimension
+//! like any other request (R1.1: INVITEs try the primary proxy first); a 408 or 6xx is the
+//! callee's answer and moves nothing (see [`super::server_down`]). The call itself is not retried.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use sip::{CSeq, HeaderName, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::registration::{MAX_FORWARDS, status_means_server_down};
-use super::routing::{Failover, Placement, Target};
+use super::registration::MAX_FORWARDS;
+use super::routing::{Failover, FailoverScheme, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
+use super::server_down::response_means_server_failed;
 use super::{Context, FlowId, RequestId, ServerDown, TimerId};
 use crate::config::Destination;
+use crate::quirks::Quirk;
 
 /// The RTP port the SDP offer names (the vendor's default).
 const RTP_PORT: u16 = 3000;
@@ -73,10 +75,18 @@ impl Calls {
         failover: &Failover,
         number: &str,
     ) {
-        let placement = failover.active();
+        let active = failover.active();
+        let placement = if context.quirk(Quirk::CallToFailedProxy) {
+            // The primary proxy (in row 2 the whole primary path), marked failed or not.
+            let outbound =
+                if failover.scheme() == FailoverScheme::AllTogether { Role::Primary } else { active.outbound };
+            Placement { proxy: Role::Primary, outbound, ..active }
+        } else {
+            active
+        };
         let (Some(proxy), Some(aor_host), Some(user)) = (
             failover.proxy(placement).cloned(),
-            failover.aor_host(placement).cloned(),
+            failover.aor_host(active).cloned(),
             context.settings.line.user_name.clone(),
         ) else {
             tracing::warn!("Dial:{number} ignored: no proxy or no user configured");
@@ -200,24 +210,15 @@ impl Calls {
                 let placement = call.placement;
                 self.calls.remove(&id);
                 context.cancel_timer(TimerId::CallHangup(id));
-                status_means_server_down(status).then(|| ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    cause: format!("INVITE: {status} {}", sip::reason_phrase(status)),
-                    timed_out: status == 408,
-                })
+                response_means_server_failed(&Method::Invite, status, &context.settings.quirks)
+                    .then(|| ServerDown::by_response(Target::Proxy, placement, &response, "INVITE"))
             }
             RequestEvent::Failed { cause, .. } => {
                 tracing::info!("call {id}: failed: {cause}");
                 let placement = call.placement;
                 self.calls.remove(&id);
                 context.cancel_timer(TimerId::CallHangup(id));
-                Some(ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    timed_out: cause.is_timeout(),
-                    cause: format!("INVITE: {cause}"),
-                })
+                Some(ServerDown::no_response(Target::Proxy, placement, &cause, "INVITE"))
             }
         }
     }

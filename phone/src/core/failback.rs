@@ -1,12 +1,14 @@
 //! Probing a failed primary in the background, so the phone notices its return and moves back (R1.4, R1.5, R2.3, R3.3).
 //!
-//! While the primary of a dimension is marked failed, the phone sends it an OPTIONS: a registrar
-//! or proxy through the active outbound proxy (if any), an outbound proxy directly. Any final
-//! response but 408, 5xx and 6xx means the primary is back; the failover state machine then
-//! unmarks it and every owner moves back ([`super::Why::Failback`]).
+//! While the primary of a dimension is marked failed, the phone sends an OPTIONS to the element
+//! that failed ([`super::routing::Failover::probe_target`]): a registrar or proxy through the
+//! active outbound proxy (if any; in row 2 through the primary outbound proxy), an outbound proxy
+//! directly. Any final response but 408 and 5xx means the primary is back; the failover state
+//! machine then unmarks it and every owner moves back ([`super::Why::Failback`]). A probe
+//! answered with Retry-After holds the next one off until it runs out (RFC 3261 §21.5.4).
 //!
 //! When: without RFC 5626 outbound, every `refphone failback probe interval` (default 30 s),
-//! counted from the end of the previous probe. A probe ends at its response or after the
+//! counted from the end of the previous probe, and never before the probed server's Retry-After. A probe ends at its response or after the
 //! transaction timer, so **a primary's return is noticed at most `refphone failback probe
 //! interval` + `sip transaction timer` after it happens** (plus one DNS lookup). With outbound,
 //! re-establishing the failed flow follows RFC 5626 §4.5 instead: the n-th attempt waits
@@ -18,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use sip::{CSeq, HeaderName, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::registration::{MAX_FORWARDS, status_means_server_down};
+use super::registration::MAX_FORWARDS;
 use super::routing::{Dimension, Failover, server_uri};
 use super::sender::{RequestEvent, RequestSender};
+use super::server_down::{probe_found_server_back, retry_after};
 use super::{Context, RequestId, TimerId};
+use crate::config::Destination;
 use crate::quirks::Quirk;
 
 /// The probe of one failed primary.
@@ -33,6 +37,8 @@ struct Probe {
     failures: u32,
     /// Whether another flow works while this one is down (RFC 5626's 90 s base-time).
     other_flow_up: bool,
+    /// The server the probe goes to.
+    target: Option<Destination>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +48,14 @@ pub(crate) struct FailbackProbes {
 
 impl FailbackProbes {
     /// The primary of `dimension` was just marked failed: schedule its first probe.
-    pub fn start(&mut self, now: Instant, context: &mut Context, dimension: Dimension, other_flow_up: bool) {
+    pub fn start(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        failover: &Failover,
+        dimension: Dimension,
+        other_flow_up: bool,
+    ) {
         if context.quirk(Quirk::NoFailback) {
             tracing::info!("not probing the failed primary {dimension} (quirk no-failback)");
             return;
@@ -55,9 +68,11 @@ impl FailbackProbes {
         probe.failures = 1;
         probe.other_flow_up = other_flow_up;
         probe.pending = None;
+        probe.target = failover.probe_target(dimension).map(|(target, _)| target);
         let delay = probe_delay(context, probe);
-        context.set_timer(TimerId::FailbackProbe(dimension), now + delay);
-        tracing::info!("probing the primary {dimension} in {:.3}s", delay.as_secs_f64());
+        let at = context.not_before(probe.target.as_ref(), now + delay);
+        context.set_timer(TimerId::FailbackProbe(dimension), at);
+        tracing::info!("probing the primary {dimension} in {:.3}s", (at - now).as_secs_f64());
     }
 
     /// The dimension is no longer marked failed (its backup failed too): stop probing.
@@ -122,9 +137,20 @@ impl FailbackProbes {
         let (&dimension, probe) = self.probes.iter_mut().find(|(_, p)| p.pending == Some(event.request()))?;
         let alive = match &event {
             RequestEvent::Provisional { .. } => return None,
-            RequestEvent::Final { response, .. } => !response.status().is_some_and(status_means_server_down),
+            RequestEvent::Final { response, .. } => response.status().is_some_and(probe_found_server_back),
             RequestEvent::Failed { .. } => false,
         };
+        if !alive && context.quirk(Quirk::Flap) {
+            tracing::info!("the primary {dimension} did not answer the probe; moving back anyway (quirk flap)");
+            self.probes.remove(&dimension);
+            return Some((dimension, true));
+        }
+        if let (false, RequestEvent::Final { response, .. }) = (alive, &event)
+            && !context.quirk(Quirk::IgnoreRetryAfter)
+            && let (Some(wait), Some(target)) = (retry_after(response), &probe.target)
+        {
+            context.hold_off(target, now + wait);
+        }
         probe.pending = None;
         if alive {
             self.probes.remove(&dimension);
@@ -134,14 +160,19 @@ impl FailbackProbes {
         probe.failures = probe.failures.saturating_add(1);
         if failover.is_failed(dimension) {
             let delay = probe_delay(context, probe);
-            context.set_timer(TimerId::FailbackProbe(dimension), now + delay);
+            let at = context.not_before(probe.target.as_ref(), now + delay);
+            context.set_timer(TimerId::FailbackProbe(dimension), at);
         }
         Some((dimension, false))
     }
 }
 
-/// How long until the next probe: the probe interval, or with RFC 5626 outbound the flow recovery backoff.
+/// How long until the next probe: the probe interval, or with RFC 5626 outbound the flow recovery
+/// backoff (`probe-storm`: T1).
 fn probe_delay(context: &mut Context, probe: &Probe) -> Duration {
+    if context.quirk(Quirk::ProbeStorm) {
+        return context.settings.timers.t1;
+    }
     if context.settings.outbound_support {
         super::outbound::recovery_wait(context, probe.failures, probe.other_flow_up)
     } else {

@@ -15,6 +15,7 @@
 //! RFC 5626 flows alive.
 
 pub mod call;
+mod expiry;
 pub mod failback;
 mod ids;
 mod incoming;
@@ -22,13 +23,14 @@ pub mod outbound;
 pub mod registration;
 pub mod routing;
 pub mod sender;
+mod server_down;
 pub mod subscription;
 pub mod transaction;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -42,6 +44,7 @@ use crate::quirks::{Quirk, Quirks};
 pub use registration::RegistrationState;
 pub use routing::{Dimension, FailoverScheme, Placement, Role};
 pub use sender::FailureCause;
+pub(crate) use server_down::ServerDown;
 pub use subscription::SubscriptionState;
 
 /// A flow: the phone's connection to one remote address (over UDP, one connected socket).
@@ -120,6 +123,8 @@ pub enum TimerId {
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
     RegistrationRetry(u8),
+    /// `register-both`: refresh the bindings a line keeps at the other registrar after a failback.
+    KeptBindingRefresh(u8),
     /// Refresh subscription number N.
     SubscriptionRefresh(usize),
     /// Try subscription number N again after a failure.
@@ -162,7 +167,7 @@ pub enum TransportFailure {
     Refused,
     /// The connection was closed by the other side.
     Closed,
-    /// RFC 5626: a keep-alive went unanswered, or the edge proxy answered 430 Flow Failed.
+    /// RFC 5626: a keep-alive went unanswered. (A 430 Flow Failed received is a 400, RFC 5626 §11.)
     FlowFailed(String),
     /// Any other error opening or using the flow.
     Other(String),
@@ -279,6 +284,8 @@ pub(crate) struct Context {
     pub settings: CoreSettings,
     pub ids: ids::IdGenerator,
     outputs: VecDeque<Output>,
+    /// Servers that asked to be sent nothing before a time (Retry-After, RFC 3261 §21.5.4).
+    held_off: HashMap<Destination, Instant>,
 }
 
 impl Context {
@@ -296,6 +303,26 @@ impl Context {
 
     pub fn quirk(&self, quirk: Quirk) -> bool {
         self.settings.quirks.has(quirk)
+    }
+
+    /// `server` asked to be sent nothing before `until` (Retry-After).
+    pub fn hold_off(&mut self, server: &Destination, until: Instant) {
+        let held = self.held_off.entry(server.clone()).or_insert(until);
+        *held = (*held).max(until);
+        tracing::info!("sending {} nothing before its Retry-After runs out", server.host);
+    }
+
+    /// The earliest time from `at` on that a request may go to `server` (none: any time).
+    pub fn not_before(&self, server: Option<&Destination>, at: Instant) -> Instant {
+        match server.and_then(|server| self.held_off.get(server)) {
+            Some(until) => at.max(*until),
+            None => at,
+        }
+    }
+
+    /// Whether `server` asked to be sent nothing at `now`.
+    pub fn is_held_off(&self, server: Option<&Destination>, now: Instant) -> bool {
+        self.not_before(server, now) > now
     }
 
     /// The Contact URI of the phone: its address and listening port, `;transport=` for TCP and
@@ -321,17 +348,6 @@ pub(crate) enum Why {
     Failover,
     /// A primary is back: move back, and release (un-REGISTER, un-SUBSCRIBE) what is held at the backup.
     Failback,
-}
-
-/// A request failed in a way that means its server is down: what the failover state machine needs to know.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerDown {
-    pub target: routing::Target,
-    /// The placement the request was sent with.
-    pub used: Placement,
-    pub cause: String,
-    /// No answer at all (the vendor's "timeout" retry timers apply), rather than a refusal or an error.
-    pub timed_out: bool,
 }
 
 /// Who owns a request that failed.
@@ -363,7 +379,12 @@ impl PhoneCore {
         let registration = registration::Registration::new(&settings);
         let subscriptions = subscription::Subscriptions::new(&settings);
         PhoneCore {
-            context: Context { ids: ids::IdGenerator::seeded(settings.id_seed), settings, outputs: VecDeque::new() },
+            context: Context {
+                ids: ids::IdGenerator::seeded(settings.id_seed),
+                settings,
+                outputs: VecDeque::new(),
+                held_off: HashMap::new(),
+            },
             sender: sender::RequestSender::default(),
             failover,
             registration,
@@ -414,8 +435,9 @@ impl PhoneCore {
         }
         if let Arrival::Flow(flow) = arrival
             && message.status() == Some(430)
+            && self.context.quirk(Quirk::FailoverOn430)
         {
-            // RFC 5626 §5.3: the edge proxy says the flow is gone.
+            tracing::info!("430 taken for a failed flow (quirk failover-on-430)");
             self.on_flow_failed(now, flow, TransportFailure::FlowFailed("430 Flow Failed".into()));
         }
         match self.sender.on_response(now, &mut self.context, message) {
@@ -429,12 +451,16 @@ impl PhoneCore {
 
     /// A CRLF pong arrived on a TCP/TLS flow (RFC 5626 §4.4.1).
     pub fn on_pong(&mut self, now: Instant, flow: FlowId) {
-        self.keepalives.on_pong(now, &mut self.context, flow);
+        if self.keepalives.on_pong(now, &mut self.context, flow) {
+            self.registration.on_keepalive_answered(flow);
+        }
     }
 
     /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2).
     pub fn on_stun(&mut self, now: Instant, flow: FlowId, stun: &sip::StunMessage) {
-        self.keepalives.on_stun(now, &mut self.context, flow, stun);
+        if self.keepalives.on_stun(now, &mut self.context, flow, stun) {
+            self.registration.on_keepalive_answered(flow);
+        }
     }
 
     /// The answer to an [`Output::Resolve`]: addresses in the order to try, or why there are none.
@@ -472,7 +498,7 @@ impl PhoneCore {
                 let events = self.sender.on_timer(now, &mut self.context, id);
                 self.dispatch(now, events);
             }
-            TimerId::RegistrationRefresh(_) | TimerId::RegistrationRetry(_) => {
+            TimerId::RegistrationRefresh(_) | TimerId::RegistrationRetry(_) | TimerId::KeptBindingRefresh(_) => {
                 self.registration.on_timer(now, &mut self.context, &mut self.sender, &self.failover, id)
             }
             TimerId::SubscriptionRefresh(_) | TimerId::SubscriptionRetry(_) => {
@@ -606,14 +632,20 @@ impl PhoneCore {
 
     /// A request of `owner` found its server down: ask the failover state machine, then move.
     fn on_server_down(&mut self, now: Instant, owner: Owner, down: ServerDown) {
-        let verdict = self.failover.on_server_down(now, down.target, down.used);
+        if let Some(wait) = down.retry_after.filter(|_| !self.context.quirk(Quirk::IgnoreRetryAfter)) {
+            let element = self.failover.element_of(down.target, down.used, down.hop_failed);
+            if let Some(server) = self.failover.server_of(element, down.used).cloned() {
+                self.context.hold_off(&server, now + wait);
+            }
+        }
+        let verdict = self.failover.on_server_down(now, down.target, down.used, down.hop_failed);
         match verdict {
             routing::Verdict::FailedOver(dimension) => {
                 let active = self.failover.active();
                 tracing::warn!("primary {dimension} failed ({}); moving to the backup: {active}", down.cause);
                 // With outbound, the backup's flow carries the registration meanwhile: RFC 5626's
                 // base-time for "some flows still work" applies to re-establishing the primary's.
-                self.probes.start(now, &mut self.context, dimension, true);
+                self.probes.start(now, &mut self.context, &self.failover, dimension, true);
                 self.resume(now, owner, down.timed_out);
                 self.reconcile(now, Why::Failover);
             }
@@ -649,7 +681,9 @@ impl PhoneCore {
     fn retry_later(&mut self, now: Instant, owner: Owner, timed_out: bool) {
         match owner {
             Owner::Registration => self.registration.retry_later(now, &mut self.context, &self.failover, timed_out),
-            Owner::Subscription(index) => self.subscriptions.retry_later(now, &mut self.context, index, timed_out),
+            Owner::Subscription(index) => {
+                self.subscriptions.retry_later(now, &mut self.context, &self.failover, index, timed_out)
+            }
             Owner::Call => {}
         }
     }
@@ -668,7 +702,7 @@ impl PhoneCore {
         self.subscriptions.reconcile(now, &mut self.context, &mut self.sender, &self.failover, why);
     }
 
-    /// A flow failed by RFC 5626's rules (no pong, 430): close it; what ran on it fails over.
+    /// A flow failed by RFC 5626's rules (no pong): close it; what ran on it fails over.
     fn on_flow_failed(&mut self, now: Instant, flow: FlowId, failure: TransportFailure) {
         let was_keepalive_flow = self.keepalives.forget(&mut self.context, flow);
         let events = self.sender.close_flow(now, &mut self.context, flow, failure.clone());

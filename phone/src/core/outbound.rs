@@ -5,12 +5,17 @@
 //!   pong (`\r\n`), a STUN binding request on UDP answered by a binding response (§4.4). The
 //!   interval is a uniform random 80-100% of `Flow-Timer` when the registrar sends one, else of
 //!   `refphone keep alive interval` (default: `sip persistent tls keep alive`, else 120 s).
-//! - A keep-alive unanswered within `refphone pong timeout` (default 10 s), a closed or reset
-//!   connection, or a 430 Flow Failed from the edge proxy means the flow failed: the core closes
-//!   it, and the registration's server counts as down for the failover state machine.
-//! - A failed flow is re-established in the background: the n-th attempt waits
-//!   `min(max-time, base-time * 2^n) * uniform(0.5, 1)` (§4.5), base-time `refphone outbound
-//!   base time` (default 30 s when every flow failed, 90 s when another flow works), max-time
+//! - A keep-alive unanswered within `refphone pong timeout` (default 10 s), or a closed or reset
+//!   connection, means the flow failed: the core closes it, and the registration's server counts
+//!   as down for the failover state machine. A 430 Flow Failed that reaches the phone is not a
+//!   flow failure: the edge proxy sends it towards the authoritative proxy, and a UA that
+//!   receives one treats it as 400 (§11).
+//! - A failed flow is re-established in the background (§4.5): a flow that had succeeded (a 2xx
+//!   to its REGISTER and, with keep-alives, an answer to its first keep-alive) is replaced at
+//!   once; each failed attempt since the last successful flow (consecutive-failures n, a flow
+//!   that failed before it succeeded included) then waits
+//!   `min(max-time, base-time * 2^n) * uniform(0.5, 1)`, base-time `refphone outbound base
+//!   time` (default 30 s when every flow failed, 90 s when another flow works), max-time
 //!   `refphone outbound max time` (default 1800 s).
 //! - Contacts: a REGISTER carries `+sip.instance` and `reg-id`; `;ob` goes on the Contact URI of
 //!   a REGISTER only when the phone registers without an outbound proxy (§4.2.1: the registrar
@@ -162,25 +167,29 @@ impl KeepAlives {
         context.set_timer(TimerId::KeepAlive(flow), now + interval);
     }
 
-    /// A CRLF pong on a TCP/TLS flow.
-    pub fn on_pong(&mut self, _now: Instant, context: &mut Context, flow: FlowId) {
+    /// A CRLF pong on a TCP/TLS flow: whether it answered a keep-alive.
+    pub fn on_pong(&mut self, _now: Instant, context: &mut Context, flow: FlowId) -> bool {
         if let Some(kept) = self.flows.get_mut(&flow)
             && kept.awaiting == Some(Awaiting::Pong)
         {
             kept.awaiting = None;
             context.cancel_timer(TimerId::PongTimeout(flow));
+            return true;
         }
+        false
     }
 
-    /// A STUN message on a UDP flow: the answer to our binding request, if its transaction id matches.
-    pub fn on_stun(&mut self, _now: Instant, context: &mut Context, flow: FlowId, stun: &StunMessage) {
+    /// A STUN message on a UDP flow: whether it answered our binding request (its transaction id matches).
+    pub fn on_stun(&mut self, _now: Instant, context: &mut Context, flow: FlowId, stun: &StunMessage) -> bool {
         if let Some(kept) = self.flows.get_mut(&flow)
             && stun.class == StunClass::BindingSuccess
             && kept.awaiting == Some(Awaiting::Stun(stun.transaction_id))
         {
             kept.awaiting = None;
             context.cancel_timer(TimerId::PongTimeout(flow));
+            return true;
         }
+        false
     }
 
     /// The answer did not come in time: whether `flow` failed.

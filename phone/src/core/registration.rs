@@ -21,12 +21,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use sip::{CSeq, Contact, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
+use sip::{CSeq, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::routing::{Failover, Placement, Role, Target, server_uri};
-use super::sender::{FailureCause, RequestEvent, RequestSender};
+use super::expiry::{granted_expiry, whole_seconds};
+use super::routing::{Failover, Hop, Placement, Role, Target, server_uri};
+use super::sender::{RequestEvent, RequestSender};
+use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, FlowId, RequestId, ServerDown, TimerId, TransportFailure, Why};
-use crate::config::DEFAULT_SIP_PORT;
 use crate::quirks::Quirk;
 
 /// The Max-Forwards of every request (RFC 3261 §8.1.1.6).
@@ -63,12 +64,6 @@ impl fmt::Display for RegisterFailure {
             RegisterFailure::Unusable(why) => f.write_str(why),
         }
     }
-}
-
-/// Whether a final response means the server is down: 408 (the vendor treats it as a timeout),
-/// and every 5xx and 6xx.
-pub(crate) fn status_means_server_down(status: u16) -> bool {
-    status == 408 || status >= 500
 }
 
 /// The account of a line that registers.
@@ -120,6 +115,10 @@ pub(crate) struct Registration {
     pending: Option<PendingRegister>,
     /// un-REGISTERs in flight; their outcome changes nothing.
     releasing: BTreeMap<RequestId, BindingKey>,
+    /// `register-both`: bindings left at the other registrar at failback and kept refreshed, by the path they were made on.
+    kept_alive: BTreeMap<BindingKey, Placement>,
+    /// Refreshes of those in flight; their outcome changes nothing.
+    keeping: BTreeMap<RequestId, BindingKey>,
     bindings: BTreeMap<BindingKey, HeldBinding>,
     state: RegistrationState,
     /// The binding in effect (the last successful REGISTER), its path and the flow it went on.
@@ -130,8 +129,13 @@ pub(crate) struct Registration {
     release_after_success: bool,
     /// What the last outbound 2xx asked of its flow, until the core takes it.
     keepalive_request: Option<super::outbound::KeepAliveRequest>,
-    /// RFC 5626 §4.5 consecutive-failures: failed attempts since the last successful REGISTER.
+    /// RFC 5626 §4.5 consecutive-failures: failed attempts since the last successful flow.
     consecutive_failures: u32,
+    /// Whether the current flow succeeded (RFC 5626 §4.5): a 2xx, and an answer to its first
+    /// keep-alive when keep-alives run on it.
+    flow_confirmed: bool,
+    /// A successful flow just failed: the next REGISTER forms its replacement at once (§4.5).
+    replace_flow_at_once: bool,
 }
 
 impl Registration {
@@ -148,12 +152,16 @@ impl Registration {
             call_legs: HashMap::new(),
             pending: None,
             releasing: BTreeMap::new(),
+            kept_alive: BTreeMap::new(),
+            keeping: BTreeMap::new(),
             bindings: BTreeMap::new(),
             current: None,
             last_placement: None,
             release_after_success: false,
             keepalive_request: None,
             consecutive_failures: 0,
+            flow_confirmed: false,
+            replace_flow_at_once: false,
         }
     }
 
@@ -168,7 +176,9 @@ impl Registration {
 
     /// Whether `request` is this registration's REGISTER or un-REGISTER in flight.
     pub fn owns(&self, request: RequestId) -> bool {
-        self.pending.as_ref().is_some_and(|p| p.request == request) || self.releasing.contains_key(&request)
+        self.pending.as_ref().is_some_and(|p| p.request == request)
+            || self.releasing.contains_key(&request)
+            || self.keeping.contains_key(&request)
     }
 
     pub fn start(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, failover: &Failover) {
@@ -195,6 +205,9 @@ impl Registration {
         failover: &Failover,
         id: TimerId,
     ) {
+        if let TimerId::KeptBindingRefresh(_) = id {
+            return self.refresh_kept_bindings(now, context, sender, failover);
+        }
         if self.pending.is_some() {
             return;
         }
@@ -238,7 +251,23 @@ impl Registration {
         if let Some(pending) = self.pending.take() {
             sender.abandon(context, pending.request);
         }
-        self.send_register(now, context, sender, failover, desired);
+        self.send_register_when_allowed(now, context, sender, failover, desired);
+    }
+
+    /// Sends a REGISTER for `placement` now, or when its registrar's Retry-After runs out.
+    fn send_register_when_allowed(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        placement: Placement,
+    ) {
+        if context.is_held_off(failover.registrar(placement), now) {
+            self.schedule_retry(now, context, failover, Duration::ZERO);
+        } else {
+            self.send_register(now, context, sender, failover, placement);
+        }
     }
 
     /// After a failure: send again at once if the active placement moved since, else retry later.
@@ -254,7 +283,7 @@ impl Registration {
             return;
         }
         if self.last_placement != Some(failover.active()) {
-            self.send_register(now, context, sender, failover, failover.active());
+            self.send_register_when_allowed(now, context, sender, failover, failover.active());
         } else {
             self.retry_later(now, context, failover, timed_out);
         }
@@ -270,6 +299,10 @@ impl Registration {
             self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at: now };
             self.last_placement = Some(failover.active());
             return;
+        }
+        if std::mem::take(&mut self.replace_flow_at_once) {
+            tracing::info!("line {}: replacing the failed flow at once (RFC 5626 §4.5)", self.line);
+            return self.schedule_retry(now, context, failover, Duration::ZERO);
         }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let timers = &context.settings.timers;
@@ -287,11 +320,21 @@ impl Registration {
         if self.account.is_none() {
             return;
         }
-        let at = now + delay;
+        // Never before the registrar's Retry-After (RFC 3261 §21.5.4).
+        let at = context.not_before(failover.registrar(failover.active()), now + delay);
         self.state = RegistrationState::WaitingToRetry { registrar: failover.active().registrar, at };
         self.last_placement = Some(failover.active());
         context.set_timer(TimerId::RegistrationRetry(self.line), at);
-        tracing::info!("line {}: next REGISTER in {:.3}s", self.line, delay.as_secs_f64());
+        tracing::info!("line {}: next REGISTER in {:.3}s", self.line, (at - now).as_secs_f64());
+    }
+
+    /// A keep-alive on `flow` was answered: if it carries the registration, the flow succeeded.
+    pub fn on_keepalive_answered(&mut self, flow: FlowId) {
+        if !self.flow_confirmed && self.current.as_ref().is_some_and(|(_, _, f)| *f == flow) {
+            tracing::debug!("line {}: flow {} confirmed by its first keep-alive", self.line, flow.0);
+            self.flow_confirmed = true;
+            self.consecutive_failures = 0;
+        }
     }
 
     /// The flow the registration was made on failed: the registration is gone with it.
@@ -304,11 +347,15 @@ impl Registration {
         self.bindings.remove(&key);
         // The next REGISTER goes wherever the failover state machine says, even the same place.
         self.last_placement = None;
+        // A flow that had succeeded is replaced at once; one that never did was a failed attempt.
+        self.replace_flow_at_once = std::mem::take(&mut self.flow_confirmed);
         Some(ServerDown {
             target: Target::Registrar,
             used: placement,
             cause: format!("registration flow failed: {failure}"),
             timed_out: false,
+            hop_failed: true,
+            retry_after: None,
         })
     }
 
@@ -320,6 +367,12 @@ impl Registration {
         failover: &Failover,
         event: RequestEvent,
     ) -> Option<ServerDown> {
+        if let Some(key) = self.keeping.remove(&event.request()) {
+            if let RequestEvent::Provisional { .. } = event {
+                self.keeping.insert(event.request(), key);
+            }
+            return None;
+        }
         if let Some(key) = self.releasing.remove(&event.request()) {
             match &event {
                 RequestEvent::Final { response, .. } => {
@@ -353,19 +406,19 @@ impl Registration {
                 self.pending = None;
                 self.note_cseq(&pending.key, cseq);
                 self.current = None;
-                Some(ServerDown {
-                    target: Target::Registrar,
-                    used: pending.placement,
-                    timed_out: cause.is_timeout(),
-                    cause: self.describe_failure(failover, pending.placement, &cause),
-                })
+                Some(ServerDown::no_response(
+                    Target::Registrar,
+                    pending.placement,
+                    &cause,
+                    &self.describe_request(failover, pending.placement),
+                ))
             }
         }
     }
 
-    fn describe_failure(&self, failover: &Failover, placement: Placement, cause: &FailureCause) -> String {
+    fn describe_request(&self, failover: &Failover, placement: Placement) -> String {
         let registrar = failover.registrar(placement).map(|r| r.host.to_string()).unwrap_or_default();
-        format!("REGISTER to {registrar}: {cause}")
+        format!("REGISTER to {registrar}")
     }
 
     fn note_cseq(&mut self, key: &BindingKey, used: u32) {
@@ -415,7 +468,6 @@ impl Registration {
         failover: &Failover,
         placement: Placement,
     ) {
-        let Some(account) = self.account.clone() else { return };
         let (Some(registrar), Some(aor)) = (failover.registrar(placement).cloned(), self.aor(failover, placement))
         else {
             return;
@@ -425,41 +477,15 @@ impl Registration {
             aor: aor.to_string(),
             reg_id: Self::reg_id(context, failover, placement),
         };
-        let bind_ip = context.settings.bind_ip;
-        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
-            call_id: context.ids.call_id(bind_ip),
-            from_tag: context.ids.tag(),
-            next_cseq: 1,
-            min_expires: None,
-        });
-        // RFC 3261 §10.2: one more than any REGISTER on this Call-ID, an in-flight retry included.
-        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
-        leg.next_cseq = seq + 1;
+        let min_expires = self.call_legs.get(&(key.registrar, key.aor.clone())).and_then(|leg| leg.min_expires);
         let configured_expires = whole_seconds(context.settings.line.registration_period);
-        let requested_expires = configured_expires.max(leg.min_expires.unwrap_or(0));
-        let (call_id, from_tag) = (leg.call_id.clone(), leg.from_tag.clone());
-
+        let requested_expires = configured_expires.max(min_expires.unwrap_or(0));
         let hop = failover.hop(placement, &registrar);
-        let mut register = Message::request(Method::Register, server_uri(&registrar));
-        if let Some(route) = &hop.route {
-            register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
-        }
-        register.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
-        let mut from = NameAddr::new(aor.clone());
-        from.display_name = account.display_name.clone();
-        from.params.set("tag", Some(&from_tag));
-        register.push_header(HeaderName::From, from);
-        register.push_header(HeaderName::To, NameAddr::new(aor));
-        register.push_header(HeaderName::CallId, &call_id);
-        register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
-        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
-        register.push_header(HeaderName::Expires, requested_expires);
-        if key.reg_id.is_some() {
-            register.push_header(HeaderName::Supported, "outbound, path");
-        }
-        register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
-
+        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires) else {
+            return;
+        };
         let request = sender.send(now, context, &hop.next_hop, register);
+        self.replace_flow_at_once = false;
         self.pending = Some(PendingRegister { request, placement, key, requested_expires });
         self.last_placement = Some(placement);
         self.state = RegistrationState::Registering { registrar: placement.registrar };
@@ -508,15 +534,10 @@ impl Registration {
                 self.on_refused(now, context, failover, RegisterFailure::Unusable(why));
                 None
             }
-            status if status_means_server_down(status) => {
+            status if response_means_server_failed(&Method::Register, status, &context.settings.quirks) => {
                 self.current = None;
-                let registrar = failover.registrar(pending.placement).map(|r| r.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Registrar,
-                    used: pending.placement,
-                    cause: format!("REGISTER to {registrar}: {}", status_line(response)),
-                    timed_out: status == 408,
-                })
+                let what = self.describe_request(failover, pending.placement);
+                Some(ServerDown::by_response(Target::Registrar, pending.placement, response, &what))
             }
             _ => {
                 self.on_refused(now, context, failover, RegisterFailure::Status(status));
@@ -566,7 +587,17 @@ impl Registration {
         } else {
             tracing::debug!("refreshed at {registrar_host} expires={granted}");
         }
-        self.consecutive_failures = 0;
+        let keepalive_request =
+            pending.key.reg_id.and_then(|_| super::outbound::keepalive_request(context, flow, response));
+        let keepalives_wanted = keepalive_request.is_some();
+        let same_confirmed_flow = self.flow_confirmed && self.current.as_ref().is_some_and(|(_, _, f)| *f == flow);
+        if !same_confirmed_flow {
+            // RFC 5626 §4.5: with keep-alives, the flow succeeds only once the first is answered.
+            self.flow_confirmed = !keepalives_wanted;
+        }
+        if self.flow_confirmed {
+            self.consecutive_failures = 0;
+        }
         self.bindings.retain(|_, held| held.expires_at > now);
         self.bindings
             .insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
@@ -579,7 +610,7 @@ impl Registration {
             self.release_stale_bindings(now, context, sender, failover);
         }
         if pending.key.reg_id.is_some() {
-            self.keepalive_request = super::outbound::keepalive_request(context, flow, response);
+            self.keepalive_request = keepalive_request;
         }
     }
 
@@ -600,6 +631,21 @@ impl Registration {
             .collect();
         for (key, held) in stale {
             self.bindings.remove(&key);
+            if context.quirk(Quirk::StaleBackupAor) && key.registrar == current.registrar && key.aor != current.aor {
+                tracing::info!("not un-REGISTERing the backup AOR {} (quirk stale-backup-aor)", key.aor);
+                continue;
+            }
+            if context.quirk(Quirk::RegisterBoth) && key.registrar != current.registrar {
+                tracing::info!(
+                    "keeping {} at the {} registrar refreshed too (quirk register-both)",
+                    key.aor,
+                    key.registrar
+                );
+                self.kept_alive.insert(key, held.path);
+                let period = context.settings.line.registration_period;
+                context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
+                continue;
+            }
             if context.quirk(Quirk::NoUnregisterBackup) {
                 tracing::info!(
                     "not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)",
@@ -612,6 +658,29 @@ impl Registration {
         }
     }
 
+    /// `register-both`: refreshes every binding kept at the other registrar, and schedules the next round.
+    fn refresh_kept_bindings(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+    ) {
+        let expires = whole_seconds(context.settings.line.registration_period);
+        for (key, path) in self.kept_alive.clone() {
+            let Some(registrar) = failover.registrar(path).cloned() else { continue };
+            let hop = failover.hop(path, &registrar);
+            if let Some(register) = self.register_request(context, sender, failover, &key, &hop, expires) {
+                let request = sender.send(now, context, &hop.next_hop, register);
+                self.keeping.insert(request, key);
+            }
+        }
+        if !self.kept_alive.is_empty() {
+            let period = context.settings.line.registration_period;
+            context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
+        }
+    }
+
     fn send_unregister(
         &mut self,
         now: Instant,
@@ -621,16 +690,43 @@ impl Registration {
         key: &BindingKey,
         path: Placement,
     ) {
-        let (Some(account), Some(registrar)) = (self.account.clone(), failover.registrar(path).cloned()) else {
-            return;
-        };
-        let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) else { return };
+        let Some(registrar) = failover.registrar(path).cloned() else { return };
+        let mut hop = failover.hop(path, &registrar);
+        if context.quirk(Quirk::UnregisterBypassesOutbound) && hop.route.is_some() {
+            tracing::info!("un-REGISTERing straight at the registrar (quirk unregister-bypasses-outbound)");
+            hop = Hop { next_hop: registrar.clone(), route: None };
+        }
+        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
+        let Some(register) = self.register_request(context, sender, failover, key, &hop, 0) else { return };
+        let request = sender.send(now, context, &hop.next_hop, register);
+        self.releasing.insert(request, key.clone());
+    }
+
+    /// A REGISTER of `key`'s binding with `expires`, to go by `hop`, next in the call leg of its
+    /// registrar and AOR (RFC 3261 §10.2: one CSeq more than any REGISTER on the Call-ID, an
+    /// in-flight retry included).
+    fn register_request(
+        &mut self,
+        context: &mut Context,
+        sender: &RequestSender,
+        failover: &Failover,
+        key: &BindingKey,
+        hop: &Hop,
+        expires: u32,
+    ) -> Option<Message> {
+        let account = self.account.clone()?;
+        let registrar = failover.registrar(Placement { registrar: key.registrar, ..Placement::PRIMARY })?;
+        let aor = sip::Uri::parse(&key.aor).ok()?;
+        let bind_ip = context.settings.bind_ip;
+        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
+            call_id: context.ids.call_id(bind_ip),
+            from_tag: context.ids.tag(),
+            next_cseq: 1,
+            min_expires: None,
+        });
         let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
         leg.next_cseq = seq + 1;
-        let Ok(aor) = sip::Uri::parse(&key.aor) else { return };
-        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
-        let hop = failover.hop(path, &registrar);
-        let mut register = Message::request(Method::Register, server_uri(&registrar));
+        let mut register = Message::request(Method::Register, server_uri(registrar));
         if let Some(route) = &hop.route {
             register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
         }
@@ -643,13 +739,12 @@ impl Registration {
         register.push_header(HeaderName::CallId, &leg.call_id);
         register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
         register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
-        register.push_header(HeaderName::Expires, 0);
+        register.push_header(HeaderName::Expires, expires);
         if key.reg_id.is_some() {
             register.push_header(HeaderName::Supported, "outbound, path");
         }
         register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
-        let request = sender.send(now, context, &hop.next_hop, register);
-        self.releasing.insert(request, key.clone());
+        Some(register)
     }
 }
 
@@ -657,65 +752,5 @@ fn status_line(response: &Message) -> String {
     match response.status() {
         Some(status) => format!("{status} {}", sip::reason_phrase(status)),
         None => "no status".into(),
-    }
-}
-
-/// Whole seconds of a period, at least 1: Expires holds an integer.
-pub(crate) fn whole_seconds(period: Duration) -> u32 {
-    let seconds = period.as_secs_f64().ceil();
-    if seconds >= f64::from(u32::MAX) { u32::MAX } else { (seconds as u32).max(1) }
-}
-
-/// The expiry a 2xx grants our Contact: its `expires` parameter, else the Expires header.
-fn granted_expiry(response: &Message, ours: &SipUri) -> Option<u32> {
-    let contacts = response.contacts().unwrap_or_default();
-    let our_contact = contacts.iter().filter_map(Contact::address).find(|address| {
-        address.uri.as_sip().is_some_and(|uri| {
-            uri.user == ours.user
-                && uri.host.matches(&ours.host)
-                && uri.port.unwrap_or(DEFAULT_SIP_PORT) == ours.port.unwrap_or(DEFAULT_SIP_PORT)
-        })
-    });
-    if let Some(expires) = our_contact.and_then(|a| a.params.value("expires")).and_then(|e| e.parse().ok()) {
-        return Some(expires);
-    }
-    response.expires().ok().flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expires_is_whole_seconds_and_at_least_one() {
-        assert_eq!(whole_seconds(Duration::from_millis(100)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(2500)), 3);
-        assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
-    }
-
-    #[test]
-    fn the_granted_expiry_prefers_our_contacts_parameter() {
-        let ours = SipUri::new(Scheme::Sip, Some("1001"), Host::V4("127.66.0.20".parse().unwrap()), Some(5060));
-        let mut ok = Message::response(200);
-        ok.push_header(HeaderName::Contact, "<sip:1001@127.66.0.99:5060>;expires=99, <sip:1001@127.66.0.20>;expires=7");
-        ok.push_header(HeaderName::Expires, "30");
-        assert_eq!(granted_expiry(&ok, &ours), Some(7));
-
-        let mut other_only = Message::response(200);
-        other_only.push_header(HeaderName::Contact, "<sip:1001@127.66.0.99:5060>;expires=99");
-        other_only.push_header(HeaderName::Expires, "30");
-        assert_eq!(granted_expiry(&other_only, &ours), Some(30));
-
-        assert_eq!(granted_expiry(&Message::response(200), &ours), None);
-    }
-
-    #[test]
-    fn only_408_5xx_and_6xx_mean_the_server_is_down() {
-        for status in [408, 500, 503, 504, 600, 603] {
-            assert!(status_means_server_down(status), "{status}");
-        }
-        for status in [400, 403, 404, 423, 480, 481, 486] {
-            assert!(!status_means_server_down(status), "{status}");
-        }
     }
 }

@@ -26,17 +26,21 @@
 //!   the request's target.
 //! - **Row 2, [`FailoverScheme::AllTogether`]** (backup outbound proxy and a backup registrar
 //!   or proxy): one dimension, *everything*. Any failed request (a connection failure) flips the
-//!   outbound proxy, the registrar and the proxy (and so the AOR) to their backups at once; the
-//!   primary outbound proxy is probed, and when it answers everything moves back.
+//!   outbound proxy, the registrar and the proxy (and so the AOR) to their backups at once. The
+//!   phone remembers which element failed ([`FailedElement`]): the primary outbound proxy when its
+//!   own hop failed (a transport error, its name unresolvable), else the registrar or proxy the
+//!   request was for, behind the outbound proxy (a timeout, 503 or 408 cannot tell the two apart,
+//!   and probing through the outbound proxy tests both). That element is probed (an outbound
+//!   proxy directly; a registrar or proxy with an OPTIONS naming it, routed through the primary
+//!   outbound proxy), and only its answer moves everything back.
 //! - **Row 3, [`FailoverScheme::OutboundOnly`]** (backup outbound proxy, no other backup): one
 //!   dimension, the *outbound proxy*. A failed request moves the route to the backup outbound
 //!   proxy; AOR and registrar never change; when the primary outbound proxy answers probes, the
 //!   route moves back.
 //!
-//! What counts as a failure: no final response before the transaction timer, a transport error
-//! (ICMP port unreachable, a refused or reset connection, a failed flow), a DNS failure, or a
-//! final response 408, 5xx or 6xx. Probing, and the bound on how late a return is noticed, are
-//! in [`super::failback`].
+//! What counts as a failure is in [`super::server_down`]: no final response before the
+//! transaction timer, a transport error, a DNS failure, a 503, or a 408 to a non-INVITE.
+//! Probing, and the bound on how late a return is noticed, are in [`super::failback`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -132,6 +136,14 @@ pub enum Target {
     Proxy,
 }
 
+/// The element a failure is laid at, and so the one probed until it answers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailedElement {
+    Registrar,
+    Proxy,
+    OutboundProxy,
+}
+
 /// A primary server and its backup, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerPair {
@@ -196,8 +208,12 @@ pub struct Failover {
     no_backup_proxy: bool,
     no_outbound_failover: bool,
     keep_aor: bool,
+    /// `probe-outbound-only`: row 2 probes the primary outbound proxy whatever failed.
+    probe_outbound_only: bool,
     /// When each failed primary was marked failed.
     failed_since: BTreeMap<Dimension, Instant>,
+    /// Which element's failure marked each dimension failed.
+    failed_elements: BTreeMap<Dimension, FailedElement>,
 }
 
 impl Failover {
@@ -231,7 +247,9 @@ impl Failover {
             no_backup_proxy: quirks.has(Quirk::NoBackupProxy),
             no_outbound_failover: quirks.has(Quirk::NoOutboundProxyFailover),
             keep_aor: quirks.has(Quirk::KeepAor),
+            probe_outbound_only: quirks.has(Quirk::ProbeOutboundOnly),
             failed_since: BTreeMap::new(),
+            failed_elements: BTreeMap::new(),
         }
     }
 
@@ -311,8 +329,36 @@ impl Failover {
         placement
     }
 
-    /// A request sent with placement `used` to `target` failed at `now`: decide what that means.
-    pub fn on_server_down(&mut self, now: Instant, target: Target, used: Placement) -> Verdict {
+    /// The element a failed request to `target` is laid at: in row 3 always the outbound proxy
+    /// (the only thing that moves); elsewhere the outbound proxy when the phone's own hop to it
+    /// failed, else the target itself.
+    pub fn element_of(&self, target: Target, used: Placement, hop_failed: bool) -> FailedElement {
+        let through_outbound = self.outbound_proxy(used).is_some();
+        match (self.scheme, target) {
+            (FailoverScheme::OutboundOnly, _) => FailedElement::OutboundProxy,
+            _ if hop_failed && through_outbound => FailedElement::OutboundProxy,
+            (_, Target::Registrar) => FailedElement::Registrar,
+            (_, Target::Proxy) => FailedElement::Proxy,
+        }
+    }
+
+    /// The configured server `element` names under `placement`.
+    pub fn server_of(&self, element: FailedElement, placement: Placement) -> Option<&Destination> {
+        match element {
+            FailedElement::Registrar => self.registrar(placement),
+            FailedElement::Proxy => self.proxy(placement),
+            FailedElement::OutboundProxy => self.outbound_proxy(placement),
+        }
+    }
+
+    /// The element whose failure marked `dimension` failed, if it is marked.
+    pub fn failed_element(&self, dimension: Dimension) -> Option<FailedElement> {
+        self.failed_elements.get(&dimension).copied()
+    }
+
+    /// A request sent with placement `used` to `target` failed at `now` (`hop_failed`: the
+    /// phone's own hop failed, see [`Failover::element_of`]): decide what that means.
+    pub fn on_server_down(&mut self, now: Instant, target: Target, used: Placement, hop_failed: bool) -> Verdict {
         let dimension = self.dimension_of(target);
         let used_role = self.effective_role(used, dimension);
         let active_role = self.effective_role(self.active(), dimension);
@@ -327,11 +373,13 @@ impl Failover {
         match used_role {
             Role::Primary if self.has_usable_backup(dimension) => {
                 self.failed_since.insert(dimension, now);
+                self.failed_elements.insert(dimension, self.element_of(target, used, hop_failed));
                 Verdict::FailedOver(dimension)
             }
             Role::Primary => Verdict::NoBackup(dimension),
             Role::Backup => {
                 self.failed_since.remove(&dimension);
+                self.failed_elements.remove(&dimension);
                 Verdict::BackupFailedToo(dimension)
             }
         }
@@ -339,6 +387,7 @@ impl Failover {
 
     /// A probe found the primary of `dimension` working again: unmark it. Whether it was marked.
     pub fn on_primary_back(&mut self, dimension: Dimension) -> bool {
+        self.failed_elements.remove(&dimension);
         self.failed_since.remove(&dimension).is_some()
     }
 
@@ -401,7 +450,8 @@ impl Failover {
 
     /// What probes `dimension`'s primary: the server itself (its Request-URI) and the hop there.
     /// Registrar and proxy are probed through the active outbound proxy, if any; an outbound
-    /// proxy (rows 2 and 3) is probed directly.
+    /// proxy (row 3, and row 2 when its own hop failed) is probed directly; in row 2 a registrar
+    /// or proxy that failed behind the outbound proxy is probed through the primary outbound proxy.
     pub fn probe_target(&self, dimension: Dimension) -> Option<(Destination, Hop)> {
         let active = self.active();
         match dimension {
@@ -412,6 +462,17 @@ impl Failover {
             Dimension::Proxy => {
                 let target = self.proxy.as_ref()?.primary.clone();
                 Some((target.clone(), self.hop(active, &target)))
+            }
+            Dimension::Everything
+                if !self.probe_outbound_only
+                    && matches!(
+                        self.failed_element(dimension),
+                        Some(FailedElement::Registrar | FailedElement::Proxy)
+                    ) =>
+            {
+                let element = self.failed_element(dimension)?;
+                let target = self.server_of(element, Placement::PRIMARY)?.clone();
+                Some((target.clone(), self.hop(Placement::PRIMARY, &target)))
             }
             Dimension::OutboundProxy | Dimension::Everything => {
                 let target = self.outbound.as_ref()?.primary.clone();

@@ -307,7 +307,7 @@ impl RequestSender {
             .collect()
     }
 
-    /// The core decided `flow` failed (no pong, 430): close it and fail what runs on it.
+    /// The core decided `flow` failed (no pong): close it and fail what runs on it.
     pub fn close_flow(
         &mut self,
         now: Instant,
@@ -605,12 +605,12 @@ impl RequestSender {
         let branch = context.ids.branch();
         let mut wire = request.message.clone();
         wire.headers.insert(0, Header { name: HeaderName::Via, value: via_for(request.transport, local, &branch) });
-        let timer = ClientTransactionTimer::start_of(
-            request.kind(),
-            request.transport.is_reliable(),
-            now,
-            &context.settings.timers,
-        );
+        let mut timers = context.settings.timers;
+        if context.quirk(crate::quirks::Quirk::EagerFailover) {
+            // The first retransmission never goes: the transaction gives up after T1.
+            timers.transaction_timer = timers.t1;
+        }
+        let timer = ClientTransactionTimer::start_of(request.kind(), request.transport.is_reliable(), now, &timers);
         if let Some(at) = timer.next_retransmit() {
             context.set_timer(TimerId::Retransmit(id), at);
         }

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use sip::{CSeq, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 
-use super::registration::{MAX_FORWARDS, status_means_server_down, whole_seconds};
+use super::expiry::whole_seconds;
+use super::registration::MAX_FORWARDS;
 use super::routing::{Failover, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
+use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, RequestId, ServerDown, TimerId, Why};
 use crate::config::SubscriptionSetting;
 use crate::quirks::Quirk;
@@ -282,7 +284,25 @@ impl Subscriptions {
             if why == Why::Failback {
                 self.unsubscribe_current(now, context, sender, failover, index);
             }
-            self.subscribe_anew(now, context, sender, failover, index, desired);
+            self.subscribe_anew_when_allowed(now, context, sender, failover, index, desired);
+        }
+    }
+
+    /// Starts subscription `index` anew at `placement` now, or when its proxy's Retry-After runs out.
+    fn subscribe_anew_when_allowed(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        index: usize,
+        placement: Placement,
+    ) {
+        let at = context.not_before(failover.proxy(placement), now);
+        if at > now {
+            self.retry_after(now, context, index, at - now);
+        } else {
+            self.subscribe_anew(now, context, sender, failover, index, placement);
         }
     }
 
@@ -302,18 +322,27 @@ impl Subscriptions {
         }
         let desired = Self::desired(context, failover);
         if item.last_placement.is_none_or(|last| !Self::same_place(last, desired)) {
-            self.subscribe_anew(now, context, sender, failover, index, desired);
+            self.subscribe_anew_when_allowed(now, context, sender, failover, index, desired);
         } else {
-            self.retry_later(now, context, index, timed_out);
+            self.retry_later(now, context, failover, index, timed_out);
         }
     }
 
     /// Waits `sip subscription timeout retry timer` (no answer) or `sip subscription failed retry
     /// timer` (refused) before a new subscription.
-    pub fn retry_later(&mut self, now: Instant, context: &mut Context, index: usize, timed_out: bool) {
+    pub fn retry_later(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        failover: &Failover,
+        index: usize,
+        timed_out: bool,
+    ) {
         let timers = &context.settings.timers;
         let delay = if timed_out { timers.subscription_timeout_retry } else { timers.subscription_failed_retry };
-        self.retry_after(now, context, index, delay);
+        // Never before the proxy's Retry-After (RFC 3261 §21.5.4).
+        let at = context.not_before(failover.proxy(Self::desired(context, failover)), now + delay);
+        self.retry_after(now, context, index, at - now);
     }
 
     fn retry_after(&mut self, now: Instant, context: &mut Context, index: usize, delay: Duration) {
@@ -373,12 +402,7 @@ impl Subscriptions {
                     dialog.next_cseq = dialog.next_cseq.max(cseq + 1);
                 }
                 let proxy = failover.proxy(placement).map(|p| p.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    cause: format!("SUBSCRIBE to {proxy}: {cause}"),
-                    timed_out: cause.is_timeout(),
-                })
+                Some(ServerDown::no_response(Target::Proxy, placement, &cause, &format!("SUBSCRIBE to {proxy}")))
             }
             RequestEvent::Final { response, .. } => {
                 item.pending = None;
@@ -429,7 +453,7 @@ impl Subscriptions {
                         item.package.event(),
                         item.user
                     );
-                    self.retry_later(now, context, index, false);
+                    self.retry_later(now, context, failover, index, false);
                     return None;
                 }
                 let granted_for = Duration::from_secs(u64::from(granted));
@@ -454,6 +478,13 @@ impl Subscriptions {
                     context.set_timer(TimerId::SubscriptionRefresh(index), now + delay);
                     return None;
                 }
+                if context.quirk(Quirk::NoResubscribeOn481) {
+                    tracing::info!("481 to a refresh; dropping the subscription (quirk no-resubscribe-on-481)");
+                    item.state = SubscriptionState::Terminated;
+                    context.cancel_timer(TimerId::SubscriptionRefresh(index));
+                    self.forget_dialog(index);
+                    return None;
+                }
                 tracing::info!(
                     "{} subscription for {}: 481 to a refresh (the proxy forgot the dialog); subscribing anew",
                     item.package.event(),
@@ -471,18 +502,13 @@ impl Subscriptions {
                         let kind = pending.kind;
                         self.send_in_dialog(now, context, sender, failover, index, expires, kind);
                     }
-                    _ => self.retry_later(now, context, index, false),
+                    _ => self.retry_later(now, context, failover, index, false),
                 }
                 None
             }
-            status if status_means_server_down(status) => {
+            status if response_means_server_failed(&Method::Subscribe, status, &context.settings.quirks) => {
                 let proxy = failover.proxy(placement).map(|p| p.host.to_string()).unwrap_or_default();
-                Some(ServerDown {
-                    target: Target::Proxy,
-                    used: placement,
-                    cause: format!("SUBSCRIBE to {proxy}: {status} {}", sip::reason_phrase(status)),
-                    timed_out: status == 408,
-                })
+                Some(ServerDown::by_response(Target::Proxy, placement, response, &format!("SUBSCRIBE to {proxy}")))
             }
             _ => {
                 tracing::warn!(
@@ -491,7 +517,7 @@ impl Subscriptions {
                     item.user,
                     sip::reason_phrase(status)
                 );
-                self.retry_later(now, context, index, false);
+                self.retry_later(now, context, failover, index, false);
                 None
             }
         }
@@ -527,6 +553,7 @@ impl Subscriptions {
         }
         let Ok(Some(state)) = notify.subscription_state() else { return 200 };
         if state.state != "terminated" {
+            self.follow_notifier_expiry(now, context, index, &state);
             return 200;
         }
         let item = &self.items[index];
@@ -561,6 +588,31 @@ impl Subscriptions {
             }
         }
         200
+    }
+
+    /// RFC 6665 §4.1.3: `active` or `pending` with `expires=N` is the notifier's word on when the
+    /// subscription ends; when that is sooner than the phone thought, refresh at half of it.
+    fn follow_notifier_expiry(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        index: usize,
+        state: &sip::SubscriptionState,
+    ) {
+        let Some(seconds) = state.params.value("expires").and_then(|v| v.trim().parse::<u64>().ok()) else { return };
+        let item = &mut self.items[index];
+        let SubscriptionState::Active { proxy, expires_at } = item.state else { return };
+        let notified_end = now + Duration::from_secs(seconds);
+        if notified_end >= expires_at || item.pending.is_some() {
+            return;
+        }
+        tracing::info!(
+            "{} subscription for {}: the notifier says it ends in {seconds}s; refreshing sooner",
+            item.package.event(),
+            item.user
+        );
+        item.state = SubscriptionState::Active { proxy, expires_at: notified_end };
+        context.set_timer(TimerId::SubscriptionRefresh(index), now + Duration::from_secs(seconds) / 2);
     }
 
     /// Remembers the current dialog as ended (its late NOTIFYs get 200) and drops it.
@@ -619,6 +671,13 @@ impl Subscriptions {
         };
         let reuse = context.quirk(Quirk::ReuseSubscriptionDialog);
         let old = if reuse { self.items[index].dialog.clone() } else { None };
+        // `same-from-tag`: a subscription moving elsewhere keeps its From tag in the new dialog.
+        let kept_tag = match &self.items[index].dialog {
+            Some(dialog) if context.quirk(Quirk::SameFromTag) && !Self::same_place(dialog.placement, placement) => {
+                Some(dialog.local_tag.clone())
+            }
+            _ => None,
+        };
         self.forget_dialog(index);
         let bind_ip = context.settings.bind_ip;
         let item = &mut self.items[index];
@@ -626,7 +685,7 @@ impl Subscriptions {
         let aor = SipUri::new(Scheme::Sip, Some(&user), Host::clone(&aor_host), None);
         let (call_id, local_tag, next_cseq) = match old {
             Some(old) => (old.call_id, old.local_tag, old.next_cseq),
-            None => (context.ids.call_id(bind_ip), context.ids.tag(), 1),
+            None => (context.ids.call_id(bind_ip), kept_tag.unwrap_or_else(|| context.ids.tag()), 1),
         };
         item.dialog = Some(SubscribeDialog {
             call_id,

@@ -161,21 +161,6 @@ fn an_unanswered_keepalive_fails_the_flow_after_the_pong_timeout_and_the_registr
     assert_eq!(lab.core.active_placement().registrar, Role::Backup);
 }
 
-#[test]
-fn a_430_flow_failed_from_the_edge_fails_the_flow() {
-    let mut lab = SimLab::new(&with_outbound(&row_2()), Quirks::none());
-    outbound_registrar(&mut lab, Some(30));
-    lab.core.start(lab.now);
-    lab.run_for(s(1));
-    lab.set(OUTBOUND_A, Behaviour::Reject(430));
-    lab.run_for(s(11));
-    assert!(!registers_to(&lab, OUTBOUND_B, s(0)).is_empty(), "{}", lab.dump(s(0)));
-    assert_eq!(
-        lab.core.active_placement(),
-        Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup }
-    );
-}
-
 /// Runs a single-registrar phone whose registration flow fails and whose registrar then
 /// refuses, and returns the gaps between the re-registration attempts.
 fn recovery_attempt_gaps(quirks: Quirks) -> (Duration, Vec<Duration>) {

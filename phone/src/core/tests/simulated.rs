@@ -81,6 +81,8 @@ pub enum Behaviour {
     Refuse,
     /// Answers every request with this status.
     Reject(u16),
+    /// Answers every request with this status and `Retry-After: <seconds>`.
+    RejectRetryAfter(u16, u32),
 }
 
 /// One message the phone sent, or one reply it gave.
@@ -148,6 +150,8 @@ pub struct SimLab {
     pub resolved: Vec<String>,
     /// The transport of every flow the core opened, in order.
     pub opened: Vec<Transport>,
+    /// The status a working proxy answers INVITEs with (a callee who declines, or nobody answering), instead of 200.
+    pub invite_status: Option<u16>,
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -189,6 +193,7 @@ impl SimLab {
             server_tags: BTreeMap::new(),
             resolved: Vec::new(),
             opened: Vec::new(),
+            invite_status: None,
         }
     }
 
@@ -344,6 +349,13 @@ impl SimLab {
                 if matches!(message.method(), Some(Method::Ack) | Some(Method::Cancel)) {
                     return;
                 }
+                // A working outbound proxy forwards to the element behind it, which answers as it behaves;
+                // what it swallows or refuses leaves the phone without an answer.
+                let behaviour = match (behaviour, self.behind_outbound_proxy(to, &message)) {
+                    (Behaviour::Answer, Some(Behaviour::Refuse)) => Behaviour::Silent,
+                    (Behaviour::Answer, Some(behind)) => behind,
+                    (behaviour, _) => behaviour,
+                };
                 match behaviour {
                     Behaviour::Answer => {
                         let response = self.answer(&message);
@@ -353,6 +365,11 @@ impl SimLab {
                     Behaviour::Refuse => self.core.on_transport_error(now, flow, TransportFailure::Refused),
                     Behaviour::Reject(status) => {
                         let response = Message::response_to(&message, status, Some("rejecting"));
+                        self.core.on_datagram(now, Arrival::Flow(flow), &response.to_bytes());
+                    }
+                    Behaviour::RejectRetryAfter(status, seconds) => {
+                        let mut response = Message::response_to(&message, status, Some("rejecting"));
+                        response.push_header(HeaderName::RetryAfter, seconds);
                         self.core.on_datagram(now, Arrival::Flow(flow), &response.to_bytes());
                     }
                 }
@@ -368,6 +385,28 @@ impl SimLab {
             self.core.on_transport_error(self.now, flow, TransportFailure::Closed);
         }
         self.settle();
+    }
+
+    /// When `request` went to an outbound proxy, the behaviour of the element it forwards to: the
+    /// first Route not naming an outbound proxy, else the Request-URI (none when that is the outbound proxy itself).
+    fn behind_outbound_proxy(&self, to: SocketAddr, request: &Message) -> Option<Behaviour> {
+        if to != addr(OUTBOUND_A) && to != addr(OUTBOUND_B) {
+            return None;
+        }
+        let outbound_names = ["outbound-a.lab.test", "outbound-b.lab.test"];
+        let routes = request.routes().unwrap_or_default();
+        let beyond = routes
+            .iter()
+            .filter_map(|r| r.uri.as_sip().map(|u| u.host.to_string()))
+            .find(|host| !outbound_names.contains(&host.as_str()));
+        let host = beyond.or_else(|| {
+            request.request_uri().and_then(Result::ok).and_then(|u| u.as_sip().map(|u| u.host.to_string()))
+        })?;
+        let element = *self.dns.get(&host)?.first()?;
+        if element == to {
+            return None;
+        }
+        Some(self.behaviours.get(&element).copied().unwrap_or(Behaviour::Answer))
     }
 
     /// A working server's answer.
@@ -392,6 +431,9 @@ impl SimLab {
                 response.push_header(HeaderName::Contact, "<sip:notifier.lab.test:5060>");
             }
             Some(Method::Invite) => {
+                if let Some(status) = self.invite_status {
+                    return Message::response_to(request, status, Some(&tag));
+                }
                 response.push_header(HeaderName::Contact, "<sip:callee@127.66.0.99:5060>");
             }
             _ => {}
