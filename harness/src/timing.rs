@@ -111,6 +111,19 @@ impl Timing {
         }
     }
 
+    /// How long the phone takes to notice `fault` on an element behind an outbound proxy: the
+    /// proxy relays what the element answers, but a closed port or a swallowed request there
+    /// reaches the phone only as silence, so it is found by the timeout.
+    pub fn detect_through_outbound(&self, fault: Fault) -> Deadline {
+        match fault {
+            Fault::Refuse => Deadline::of(
+                format!("refuse behind the outbound proxy detected by the {}", self.timeout_term()),
+                self.transaction_timeout(),
+            ),
+            other => self.detect(other),
+        }
+    }
+
     /// The expiry the phone asks for; a registration must be refreshed before it runs out.
     pub fn registration_expiry(&self) -> Duration {
         self.timers.registration_period
@@ -135,16 +148,17 @@ impl Timing {
         )
     }
 
-    /// After a fault on the active registrar: the next REGISTER, its failure detected, the
-    /// REGISTER to the backup and its authentication round trip (loopback: within the jitter).
-    pub fn registrar_failover(&self, fault: Fault) -> Deadline {
-        self.with_jitter(self.next_register().and(self.detect(fault)))
+    /// After a fault on the active registrar: the next REGISTER, its failure detected (`detect`:
+    /// [`Timing::detect`], or [`Timing::detect_through_outbound`]), the REGISTER to the backup
+    /// and its authentication round trip (loopback: within the jitter).
+    pub fn registrar_failover(&self, detect: Deadline) -> Deadline {
+        self.with_jitter(self.next_register().and(detect))
     }
 
     /// After a fault on the active proxy: its next request (a subscription refresh), its
     /// failure detected, then the new registration and subscriptions.
-    pub fn proxy_failover(&self, fault: Fault) -> Deadline {
-        self.with_jitter(self.next_subscribe().and(self.detect(fault)))
+    pub fn proxy_failover(&self, detect: Deadline) -> Deadline {
+        self.with_jitter(self.next_subscribe().and(detect))
     }
 
     /// After a fault on the active outbound proxy: the next request through it (a registration

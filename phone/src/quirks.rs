@@ -186,7 +186,9 @@ impl Quirk {
             Quirk::NoUnregisterBackup => {
                 "does not un-REGISTER (Expires: 0) the binding held at the backup registrar at failback (R1.4)"
             }
-            Quirk::NoUnsubscribeBackup => "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback (R1.5)",
+            Quirk::NoUnsubscribeBackup => {
+                "does not un-SUBSCRIBE (Expires: 0) from the backup proxy at failback; also breaks R2.3 (R1.5)"
+            }
             Quirk::ReuseSubscriptionDialog => {
                 "moves a subscription in its old dialog (same Call-ID and From tag) instead of a new dialog (R1.3)"
             }
@@ -215,7 +217,7 @@ impl Quirk {
             }
             Quirk::Flap => {
                 "moves back to a failed primary one probe interval after failing over whether or not the probe was \
-                 answered, then fails over again (R1.4)"
+                 answered, then fails over again: it does not stay at the backup registrar (R1.2)"
             }
             Quirk::ProbeStorm => {
                 "probes a failed primary with OPTIONS every T1 instead of once per probe interval (R1.2)"
@@ -227,7 +229,9 @@ impl Quirk {
                 "after failback keeps refreshing the binding at the backup registrar too: two active registrations \
                  (R1.4)"
             }
-            Quirk::SameFromTag => "a moved subscription gets a new Call-ID but keeps the old From tag (R1.3)",
+            Quirk::SameFromTag => {
+                "a moved subscription gets a new Call-ID but keeps the old From tag; also breaks R2.2, R3.2 (R1.3)"
+            }
             Quirk::CallToFailedProxy => "sends INVITEs to the primary proxy even while it is marked failed (R1.3)",
             Quirk::StaleBackupAor => {
                 "at proxy failback leaves the backup AOR's binding at the registrar instead of un-REGISTERing it (R1.5)"
@@ -238,7 +242,7 @@ impl Quirk {
             }
             Quirk::EagerFailover => {
                 "declares a server failed after T1 without an answer instead of at the transaction timeout, so a \
-                 slow but healthy primary is failed over (R1.1)"
+                 slow but healthy primary is failed over; also breaks R2.1, R3.1 (R1.1)"
             }
             Quirk::NoResubscribeOn481 => {
                 "drops a subscription whose refresh got 481 and never starts a new one (RFC6665-4.1.2.4)"
@@ -250,7 +254,7 @@ impl Quirk {
             Quirk::FailoverOn430 => "treats a 430 Flow Failed it receives as a failed flow and fails over (R1.1)",
             Quirk::ProbeOutboundOnly => {
                 "in row 2 probes only the primary outbound proxy, so moves back while the registrar or proxy behind \
-                 it is still failed (R2.3)"
+                 it is still failed: it does not stay at the backups (R2.2)"
             }
         }
     }
@@ -259,17 +263,17 @@ impl Quirk {
     pub fn requirement(self) -> &'static str {
         match self {
             Quirk::BackupFirst | Quirk::EagerFailover | Quirk::FailoverOnDecline | Quirk::FailoverOn430 => "R1.1",
-            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm => "R1.2",
+            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap => "R1.2",
             Quirk::NoBackupProxy
             | Quirk::KeepAor
             | Quirk::SubscriptionsStay
             | Quirk::ReuseSubscriptionDialog
             | Quirk::SameFromTag
             | Quirk::CallToFailedProxy => "R1.3",
-            Quirk::NoFailback | Quirk::NoUnregisterBackup | Quirk::Flap | Quirk::RegisterBoth => "R1.4",
+            Quirk::NoFailback | Quirk::NoUnregisterBackup | Quirk::RegisterBoth => "R1.4",
             Quirk::NoUnsubscribeBackup | Quirk::StaleBackupAor => "R1.5",
-            Quirk::NoOutboundProxyFailover => "R2.2",
-            Quirk::UnregisterBypassesOutbound | Quirk::ProbeOutboundOnly => "R2.3",
+            Quirk::NoOutboundProxyFailover | Quirk::ProbeOutboundOnly => "R2.2",
+            Quirk::UnregisterBypassesOutbound => "R2.3",
             Quirk::UdpOnly => "C1",
             Quirk::NewInstanceEachBoot => "F2",
             Quirk::NoKeepalive | Quirk::KeepaliveTooSlow | Quirk::KeepaliveWithoutRequire => "F3",

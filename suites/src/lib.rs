@@ -20,25 +20,45 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-backup-registrar", "failover.no-outbound.primary-registrar-fails.*", R1_2),
     catch("no-backup-proxy", "failover.no-outbound.primary-proxy-fails.*", R1_3),
     catch("no-outbound-proxy-failover", "failover.full-backup.primary-outbound-fails.*", R2_2),
+    catch("no-outbound-proxy-failover", "failover.full-backup.*-fails-behind-outbound.*", R2_2),
     catch("no-outbound-proxy-failover", "failover.outbound-only.primary-outbound-fails.*", R3_2),
-    // Primary first.
+    // Primary first, and a slow primary is no failed primary.
     catch("backup-first", "register.no-outbound.basic.udp", R1_1),
-    catch("backup-first", "failover.no-outbound.*-slow.delay.*", R1_1),
-    catch("backup-first", "failover.full-backup.*-slow.delay.*", R2_1),
-    catch("backup-first", "failover.outbound-only.*-slow.delay.*", R3_1),
+    catch("backup-first", "failover.full-backup.primary-outbound-fails.silent.udp", R2_1),
+    catch("backup-first", "failover.outbound-only.primary-outbound-fails.silent.tcp", R3_1),
+    catch("eager-failover", "failover.no-outbound.*-slow.delay.*", R1_1),
+    catch("eager-failover", "failover.full-backup.*-slow*.delay.*", R2_1),
+    catch("eager-failover", "failover.outbound-only.*-slow.delay.*", R3_1),
+    // Steady state while the primary is down: stay, leave it alone but for sparse probes, and
+    // not before its Retry-After.
+    catch("flap", "failover.no-outbound.primary-registrar-fails.reject-503.udp", R1_2),
+    catch("flap", "failover.no-outbound.primary-registrar-fails.silent.tcp", R1_2),
+    catch("probe-storm", "failover.no-outbound.primary-registrar-fails.reject-408.udp", R1_2),
+    catch("probe-storm", "failover.no-outbound.primary-registrar-fails.reject-503.tcp", R1_2),
+    catch("ignore-retry-after", "failover.*.reject-503-retry-after.udp", Rfc3261_21_5_4),
+    catch("probe-outbound-only", "failover.full-backup.registrar-fails-behind-outbound.silent.udp", R2_2),
+    catch("probe-outbound-only", "failover.full-backup.registrar-fails-behind-outbound.reject-503.tcp", R2_2),
+    catch("probe-outbound-only", "failover.full-backup.proxy-fails-behind-outbound.reject-408.udp", R2_2),
     // The moves back and what they release.
     catch("no-failback", "failover.no-outbound.primary-registrar-fails.silent.udp", R1_4),
     catch("no-failback", "failover.no-outbound.primary-proxy-fails.reject-408.tcp", R1_5),
     catch("no-failback", "failover.full-backup.primary-outbound-fails.refuse.udp", R2_3),
     catch("no-failback", "failover.outbound-only.primary-outbound-fails.refuse.udp", R3_3),
     catch("no-unregister-backup", "failover.no-outbound.primary-registrar-fails.refuse.tcp", R1_4),
+    catch("register-both", "failover.no-outbound.primary-registrar-fails.silent.udp", R1_4),
+    catch("register-both", "failover.no-outbound.primary-registrar-fails.reject-503.tls", R1_4),
     catch("no-unsubscribe-backup", "failover.no-outbound.primary-proxy-fails.reject-503.udp", R1_5),
     catch("no-unsubscribe-backup", "failover.full-backup.primary-outbound-fails.silent.tls", R2_3),
+    catch("stale-backup-aor", "failover.no-outbound.primary-proxy-fails.refuse.udp", R1_5),
+    catch("unregister-bypasses-outbound", "failover.full-backup.primary-outbound-fails.silent.udp", R2_3),
+    catch("unregister-bypasses-outbound", "failover.full-backup.registrar-fails-behind-outbound.reject-503.tls", R2_3),
     // The AOR and the subscriptions move with the proxy, as new dialogs.
     catch("keep-aor", "failover.no-outbound.primary-proxy-fails.silent.udp", R1_3),
     catch("keep-aor", "failover.full-backup.primary-outbound-fails.refuse.tcp", R2_2),
     catch("subscriptions-stay", "failover.no-outbound.primary-proxy-fails.refuse.udp", R1_3),
     catch("reuse-subscription-dialog", "failover.no-outbound.primary-proxy-fails.refuse.tcp", R1_3),
+    catch("same-from-tag", "failover.no-outbound.primary-proxy-fails.silent.tcp", R1_3),
+    catch("same-from-tag", "failover.outbound-only.primary-outbound-fails.reject-503.udp", R3_2),
     // The cfg's transport, and ICMP read as the profile declares.
     catch("udp-only", "failover.no-outbound.primary-registrar-fails.silent.tcp", C1),
     catch("ignore-icmp", "failover.no-outbound.primary-registrar-fails.refuse.udp", R1_2),
@@ -67,8 +87,21 @@ pub const PENDING_QUIRKS: &[PendingQuirk] = &[
         reason: "F2 cases (+sip.instance across a reboot) come with the feature-bullet issue",
     },
     PendingQuirk {
+        quirk: "failover-on-430",
+        reason: "RFC 5626 flows (Flow-Timer, 430 from the edge) come with the feature-bullet issue",
+    },
+    PendingQuirk {
         quirk: "ignore-481",
         reason: "restart cases (a proxy that forgot the dialog) are the next step of the suites issue",
+    },
+    PendingQuirk { quirk: "no-resubscribe-on-481", reason: "restart cases are the next step of the suites issue" },
+    PendingQuirk {
+        quirk: "call-to-failed-proxy",
+        reason: "call cases (Dial through the XML push) are the next step of the suites issue",
+    },
+    PendingQuirk {
+        quirk: "failover-on-decline",
+        reason: "call cases (a callee's 603) are the next step of the suites issue",
     },
 ];
 

@@ -119,36 +119,48 @@ fn every_case_is_caught(catalog: &Catalog) -> Result<(), Failed> {
     }
 }
 
-fn listed_quirks() -> Vec<String> {
+/// `refphone --list-quirks`: each quirk's name and what it breaks.
+fn listed_quirks() -> Vec<(String, String)> {
     let refphone = harness::dut::find_refphone().expect("refphone is built by cargo test --workspace");
     let output = std::process::Command::new(refphone).arg("--list-quirks").output().expect("refphone runs");
     assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.split('\t').next()).map(str::to_owned).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(name, breaks)| (name.to_owned(), breaks.to_owned()))
+        .collect()
 }
 
 /// Every quirk refphone lists makes some case fail, or is pending with a reason; the pending list
 /// names only quirks that exist and that no case catches yet; every quirk the ratchet names exists.
 fn every_quirk_is_caught_or_pending(catalog: &Catalog) -> Result<(), Failed> {
-    let known = listed_quirks();
+    let listed = listed_quirks();
+    let known: Vec<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
     let pairs = catalog.quirk_pairs();
     let mut problems = Vec::new();
     for catch in &catalog.catches {
-        if !known.iter().any(|k| k == catch.quirk) {
-            problems.push(format!("the ratchet names {}, which refphone --list-quirks lacks", catch.quirk));
+        match listed.iter().find(|(name, _)| name == catch.quirk) {
+            None => problems.push(format!("the ratchet names {}, which refphone --list-quirks lacks", catch.quirk)),
+            // The quirk says what it breaks; the ratchet may not make it break something else.
+            Some((_, breaks)) if !breaks.contains(catch.requirement.id()) => problems.push(format!(
+                "the ratchet expects {} to break {}, but it says it breaks: {breaks}",
+                catch.quirk, catch.requirement
+            )),
+            Some(_) => {}
         }
         if !pairs.iter().any(|(q, _, _)| *q == catch.quirk) {
             problems.push(format!("{} names {:?}, which matches no case", catch.quirk, catch.cases));
         }
     }
     for pending in &catalog.pending {
-        if !known.iter().any(|k| k == pending.quirk) {
+        if !known.contains(&pending.quirk) {
             problems.push(format!("the pending list names {}, which refphone --list-quirks lacks", pending.quirk));
         }
         if catalog.catches.iter().any(|c| c.quirk == pending.quirk) {
             problems.push(format!("{} is pending but a case catches it: drop it from the pending list", pending.quirk));
         }
     }
-    for quirk in &known {
+    for quirk in known {
         let caught = catalog.catches.iter().any(|c| c.quirk == quirk);
         let pending = catalog.pending.iter().any(|p| p.quirk == quirk);
         if !caught && !pending {

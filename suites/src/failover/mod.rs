@@ -17,12 +17,12 @@ pub use table::{ROWS, Release, Row};
 pub const RETRY_AFTER_S: u32 = 4;
 
 /// The lasting faults every row is run with: one per detection path of the phone.
-/// (`reject 503 retry-after=N` joins them once refphone honours Retry-After.)
-pub const FAULTS: [Fault; 5] = [
+pub const FAULTS: [Fault; 6] = [
     Fault::Silent,
     Fault::Refuse,
     Fault::Reject { code: 503, retry_after: None },
     Fault::Reject { code: 408, retry_after: None },
+    Fault::Reject { code: 503, retry_after: Some(RETRY_AFTER_S) },
     Fault::Stall,
 ];
 
@@ -46,8 +46,10 @@ pub fn cases() -> Vec<Case> {
             for fault in FAULTS {
                 cases.push(row_case(row, fault, transport, None));
             }
-            // A fault on the case's own transport only: the phone sees the same failure.
-            if transport != Transport::Udp {
+            // A fault on the case's own transport only: the phone sees the same failure. (Behind an
+            // outbound proxy the element is reached over the proxy's UDP, not the phone's transport.)
+            let on_phone_hop = row.before.via.is_none() || row.before.via == Some(row.fails);
+            if transport != Transport::Udp && on_phone_hop {
                 cases.push(row_case(row, Fault::Silent, transport, Some(transport)));
             }
             cases.push(slow_primary_case(row, transport));
@@ -80,10 +82,15 @@ fn row_case(row: Row, fault: Fault, transport: Transport, only: Option<Transport
 /// The deadline for the move after `row.fails` breaks with `fault`.
 fn failover_deadline(lab: &Lab, row: &Row, fault: Fault) -> Deadline {
     let timing = lab.timing();
+    let detect = if row.before.via.is_some() && row.before.via != Some(row.fails) {
+        timing.detect_through_outbound(fault)
+    } else {
+        timing.detect(fault)
+    };
     if row.fails.is_registrar() {
-        timing.registrar_failover(fault)
+        timing.registrar_failover(detect)
     } else if row.fails.is_proxy() {
-        timing.proxy_failover(fault)
+        timing.proxy_failover(detect)
     } else {
         timing.outbound_failover(fault, row.subscriptions)
     }

@@ -47,7 +47,7 @@ const ROW_2_PRIMARY: Placement = placement(RegistrarA, ProxyA, ProxyA, Some(Outb
 const ALL_BACKUPS: Needs = Needs { backup_registrar: true, backup_proxy: true, subscriptions: true };
 
 /// The seed's rows (BRIEF §2): row 1's two dimensions, row 2's "any connection", row 3.
-pub const ROWS: [Row; 4] = [
+pub const ROWS: [Row; 6] = [
     Row {
         configuration: Configuration::NoOutbound,
         behaviour: "primary-registrar-fails",
@@ -93,6 +93,39 @@ pub const ROWS: [Row; 4] = [
         after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
         moved: Requirement::R2_2,
         // R2.3: everything back via outbound-a; what was held at the backups released via outbound-b.
+        returned: Requirement::R2_3,
+        releases: &[
+            Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
+            Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
+        ],
+        needs: ALL_BACKUPS,
+    },
+    // Row 2's "any connection fails" includes what lies behind the outbound proxy (BRIEF §2).
+    Row {
+        configuration: Configuration::FullBackup,
+        behaviour: "registrar-fails-behind-outbound",
+        fails: RegistrarA,
+        subscriptions: true,
+        before: ROW_2_PRIMARY,
+        start: Requirement::R2_1,
+        after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
+        moved: Requirement::R2_2,
+        returned: Requirement::R2_3,
+        releases: &[
+            Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
+            Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
+        ],
+        needs: ALL_BACKUPS,
+    },
+    Row {
+        configuration: Configuration::FullBackup,
+        behaviour: "proxy-fails-behind-outbound",
+        fails: ProxyA,
+        subscriptions: true,
+        before: ROW_2_PRIMARY,
+        start: Requirement::R2_1,
+        after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
+        moved: Requirement::R2_2,
         returned: Requirement::R2_3,
         releases: &[
             Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
