@@ -84,8 +84,11 @@ impl SteadyRules {
                 );
                 return Some((*requirement, rule));
             }
-            // Releasing a binding or a subscription (Expires 0) is what a phone owes the element it left.
-            let release = removes_binding(message) || message.expires().ok().flatten() == Some(0);
+            // Releasing a binding or a subscription (Expires 0) is what a phone owes the element it
+            // left; ACK, BYE and CANCEL finish what began before (a call's dialog keeps its route).
+            let release = removes_binding(message)
+                || message.expires().ok().flatten() == Some(0)
+                || matches!(method, Method::Ack | Method::Bye | Method::Cancel);
             if let Some((element, requirement)) = self.unused.iter().find(|(e, _)| *e == event.element) {
                 if !earlier && !release {
                     return Some((
@@ -96,7 +99,7 @@ impl SteadyRules {
             }
             let failed = self.failed.iter().find(|(element, _)| *element == event.element);
             if let Some((element, requirement)) = failed {
-                if *method != Method::Options && *method != Method::Ack && !earlier && !release {
+                if *method != Method::Options && !earlier && !release {
                     return Some((*requirement, format!("a {method} reached {element}, which is failed")));
                 }
             }

@@ -182,6 +182,14 @@ impl Timing {
         )
     }
 
+    /// After a `Dial:` push: the INVITE, with at most one DNS lookup or new flow before it.
+    pub fn dial(&self) -> Deadline {
+        self.with_jitter(Deadline::of(
+            format!("a DNS lookup or a new flow before the INVITE (one {})", self.timeout_term()),
+            self.transaction_timeout(),
+        ))
+    }
+
     /// A window over which steady state is observed: two refresh intervals (at the declared
     /// refresh point) of the longer expiry, so at least two refreshes fall inside it.
     pub fn steady_window(&self) -> Duration {

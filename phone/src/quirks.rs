@@ -232,7 +232,9 @@ impl Quirk {
             Quirk::SameFromTag => {
                 "a moved subscription gets a new Call-ID but keeps the old From tag; also breaks R2.2, R3.2 (R1.3)"
             }
-            Quirk::CallToFailedProxy => "sends INVITEs to the primary proxy even while it is marked failed (R1.3)",
+            Quirk::CallToFailedProxy => {
+                "sends INVITEs to the primary proxy even while it is marked failed; also breaks R2.2 (R1.3)"
+            }
             Quirk::StaleBackupAor => {
                 "at proxy failback leaves the backup AOR's binding at the registrar instead of un-REGISTERing it (R1.5)"
             }

@@ -61,6 +61,8 @@ pub enum ElementCommand {
     NotifyAll,
     /// The proxy ends every subscription with `terminated;reason=deactivated` (RFC 6665 §4.1.3).
     DeactivateAll,
+    /// The proxy answers INVITEs so from now on (a callee that declines: `Reject(603)`).
+    AnswerInvitesWith(InviteAnswer),
 }
 
 /// The part of an element that decides what to answer; the transports around it apply faults.

@@ -242,6 +242,10 @@ impl Behaviour for Proxy {
     }
 
     fn command(&mut self, command: &ElementCommand, _now: Instant) -> Vec<Outgoing> {
+        if let ElementCommand::AnswerInvitesWith(answer) = command {
+            self.config.invite = *answer;
+            return Vec::new();
+        }
         let keys: Vec<(String, String)> = self.subscriptions.keys().cloned().collect();
         let mut out = Vec::new();
         for key in keys {
@@ -254,6 +258,7 @@ impl Behaviour for Proxy {
                     out.extend(self.notify(&key, "terminated;reason=deactivated"));
                     self.subscriptions.remove(&key);
                 }
+                ElementCommand::AnswerInvitesWith(_) => {}
             }
         }
         out

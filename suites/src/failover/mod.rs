@@ -75,7 +75,7 @@ fn row_case(row: Row, fault: Fault, transport: Transport, only: Option<Transport
         fault: Some(fault),
         needs: row.needs,
         timers: timers_for(fault),
-        run: Arc::new(move |lab| Box::pin(fail_and_return(lab, row, fault, only))),
+        run: Arc::new(move |lab| Box::pin(fail_and_return(lab, row, fault, only, Calls::None))),
     }
 }
 
@@ -96,11 +96,45 @@ fn failover_deadline(lab: &Lab, row: &Row, fault: Fault) -> Deadline {
     }
 }
 
+/// Whether the story places a call in each of its phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    None,
+    /// A `Dial:` once the phone settled before the failure, after the move, and after the return:
+    /// each INVITE at the phase's proxy, through its outbound proxy (R1.1, R2.1, R3.1 name INVITE).
+    EachPhase,
+}
+
+/// Dials, and waits for the INVITE at the placement's proxy through its outbound proxy.
+async fn call_reaches(
+    lab: &mut Lab,
+    placement: crate::steps::Placement,
+    requirement: Requirement,
+) -> Result<(), CaseError> {
+    lab.stimulate(harness::dut::Stimulus::Dial(harness::provision::BLF_EXTENSION.into())).await?;
+    let invite = harness::Invite::at(placement.proxy).requirement(requirement).within(lab.timing().dial());
+    lab.expect(match placement.via {
+        Some(outbound) => invite.via(outbound),
+        None => invite,
+    })
+    .await?;
+    Ok(())
+}
+
 /// The row's story: primary first; the primary fails and the phone moves; it holds still while
 /// the primary is down; the primary returns and the phone moves back and releases the backups.
-async fn fail_and_return(lab: &mut Lab, row: Row, fault: Fault, only: Option<Transport>) -> Result<(), CaseError> {
+pub async fn fail_and_return(
+    lab: &mut Lab,
+    row: Row,
+    fault: Fault,
+    only: Option<Transport>,
+    calls: Calls,
+) -> Result<(), CaseError> {
     let target = harness::FaultTarget { element: row.fails, transport: only };
     let before = starts_at(lab, row.before, row.subscriptions, row.start).await?;
+    if calls == Calls::EachPhase {
+        call_reaches(lab, row.before, row.start).await?;
+    }
     lab.fail(target, fault);
     let failed_at = lab.trace().now();
     let deadline = failover_deadline(lab, &row, fault);
@@ -127,6 +161,9 @@ async fn fail_and_return(lab: &mut Lab, row: Row, fault: Fault, only: Option<Tra
         }
         lab.hold(rules, timing.steady_window()).await?;
     }
+    if calls == Calls::EachPhase {
+        call_reaches(lab, row.after, row.moved).await?;
+    }
     lab.restore(target);
     if fault == Fault::Stall {
         lab.look_from(moved_mark);
@@ -147,6 +184,9 @@ async fn fail_and_return(lab: &mut Lab, row: Row, fault: Fault, only: Option<Tra
         rules = rules.unused(element, row.returned);
     }
     lab.hold(rules, timing.steady_window()).await?;
+    if calls == Calls::EachPhase {
+        call_reaches(lab, row.before, row.returned).await?;
+    }
     Ok(())
 }
 

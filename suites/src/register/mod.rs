@@ -9,7 +9,7 @@ use harness::{
 use crate::steps::starts_at;
 
 pub fn cases() -> Vec<Case> {
-    vec![Case {
+    let mut cases = vec![Case {
         id: "register.no-outbound.basic.udp".into(),
         requirements: vec![Requirement::R1_1, Requirement::Rfc3261_10_2_4, Requirement::C1],
         configuration: Configuration::NoOutbound,
@@ -18,8 +18,45 @@ pub fn cases() -> Vec<Case> {
         needs: Needs::default(),
         timers: Timers::fast(),
         run: Arc::new(|lab| Box::pin(basic(lab))),
-    }]
+    }];
+    for transport in crate::failover::TRANSPORTS {
+        cases.push(Case {
+            id: format!("register.no-outbound.registrar-restarts.restart.{transport}"),
+            requirements: vec![Requirement::R1_1, Requirement::C1],
+            configuration: Configuration::NoOutbound,
+            transport,
+            fault: None,
+            needs: Needs { backup_registrar: true, ..Needs::default() },
+            timers: Timers::fast(),
+            run: Arc::new(|lab| Box::pin(registrar_restarts(lab))),
+        });
+    }
+    cases
 }
+
+/// RFC 3261 §10.3: a registrar that lost its bindings gets the binding back at the phone's next
+/// refresh; forgetting is no failure, so the phone stays at the primary (R1.1).
+async fn registrar_restarts(lab: &mut Lab) -> Result<(), CaseError> {
+    let placement = PRIMARY;
+    starts_at(lab, placement, false, Requirement::R1_1).await?;
+    lab.event(Element::RegistrarA, harness::Event::Restart);
+    let timing = lab.timing().clone();
+    let deadline = timing.next_register().plus("scheduling jitter", timing.jitter());
+    lab.expect(placement.registration(Requirement::R1_1).within(deadline)).await?;
+    let mut rules = harness::SteadyRules::new(Element::RegistrarA, Requirement::R1_1, timing.timers.failback_probe);
+    for element in [Element::RegistrarB, Element::ProxyB, Element::OutboundA, Element::OutboundB] {
+        rules = rules.unused(element, Requirement::R1_1);
+    }
+    lab.hold(rules, timing.steady_window()).await?;
+    Ok(())
+}
+
+const PRIMARY: crate::steps::Placement = crate::steps::Placement {
+    registrar: Element::RegistrarA,
+    aor_of: Element::ProxyA,
+    proxy: Element::ProxyA,
+    via: None,
+};
 
 /// R1.1: with no outbound proxy, REGISTER goes to the primary registrar first, with the primary
 /// proxy's AOR; RFC 3261 §10.2.4: the phone refreshes the binding before it expires.
