@@ -119,6 +119,8 @@ pub enum TimerId {
     Retransmit(RequestId),
     /// Timer B or F (the vendor's `sip transaction timer`) of a request's current client transaction.
     TransactionTimeout(RequestId),
+    /// Timer D: an INVITE transaction of the request leaves Completed (RFC 3261 §17.1.1.2).
+    InviteCompleted(RequestId),
     /// Refresh the registration of a line.
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
@@ -494,7 +496,7 @@ impl PhoneCore {
     /// Timer `id` fired.
     pub fn on_timer(&mut self, now: Instant, id: TimerId) {
         match id {
-            TimerId::Retransmit(_) | TimerId::TransactionTimeout(_) => {
+            TimerId::Retransmit(_) | TimerId::TransactionTimeout(_) | TimerId::InviteCompleted(_) => {
                 let events = self.sender.on_timer(now, &mut self.context, id);
                 self.dispatch(now, events);
             }

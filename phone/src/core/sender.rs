@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use sip::{CSeq, Credentials, Header, HeaderName, Host, Message, Method, Via};
 
-use super::transaction::{ClientTransactionTimer, TransactionKind};
+use super::transaction::{ClientTransactionTimer, TransactionKind, timer_d};
 use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, TransportFailure};
 use crate::config::{DEFAULT_SIP_PORT, Destination};
 
@@ -108,6 +108,16 @@ struct RunningTransaction {
     wire: Message,
 }
 
+/// An INVITE client transaction in Completed (RFC 3261 §17.1.1.2): its non-2xx final response
+/// was ACKed, and each retransmission of that response gets the same ACK again until Timer D.
+#[derive(Debug)]
+struct CompletedInvite {
+    request: RequestId,
+    flow: FlowId,
+    ack: Message,
+    until: Instant,
+}
+
 #[derive(Debug)]
 struct OutgoingRequest {
     /// The request without its Via, which each transaction adds with its own branch.
@@ -153,6 +163,8 @@ pub(crate) struct RequestSender {
     /// TCP/TLS connections by the hop they were opened for: a request to that hop reuses the
     /// connection without asking the DNS (BRIEF §2).
     stream_hops: HashMap<(Destination, Transport), FlowId>,
+    /// INVITE transactions in Completed, by branch.
+    completed_invites: HashMap<String, CompletedInvite>,
 }
 
 impl RequestSender {
@@ -344,6 +356,16 @@ impl RequestSender {
             }
         };
         let cseq_method = response.cseq().ok().map(|c| c.method);
+        if let Some(completed) = branch.as_ref().and_then(|b| self.completed_invites.get(b))
+            && status >= 300
+            && cseq_method == Some(Method::Invite)
+        {
+            if now < completed.until {
+                tracing::debug!("{}: {status} retransmitted; ACKing it again", completed.request);
+                context.push(Output::Send { flow: completed.flow, message: completed.ack.clone() });
+            }
+            return ResponseOutcome::Ignored;
+        }
         let Some(&id) = branch.as_ref().and_then(|b| self.branches.get(b)) else {
             if (200..300).contains(&status) && cseq_method == Some(Method::Invite) {
                 return ResponseOutcome::StrayInviteSuccess(response);
@@ -373,7 +395,14 @@ impl RequestSender {
         if status >= 300 && kind == TransactionKind::Invite {
             // RFC 3261 §17.1.1.3: the transaction itself ACKs a non-2xx final response.
             let ack = ack_for_failure(&running.wire, &response);
-            context.push(Output::Send { flow, message: ack });
+            context.push(Output::Send { flow, message: ack.clone() });
+            let linger = timer_d(request.transport.is_reliable(), &context.settings.timers);
+            if !linger.is_zero() {
+                let until = now + linger;
+                let completed = CompletedInvite { request: id, flow, ack, until };
+                self.completed_invites.insert(running.branch.clone(), completed);
+                context.set_timer(TimerId::InviteCompleted(id), until);
+            }
         }
         self.end_transaction(context, id);
         if matches!(status, 401 | 407) && self.answer_challenge(context, id, &response) {
@@ -437,6 +466,15 @@ impl RequestSender {
                 }
                 events
             }
+            TimerId::InviteCompleted(id) => {
+                self.completed_invites.retain(|_, completed| completed.until > now);
+                // A challenge answered meanwhile may have left a later Completed transaction of the same request.
+                let later = self.completed_invites.values().filter(|c| c.request == id).map(|c| c.until).min();
+                if let Some(until) = later {
+                    context.set_timer(TimerId::InviteCompleted(id), until);
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         }
     }
@@ -484,6 +522,9 @@ impl RequestSender {
         let requests: Vec<RequestId> = self.requests.keys().copied().collect();
         for id in requests {
             self.abandon(context, id);
+        }
+        for completed in std::mem::take(&mut self.completed_invites).into_values() {
+            context.cancel_timer(TimerId::InviteCompleted(completed.request));
         }
         self.flows.clear();
         self.stream_hops.clear();

@@ -825,4 +825,5 @@ mod outbound;
 mod quirks;
 mod rows;
 mod simulated;
+mod transactions;
 mod wire;
