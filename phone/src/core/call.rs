@@ -168,7 +168,7 @@ impl Calls {
                 {
                     call.remote = to;
                 }
-                if call.hang_up_when_possible && sender.cancel(context, request) {
+                if call.hang_up_when_possible && sender.cancel(now, context, request) {
                     call.state = CallState::Ending;
                 }
                 None
@@ -227,7 +227,7 @@ impl Calls {
             CallState::Confirmed => self.hang_up(now, context, sender, id),
             CallState::Ringing => {
                 if let Some(invite) = call.invite
-                    && sender.cancel(context, invite)
+                    && sender.cancel(now, context, invite)
                 {
                     tracing::info!("call {id}: no answer; cancelling");
                     call.state = CallState::Ending;

@@ -19,6 +19,7 @@ mod expiry;
 pub mod failback;
 mod ids;
 mod incoming;
+mod invite_transaction;
 pub mod outbound;
 pub mod registration;
 pub mod routing;
@@ -121,6 +122,8 @@ pub enum TimerId {
     TransactionTimeout(RequestId),
     /// Timer D: an INVITE transaction of the request leaves Completed (RFC 3261 §17.1.1.2).
     InviteCompleted(RequestId),
+    /// Timer E or F of the CANCEL of the request's INVITE transaction.
+    Cancel(RequestId),
     /// Refresh the registration of a line.
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
@@ -496,7 +499,10 @@ impl PhoneCore {
     /// Timer `id` fired.
     pub fn on_timer(&mut self, now: Instant, id: TimerId) {
         match id {
-            TimerId::Retransmit(_) | TimerId::TransactionTimeout(_) | TimerId::InviteCompleted(_) => {
+            TimerId::Retransmit(_)
+            | TimerId::TransactionTimeout(_)
+            | TimerId::InviteCompleted(_)
+            | TimerId::Cancel(_) => {
                 let events = self.sender.on_timer(now, &mut self.context, id);
                 self.dispatch(now, events);
             }

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use sip::{CSeq, Credentials, Header, HeaderName, Host, Message, Method, Via};
 
-use super::transaction::{ClientTransactionTimer, TransactionKind, timer_d};
+use super::invite_transaction::{CancelTransaction, CompletedInvite, ack_for_failure, cancel_for};
+use super::transaction::{ClientTransactionTimer, TransactionKind, TransactionState, timer_d};
 use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, TransportFailure};
 use crate::config::{DEFAULT_SIP_PORT, Destination};
 
@@ -106,16 +107,10 @@ struct RunningTransaction {
     branch: String,
     timer: ClientTransactionTimer,
     wire: Message,
-}
-
-/// An INVITE client transaction in Completed (RFC 3261 §17.1.1.2): its non-2xx final response
-/// was ACKed, and each retransmission of that response gets the same ACK again until Timer D.
-#[derive(Debug)]
-struct CompletedInvite {
-    request: RequestId,
-    flow: FlowId,
-    ack: Message,
-    until: Instant,
+    /// An INVITE's CANCEL, while its own transaction runs.
+    cancel: Option<CancelTransaction>,
+    /// Whether the INVITE was CANCELled: then its deadline ends it as a 487 would, not as a failure.
+    cancelled: bool,
 }
 
 #[derive(Debug)]
@@ -376,8 +371,17 @@ impl RequestSender {
         let Some(request) = self.requests.get_mut(&id) else { return ResponseOutcome::Ignored };
         let kind = request.kind();
         let Stage::Transacting(running) = &mut request.stage else { return ResponseOutcome::Ignored };
+        if cseq_method == Some(Method::Cancel) && running.cancel.is_some() {
+            // A CANCEL shares its INVITE's branch: its response ends (or slows) the CANCEL's own transaction.
+            if status >= 200 {
+                running.cancel = None;
+                context.cancel_timer(TimerId::Cancel(id));
+            } else if let Some(cancel) = &mut running.cancel {
+                cancel.timer.on_provisional();
+            }
+            return ResponseOutcome::Ignored;
+        }
         if cseq_method.as_ref() != request.message.method() {
-            // A CANCEL shares its INVITE's branch; its 200 ends nothing here.
             tracing::debug!("response {status} has the branch of {id} but not its CSeq method; ignored");
             return ResponseOutcome::Ignored;
         }
@@ -438,7 +442,39 @@ impl RequestSender {
                 }
                 Vec::new()
             }
+            TimerId::Cancel(id) => {
+                if let Some(request) = self.requests.get_mut(&id)
+                    && let Stage::Transacting(running) = &mut request.stage
+                    && let Some(cancel) = &mut running.cancel
+                {
+                    if cancel.timer.has_timed_out(now) {
+                        tracing::info!("{id}: CANCEL unanswered within its transaction timer");
+                        running.cancel = None;
+                    } else {
+                        if cancel.timer.on_retransmit_timer(now) {
+                            context.push(Output::Send { flow: running.flow, message: cancel.wire.clone() });
+                        }
+                        if let Some(at) = cancel.next_wake() {
+                            context.set_timer(TimerId::Cancel(id), at);
+                        }
+                    }
+                }
+                Vec::new()
+            }
             TimerId::TransactionTimeout(id) => {
+                if let Some(request) = self.requests.get(&id)
+                    && let Stage::Transacting(running) = &request.stage
+                    && running.cancelled
+                    && running.timer.has_timed_out(now)
+                {
+                    // RFC 3261 §9.1: no final response within 64*T1 of the CANCEL: the INVITE
+                    // transaction is over, as cancelled; the owner hears a 487 of the phone's own.
+                    tracing::info!("{id}: no final response 64*T1 after the CANCEL; the INVITE transaction is over");
+                    let (response, flow) = (Message::response_to(&running.wire, 487, None), running.flow);
+                    self.end_transaction(context, id);
+                    self.requests.remove(&id);
+                    return vec![RequestEvent::Final { request: id, response, flow }];
+                }
                 let timed_out = self.requests.get(&id).and_then(|r| match &r.stage {
                     Stage::Transacting(running) if running.timer.has_timed_out(now) => {
                         r.remote.map(|remote| (remote, running.flow))
@@ -489,16 +525,31 @@ impl RequestSender {
         true
     }
 
-    /// Sends a CANCEL for the INVITE `id` once it got a provisional response (RFC 3261 §9.1).
-    /// Whether one was sent.
-    pub fn cancel(&mut self, context: &mut Context, id: RequestId) -> bool {
-        let Some(request) = self.requests.get(&id) else { return false };
-        let Stage::Transacting(running) = &request.stage else { return false };
-        if running.timer.state() != super::transaction::TransactionState::Proceeding {
+    /// Sends a CANCEL for the INVITE `id` once it got a provisional response (RFC 3261 §9.1), as
+    /// a non-INVITE client transaction of its own; the INVITE then ends within 64*T1 whatever
+    /// it hears. Whether one was sent.
+    pub fn cancel(&mut self, now: Instant, context: &mut Context, id: RequestId) -> bool {
+        let Some(request) = self.requests.get_mut(&id) else { return false };
+        let reliable = request.transport.is_reliable();
+        let Stage::Transacting(running) = &mut request.stage else { return false };
+        if running.timer.state() != TransactionState::Proceeding || running.cancelled {
             return false;
         }
-        let cancel = cancel_for(&running.wire);
-        context.push(Output::Send { flow: running.flow, message: cancel });
+        let timers = context.settings.timers;
+        let cancel = CancelTransaction {
+            wire: cancel_for(&running.wire),
+            timer: ClientTransactionTimer::start_of(TransactionKind::NonInvite, reliable, now, &timers),
+        };
+        context.push(Output::Send { flow: running.flow, message: cancel.wire.clone() });
+        if let Some(at) = cancel.next_wake() {
+            context.set_timer(TimerId::Cancel(id), at);
+        }
+        running.cancel = Some(cancel);
+        running.cancelled = true;
+        running.timer.give_up_at(now + timers.t1 * 64);
+        if let Some(deadline) = running.timer.deadline() {
+            context.set_timer(TimerId::TransactionTimeout(id), deadline);
+        }
         true
     }
 
@@ -660,7 +711,14 @@ impl RequestSender {
         }
         context.push(Output::Send { flow, message: wire.clone() });
         self.branches.insert(branch.clone(), id);
-        request.stage = Stage::Transacting(Box::new(RunningTransaction { flow, branch, timer, wire }));
+        request.stage = Stage::Transacting(Box::new(RunningTransaction {
+            flow,
+            branch,
+            timer,
+            wire,
+            cancel: None,
+            cancelled: false,
+        }));
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
@@ -685,6 +743,9 @@ impl RequestSender {
             self.branches.remove(&running.branch);
             context.cancel_timer(TimerId::Retransmit(id));
             context.cancel_timer(TimerId::TransactionTimeout(id));
+            if running.cancel.is_some() {
+                context.cancel_timer(TimerId::Cancel(id));
+            }
         }
         request.stage = Stage::BetweenAttempts;
     }
@@ -713,56 +774,4 @@ fn set_header_before_user_agent(message: &mut Message, name: HeaderName, value: 
     let position =
         message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
     message.headers.insert(position, Header { name, value: value.to_string() });
-}
-
-/// The ACK a client INVITE transaction sends for a non-2xx final response (RFC 3261 §17.1.1.3).
-fn ack_for_failure(invite: &Message, response: &Message) -> Message {
-    let uri = match &invite.start {
-        sip::StartLine::Request { uri, .. } => uri.clone(),
-        sip::StartLine::Response { .. } => String::new(),
-    };
-    let mut ack = Message::request(Method::Ack, uri);
-    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
-        ack.push_header(HeaderName::Via, via);
-    }
-    for route in invite.header_values(&HeaderName::Route) {
-        ack.push_header(HeaderName::Route, route);
-    }
-    ack.push_header(HeaderName::MaxForwards, 70);
-    copy_header(invite, &mut ack, HeaderName::From);
-    copy_header(response, &mut ack, HeaderName::To);
-    copy_header(invite, &mut ack, HeaderName::CallId);
-    if let Ok(cseq) = invite.cseq() {
-        ack.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Ack });
-    }
-    ack
-}
-
-/// A CANCEL for a pending INVITE: same Request-URI, top Via, Route, From, To, Call-ID and CSeq number (RFC 3261 §9.1).
-fn cancel_for(invite: &Message) -> Message {
-    let uri = match &invite.start {
-        sip::StartLine::Request { uri, .. } => uri.clone(),
-        sip::StartLine::Response { .. } => String::new(),
-    };
-    let mut cancel = Message::request(Method::Cancel, uri);
-    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
-        cancel.push_header(HeaderName::Via, via);
-    }
-    for route in invite.header_values(&HeaderName::Route) {
-        cancel.push_header(HeaderName::Route, route);
-    }
-    cancel.push_header(HeaderName::MaxForwards, 70);
-    copy_header(invite, &mut cancel, HeaderName::From);
-    copy_header(invite, &mut cancel, HeaderName::To);
-    copy_header(invite, &mut cancel, HeaderName::CallId);
-    if let Ok(cseq) = invite.cseq() {
-        cancel.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Cancel });
-    }
-    cancel
-}
-
-fn copy_header(from: &Message, to: &mut Message, name: HeaderName) {
-    if let Some(value) = from.header(&name) {
-        to.push_header(name, value);
-    }
 }

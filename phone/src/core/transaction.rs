@@ -106,6 +106,12 @@ impl ClientTransactionTimer {
         }
     }
 
+    /// The transaction must end by `deadline` whatever it hears before (an INVITE after its
+    /// CANCEL, RFC 3261 §9.1).
+    pub fn give_up_at(&mut self, deadline: Instant) {
+        self.deadline = Some(self.deadline.map_or(deadline, |earlier| earlier.min(deadline)));
+    }
+
     /// Whether Timer B or F has run out at `now`.
     pub fn has_timed_out(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|deadline| now >= deadline)

@@ -92,3 +92,90 @@ fn over_tcp_timer_d_is_zero_and_a_second_final_is_ignored() {
     phone.answer(flow, &invite, 486, |_| {});
     assert!(phone.drain_sent().is_empty());
 }
+
+// --- Item 8: CANCEL is a non-INVITE client transaction, and it gives the INVITE a deadline ---
+
+/// A call ringing (180) whose hang-up timer (1 s) just sent a CANCEL: the phone, the flow, the INVITE and the CANCEL.
+fn cancelling(transport: &str) -> (TestPhone, FlowId, Message, Message) {
+    let cfg = format!("{}refphone call duration: 1\n{transport}", super::row_1_with_ip_literals())
+        .replace("sip registration period: 4", "sip registration period: 60");
+    let mut phone = TestPhone::started(&cfg, Quirks::none());
+    let (flow, register) = phone.expect_sent_register();
+    phone.ok(flow, &register);
+    phone.core.on_push(phone.now, PushCommand::Dial("1234".into()));
+    let (_, flow, invite) = phone.expect_sent();
+    phone.answer(flow, &invite, 180, |_| {});
+    assert_eq!(phone.fire_next_timer(), TimerId::CallHangup(0));
+    let (_, cancel_flow, cancel) = phone.expect_sent();
+    assert_eq!(cancel.method(), Some(&Method::Cancel));
+    assert_eq!(cancel_flow, flow);
+    (phone, flow, invite, cancel)
+}
+
+/// Each `method` sent while time moves on by `span`, with its offset in ms from now.
+fn sent_during(phone: &mut TestPhone, method: Method, span: Duration) -> Vec<(u128, Message)> {
+    let since = phone.now;
+    let until = phone.now + span;
+    let mut sent = Vec::new();
+    loop {
+        for message in phone.drain_sent() {
+            if message.method() == Some(&method) {
+                sent.push(((phone.now - since).as_millis(), message));
+            }
+        }
+        match phone.timers.iter().min_by_key(|(_, at)| **at).map(|(_, at)| *at) {
+            Some(next) if next <= until => {
+                phone.fire_next_timer();
+            }
+            _ => break,
+        }
+    }
+    phone.now = until;
+    sent
+}
+
+/// The offsets in ms from now at which `method` went out while time moves on by `span`.
+fn sent_at(phone: &mut TestPhone, method: Method, span: Duration) -> Vec<u128> {
+    sent_during(phone, method, span).into_iter().map(|(at, _)| at).collect()
+}
+
+#[test]
+fn an_unanswered_cancel_is_retransmitted_on_udp_like_any_non_invite_until_timer_f() {
+    let (mut phone, _, _, cancel) = cancelling("");
+    let retransmissions = sent_during(&mut phone, Method::Cancel, ms(1_500));
+    assert!(retransmissions.iter().all(|(_, m)| branch(m) == branch(&cancel)), "retransmissions, not new CANCELs");
+    let retransmissions: Vec<u128> = retransmissions.into_iter().map(|(at, _)| at).collect();
+    // Timer E from T1 (100 ms) doubling up to T2 (400 ms), until Timer F (the 1 s transaction timer).
+    assert_eq!(retransmissions, vec![100, 300, 700]);
+}
+
+#[test]
+fn a_200_to_the_cancel_ends_its_retransmissions() {
+    let (mut phone, flow, _, cancel) = cancelling("");
+    phone.answer(flow, &cancel, 200, |_| {});
+    assert_eq!(sent_at(&mut phone, Method::Cancel, ms(1_500)), Vec::<u128>::new());
+}
+
+#[test]
+fn over_tcp_a_cancel_is_sent_once() {
+    let (mut phone, _, _, _) = cancelling("sip transport protocol: 2\n");
+    assert_eq!(sent_at(&mut phone, Method::Cancel, ms(1_500)), Vec::<u128>::new());
+}
+
+#[test]
+fn without_a_final_response_64_t1_after_the_cancel_the_invite_transaction_is_over_and_nothing_fails_over() {
+    let (mut phone, flow, invite, cancel) = cancelling("");
+    phone.answer(flow, &cancel, 200, |_| {});
+    let cancelled_at = phone.elapsed();
+    assert_eq!(
+        phone.timer(TimerId::TransactionTimeout(RequestId(1))),
+        Some(cancelled_at + ms(6_400)),
+        "the INVITE gets a deadline of 64*T1 from the CANCEL"
+    );
+    assert_eq!(sent_at(&mut phone, Method::Invite, ms(7_000)), Vec::<u128>::new());
+    assert_eq!(phone.core.active_placement(), Placement::PRIMARY, "a cancelled call says nothing about the proxy");
+    // The transaction is gone: a very late 487 matches nothing and is not ACKed.
+    phone.answer(flow, &invite, 487, |_| {});
+    assert!(phone.drain_sent().is_empty());
+    assert_eq!(phone.timer(TimerId::CallHangup(0)), None);
+}
