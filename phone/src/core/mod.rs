@@ -291,6 +291,8 @@ pub(crate) struct Context {
     outputs: VecDeque<Output>,
     /// Servers that asked to be sent nothing before a time (Retry-After, RFC 3261 §21.5.4).
     held_off: HashMap<Destination, Instant>,
+    /// Whether RFC 5626 outbound is in use: the current registration's 2xx carried `Require: outbound`.
+    pub outbound_in_use: bool,
 }
 
 impl Context {
@@ -389,6 +391,7 @@ impl PhoneCore {
                 settings,
                 outputs: VecDeque::new(),
                 held_off: HashMap::new(),
+                outbound_in_use: false,
             },
             sender: sender::RequestSender::default(),
             failover,

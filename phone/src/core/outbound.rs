@@ -21,7 +21,8 @@
 //!   a REGISTER only when the phone registers without an outbound proxy (§4.2.1: the registrar
 //!   is then the edge proxy that must keep using the flow), and on the Contact URI of
 //!   dialog-forming requests (SUBSCRIBE, INVITE), asking that the dialog's requests come over
-//!   the same flow (§4.3).
+//!   the same flow (§4.3), once outbound is in use: the current registration's 2xx carried
+//!   `Require: outbound` (§4.2.1, §5.4).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -72,9 +73,10 @@ pub(crate) fn recovery_wait(context: &mut Context, failures: u32, other_flow_up:
     flow_recovery_wait(base, timers.outbound_max_time, failures, unit)
 }
 
-/// Whether dialog-forming requests carry `;ob` on their Contact URI.
+/// Whether dialog-forming requests carry `;ob` on their Contact URI: only once outbound is in
+/// use, that is after the current registration's 2xx carried `Require: outbound` (§4.2.1, §5.4).
 pub(crate) fn ob_in_dialogs(context: &Context) -> bool {
-    context.settings.outbound_support
+    context.settings.outbound_support && context.outbound_in_use
 }
 
 /// What a 2xx to an outbound REGISTER asks of the flow it came on.

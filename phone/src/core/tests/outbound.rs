@@ -71,8 +71,23 @@ fn through_outbound_proxies_the_register_contact_has_no_ob_and_reg_id_2_through_
 }
 
 #[test]
-fn dialog_forming_requests_carry_ob_on_their_contact() {
+fn dialog_forming_requests_carry_no_ob_until_a_registration_2xx_required_outbound() {
+    // RFC 5626 §4.2.1, §5.4: the registrar's 2xx lacked `Require: outbound`, so outbound is not in use.
     let mut lab = SimLab::started(&with_outbound(ROW_1), Quirks::none());
+    lab.core.on_push(lab.now, PushCommand::Dial("1234".into()));
+    lab.settle();
+    for method in [Method::Subscribe, Method::Invite] {
+        let request = &lab.requests(method.clone(), s(0))[0];
+        assert_eq!(request.header(HeaderName::Contact), Some("<sip:1001@127.66.0.20:5060>"), "{method}");
+    }
+}
+
+#[test]
+fn dialog_forming_requests_carry_ob_on_their_contact() {
+    let mut lab = SimLab::new(&with_outbound(ROW_1), Quirks::none());
+    outbound_registrar(&mut lab, None);
+    lab.core.start(lab.now);
+    lab.settle();
     lab.core.on_push(lab.now, PushCommand::Dial("1234".into()));
     lab.settle();
     for method in [Method::Subscribe, Method::Invite] {
