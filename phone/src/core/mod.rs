@@ -15,6 +15,7 @@
 //! RFC 5626 flows alive.
 
 pub mod call;
+mod digest;
 mod expiry;
 pub mod failback;
 mod ids;

@@ -9,15 +9,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip::{CSeq, Credentials, Header, HeaderName, Host, Message, Method, Via};
+use sip::{Header, HeaderName, Host, Message, Method, Via};
 
+use super::digest::{ChallengesAnswered, DigestSessions};
 use super::invite_transaction::{CancelTransaction, CompletedInvite, ack_for_failure, cancel_for};
 use super::transaction::{ClientTransactionTimer, TransactionKind, TransactionState, timer_d};
 use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, TransportFailure};
 use crate::config::{DEFAULT_SIP_PORT, Destination};
-
-/// Challenges answered in a row for one request before its 401/407 goes to its owner.
-const MAX_CHALLENGES_IN_A_ROW: u8 = 2;
 
 /// Why a request got no final response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +126,7 @@ struct OutgoingRequest {
     last_failure: Option<FailureCause>,
     /// A 503 from the last address, kept in case no other address answers better.
     last_unavailable: Option<(Message, FlowId)>,
-    challenges_answered: u8,
+    challenges: ChallengesAnswered,
     stage: Stage,
 }
 
@@ -160,6 +158,8 @@ pub(crate) struct RequestSender {
     stream_hops: HashMap<(Destination, Transport), FlowId>,
     /// INVITE transactions in Completed, by branch.
     completed_invites: HashMap<String, CompletedInvite>,
+    /// The challenge last answered on each Call-ID, reused for its next requests.
+    digest: DigestSessions,
 }
 
 impl RequestSender {
@@ -171,7 +171,14 @@ impl RequestSender {
     }
 
     /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
-    pub fn send(&mut self, now: Instant, context: &mut Context, next_hop: &Destination, message: Message) -> RequestId {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        next_hop: &Destination,
+        mut message: Message,
+    ) -> RequestId {
+        self.digest.authorize_preemptively(context, &mut message);
         let id = RequestId(self.next_request);
         self.next_request += 1;
         let transport = context.settings.transport;
@@ -185,7 +192,7 @@ impl RequestSender {
             remote: None,
             last_failure: None,
             last_unavailable: None,
-            challenges_answered: 0,
+            challenges: ChallengesAnswered::default(),
             stage: Stage::Resolving,
         };
         self.requests.insert(id, request);
@@ -591,45 +598,15 @@ impl RequestSender {
         // The retry takes a CSeq above every request in flight on its Call-ID: another request
         // may have been numbered after this one was sent (RFC 3261 §8.1.1.5, §10.2).
         let call_id = self.requests.get(&id).and_then(|r| r.message.call_id().ok().map(str::to_owned));
-        let floor = call_id.and_then(|c| self.highest_cseq_in_flight(&c)).unwrap_or(0);
+        let floor = call_id.as_deref().and_then(|c| self.highest_cseq_in_flight(c)).unwrap_or(0);
         let Some(request) = self.requests.get_mut(&id) else { return false };
-        let status = response.status().unwrap_or(401);
-        if request.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
-            tracing::warn!(
-                "{id}: {status} again after {} answered challenges: credentials refused",
-                request.challenges_answered
-            );
+        if !self.digest.answer(context, id, &mut request.message, response, &mut request.challenges) {
             return false;
         }
-        let challenges = match response.challenges() {
-            Ok(challenges) => challenges,
-            Err(error) => {
-                tracing::warn!("{id}: {status} with an unreadable challenge: {error}");
-                return false;
-            }
-        };
-        let Some(challenge) = challenges.iter().find(|c| c.is_digest()) else {
-            tracing::warn!("{id}: {status} without a Digest challenge");
-            return false;
-        };
-        let line = &context.settings.line;
-        let Some(user) = line.auth_name.clone().or_else(|| line.user_name.clone()) else { return false };
-        let password = line.password.clone();
-        let (Some(method), Ok(mut cseq)) = (request.message.method().cloned(), request.message.cseq()) else {
-            return false;
-        };
-        let uri = match &request.message.start {
-            sip::StartLine::Request { uri, .. } => uri.clone(),
-            sip::StartLine::Response { .. } => return false,
-        };
-        let cnonce = context.ids.cnonce();
-        let credentials = Credentials::answer(challenge, &user, &password, method.as_str(), &uri, &cnonce, 1);
-        let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
-        tracing::debug!("{id}: answering {status} challenge of realm {:?}", challenge.realm());
-        cseq.seq = (cseq.seq + 1).max(floor + 1);
-        request.message.set_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: cseq.method });
-        set_header_before_user_agent(&mut request.message, header, credentials);
-        request.challenges_answered += 1;
+        if let Ok(mut cseq) = request.message.cseq() {
+            cseq.seq = (cseq.seq + 1).max(floor + 1);
+            request.message.set_header(HeaderName::CSeq, cseq);
+        }
         true
     }
 
@@ -766,12 +743,4 @@ fn via_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
     let mut via = Via::new(transport.via_name(), Host::from(local.ip()), Some(local.port()), branch);
     via.params.set("rport", None);
     via.to_string()
-}
-
-/// Puts an Authorization line before User-Agent (where a phone usually prints it), replacing any earlier one.
-fn set_header_before_user_agent(message: &mut Message, name: HeaderName, value: Credentials) {
-    message.remove_header(&name);
-    let position =
-        message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
-    message.headers.insert(position, Header { name, value: value.to_string() });
 }

@@ -819,6 +819,7 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
 
 mod calls;
 mod dialogs;
+mod digest;
 mod flows;
 mod machine;
 mod outbound;
