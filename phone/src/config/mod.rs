@@ -116,6 +116,8 @@ pub struct RefphoneSettings {
     pub failback_probe_interval: Option<Duration>,
     /// RFC 5626 §4.4.1 pong timeout (used once TCP/TLS keep-alives land).
     pub pong_timeout: Option<Duration>,
+    /// RFC 5389 §7.2.1 initial RTO of STUN keep-alives on UDP (`refphone stun rto`, ms).
+    pub stun_rto: Option<Duration>,
     /// RFC 5626 §4.5 base-time when all flows failed (used once outbound lands).
     pub outbound_base_time: Option<Duration>,
     /// RFC 5626 §4.5 max-time (used once outbound lands).
@@ -239,8 +241,11 @@ impl Default for SipTimers {
 pub struct PhoneTimers {
     /// How often a primary marked failed is probed with OPTIONS (without SIP outbound).
     pub failback_probe_interval: Duration,
-    /// RFC 5626 §4.4.1: a CRLF ping or STUN request unanswered this long means the flow failed.
+    /// RFC 5626 §4.4.1: a CRLF ping on TCP/TLS unanswered this long means the flow failed.
     pub pong_timeout: Duration,
+    /// RFC 5389 §7.2.1: a STUN keep-alive on UDP is retransmitted after this, doubling, 7 sends
+    /// in all; 16 times it after the last, the flow failed (79 times it from the first send).
+    pub stun_rto: Duration,
     /// RFC 5626 §4.5 base-time; `None` means the RFC's 30 s when every flow failed, 90 s otherwise.
     pub outbound_base_time: Option<Duration>,
     /// RFC 5626 §4.5 max-time.
@@ -269,6 +274,8 @@ pub mod defaults {
     pub const FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(30);
     /// RFC 5626 §4.4.1: 10 s without a pong means the flow failed.
     pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+    /// RFC 5389 §7.2.1: the recommended initial RTO of a STUN transaction.
+    pub const STUN_RTO: Duration = Duration::from_millis(500);
     /// RFC 5626 §4.5 max-time.
     pub const OUTBOUND_MAX_TIME: Duration = Duration::from_secs(1800);
     /// Keep-alive interval without Flow-Timer: the vendor's `sip persistent tls keep alive` default.
@@ -372,6 +379,7 @@ impl PhoneConfig {
                 self.refphone.failback_probe_interval = Some(parse_seconds(value, Bound::Positive)?)
             }
             G::PongTimeout => self.refphone.pong_timeout = Some(parse_seconds(value, Bound::Positive)?),
+            G::StunRto => self.refphone.stun_rto = Some(parse_millis(value)?),
             G::OutboundBaseTime => self.refphone.outbound_base_time = Some(parse_seconds(value, Bound::Positive)?),
             G::OutboundMaxTime => self.refphone.outbound_max_time = Some(parse_seconds(value, Bound::Positive)?),
             G::KeepAliveInterval => self.refphone.keep_alive_interval = Some(parse_seconds(value, Bound::Positive)?),
@@ -444,6 +452,7 @@ impl PhoneConfig {
         PhoneTimers {
             failback_probe_interval: refphone.failback_probe_interval.unwrap_or(defaults::FAILBACK_PROBE_INTERVAL),
             pong_timeout: refphone.pong_timeout.unwrap_or(defaults::PONG_TIMEOUT),
+            stun_rto: refphone.stun_rto.unwrap_or(defaults::STUN_RTO),
             outbound_base_time: refphone.outbound_base_time,
             outbound_max_time: refphone.outbound_max_time.unwrap_or(defaults::OUTBOUND_MAX_TIME),
             keep_alive_interval: refphone

@@ -189,13 +189,14 @@ fn refphone_timers_default_and_take_fractions() {
     let timers = PhoneConfig::default().phone_timers();
     assert_eq!(timers.failback_probe_interval, defaults::FAILBACK_PROBE_INTERVAL);
     assert_eq!(timers.pong_timeout, Duration::from_secs(10));
+    assert_eq!(timers.stun_rto, Duration::from_millis(500));
     assert_eq!(timers.outbound_base_time, None);
     assert_eq!(timers.outbound_max_time, Duration::from_secs(1800));
     assert_eq!(timers.call_duration, Duration::from_secs(2));
     let config = parse(&[(
         "a.cfg",
         "refphone subscription period: 2.5\nrefphone call duration: 0.5\nrefphone outbound base time: 1\n\
-         sip persistent tls keep alive: 20\n",
+         sip persistent tls keep alive: 20\nrefphone stun rto: 12.5\n",
     )])
     .unwrap();
     let timers = config.phone_timers();
@@ -204,6 +205,7 @@ fn refphone_timers_default_and_take_fractions() {
     assert_eq!(timers.call_duration, Duration::from_millis(500));
     assert_eq!(timers.outbound_base_time, Some(Duration::from_secs(1)));
     assert_eq!(timers.keep_alive_interval, Duration::from_secs(20), "from sip persistent tls keep alive");
+    assert_eq!(timers.stun_rto, Duration::from_micros(12_500), "refphone stun rto is in ms");
 }
 
 #[test]

@@ -465,10 +465,16 @@ impl PhoneCore {
         }
     }
 
-    /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2).
+    /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2); a changed mapping fails the flow.
     pub fn on_stun(&mut self, now: Instant, flow: FlowId, stun: &sip::StunMessage) {
-        if self.keepalives.on_stun(now, &mut self.context, flow, stun) {
-            self.registration.on_keepalive_answered(flow);
+        match self.keepalives.on_stun(now, &mut self.context, flow, stun) {
+            outbound::StunAnswer::Answered => self.registration.on_keepalive_answered(flow),
+            outbound::StunAnswer::MappingChanged { was, now: mapped } => {
+                let why = format!("the STUN mapping changed from {was} to {mapped}");
+                tracing::warn!("flow {}: {why}", flow.0);
+                self.on_flow_failed(now, flow, TransportFailure::FlowFailed(why));
+            }
+            outbound::StunAnswer::Ignored => {}
         }
     }
 

@@ -826,5 +826,6 @@ mod outbound;
 mod quirks;
 mod rows;
 mod simulated;
+mod stun;
 mod transactions;
 mod wire;

@@ -154,6 +154,10 @@ pub struct SimLab {
     pub invite_status: Option<u16>,
     /// Whether the outbound proxies record-route the dialogs they forward (an RFC 5626 edge proxy does).
     pub outbound_record_routes: bool,
+    /// The address a STUN binding response reports as the phone's (XOR-MAPPED-ADDRESS).
+    pub stun_mapped_address: SocketAddr,
+    /// How many of the next keep-alives are lost on the way.
+    pub keepalives_to_lose: usize,
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -197,6 +201,8 @@ impl SimLab {
             opened: Vec::new(),
             invite_status: None,
             outbound_record_routes: false,
+            stun_mapped_address: SocketAddr::new(PHONE.parse().unwrap(), 40000),
+            keepalives_to_lose: 0,
         }
     }
 
@@ -326,11 +332,14 @@ impl SimLab {
             Output::SendRaw { flow, bytes } => {
                 let to = self.flows[&flow];
                 self.raw.push((at, to, bytes.clone()));
+                if self.keepalives_to_lose > 0 {
+                    self.keepalives_to_lose -= 1;
+                    return;
+                }
                 let behaviour = self.behaviours.get(&to).copied().unwrap_or(Behaviour::Silent);
                 if self.answer_keepalives && behaviour == Behaviour::Answer {
                     if let Some(stun) = sip::StunMessage::decode(&bytes) {
-                        let answer =
-                            sip::StunMessage::binding_success(&stun, SocketAddr::new(PHONE.parse().unwrap(), 40000));
+                        let answer = sip::StunMessage::binding_success(&stun, self.stun_mapped_address);
                         self.core.on_datagram(now, Arrival::Flow(flow), &answer.encode());
                     } else {
                         self.core.on_pong(now, flow);
