@@ -78,7 +78,10 @@ fn cfg_help() -> String {
     }
     help.push_str(
         "Only line 1 is used. A timer refphone adds has a `refphone ...` key; see ARCHITECTURE.md for the failover\n\
-         state machine and the bound on how late a primary's return is noticed (probe interval + transaction timer).\n\n\
+         state machine and the bound on how late a primary's return is noticed (probe interval + transaction timer).\n\
+         `refphone stun rto` (ms, default 500): the initial RTO of a UDP keep-alive's STUN transaction (RFC 5389\n\
+         §7.2.1): retransmitted after RTO, doubling, 7 sends in all; no answer 16 RTO after the last (79 RTO from the\n\
+         first) fails the flow. `refphone pong timeout` (s, default 10) bounds a CRLF ping on TCP/TLS.\n\n\
          Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure, 2 bad flags or cfg.",
     );
     help

@@ -40,8 +40,6 @@ struct Call {
     bye: Option<RequestId>,
     placement: Placement,
     next_hop: Destination,
-    /// The Route of the outbound proxy, if any.
-    outbound_route: Option<SipUri>,
     call_id: String,
     local: NameAddr,
     remote: NameAddr,
@@ -130,7 +128,6 @@ impl Calls {
                 bye: None,
                 placement,
                 next_hop: hop.next_hop,
-                outbound_route: hop.route,
                 call_id,
                 local,
                 remote,
@@ -171,7 +168,7 @@ impl Calls {
                 {
                     call.remote = to;
                 }
-                if call.hang_up_when_possible && sender.cancel(context, request) {
+                if call.hang_up_when_possible && sender.cancel(now, context, request) {
                     call.state = CallState::Ending;
                 }
                 None
@@ -230,7 +227,7 @@ impl Calls {
             CallState::Confirmed => self.hang_up(now, context, sender, id),
             CallState::Ringing => {
                 if let Some(invite) = call.invite
-                    && sender.cancel(context, invite)
+                    && sender.cancel(now, context, invite)
                 {
                     tracing::info!("call {id}: no answer; cancelling");
                     call.state = CallState::Ending;
@@ -285,9 +282,8 @@ impl Call {
     fn in_dialog_request(&self, method: Method, seq: u32) -> Message {
         let uri = self.remote_target.clone().unwrap_or_else(|| self.remote.uri.to_string());
         let mut request = Message::request(method.clone(), uri);
-        if let Some(route) = &self.outbound_route {
-            request.push_header(HeaderName::Route, NameAddr::new(route.clone()));
-        }
+        // RFC 3261 §12.2.1.1: the route set alone; the outbound proxy is its first entry when it
+        // record-routed, and the request still leaves through `next_hop`.
         for route in &self.route_set {
             request.push_header(HeaderName::Route, route);
         }

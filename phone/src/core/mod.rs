@@ -15,10 +15,12 @@
 //! RFC 5626 flows alive.
 
 pub mod call;
+mod digest;
 mod expiry;
 pub mod failback;
 mod ids;
 mod incoming;
+mod invite_transaction;
 pub mod outbound;
 pub mod registration;
 pub mod routing;
@@ -119,6 +121,10 @@ pub enum TimerId {
     Retransmit(RequestId),
     /// Timer B or F (the vendor's `sip transaction timer`) of a request's current client transaction.
     TransactionTimeout(RequestId),
+    /// Timer D: an INVITE transaction of the request leaves Completed (RFC 3261 §17.1.1.2).
+    InviteCompleted(RequestId),
+    /// Timer E or F of the CANCEL of the request's INVITE transaction.
+    Cancel(RequestId),
     /// Refresh the registration of a line.
     RegistrationRefresh(u8),
     /// Try again to register a line after a failure.
@@ -286,6 +292,8 @@ pub(crate) struct Context {
     outputs: VecDeque<Output>,
     /// Servers that asked to be sent nothing before a time (Retry-After, RFC 3261 §21.5.4).
     held_off: HashMap<Destination, Instant>,
+    /// Whether RFC 5626 outbound is in use: the current registration's 2xx carried `Require: outbound`.
+    pub outbound_in_use: bool,
 }
 
 impl Context {
@@ -384,6 +392,7 @@ impl PhoneCore {
                 settings,
                 outputs: VecDeque::new(),
                 held_off: HashMap::new(),
+                outbound_in_use: false,
             },
             sender: sender::RequestSender::default(),
             failover,
@@ -456,10 +465,16 @@ impl PhoneCore {
         }
     }
 
-    /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2).
+    /// A STUN message arrived on a UDP flow (RFC 5626 §4.4.2); a changed mapping fails the flow.
     pub fn on_stun(&mut self, now: Instant, flow: FlowId, stun: &sip::StunMessage) {
-        if self.keepalives.on_stun(now, &mut self.context, flow, stun) {
-            self.registration.on_keepalive_answered(flow);
+        match self.keepalives.on_stun(now, &mut self.context, flow, stun) {
+            outbound::StunAnswer::Answered => self.registration.on_keepalive_answered(flow),
+            outbound::StunAnswer::MappingChanged { was, now: mapped } => {
+                let why = format!("the STUN mapping changed from {was} to {mapped}");
+                tracing::warn!("flow {}: {why}", flow.0);
+                self.on_flow_failed(now, flow, TransportFailure::FlowFailed(why));
+            }
+            outbound::StunAnswer::Ignored => {}
         }
     }
 
@@ -494,7 +509,10 @@ impl PhoneCore {
     /// Timer `id` fired.
     pub fn on_timer(&mut self, now: Instant, id: TimerId) {
         match id {
-            TimerId::Retransmit(_) | TimerId::TransactionTimeout(_) => {
+            TimerId::Retransmit(_)
+            | TimerId::TransactionTimeout(_)
+            | TimerId::InviteCompleted(_)
+            | TimerId::Cancel(_) => {
                 let events = self.sender.on_timer(now, &mut self.context, id);
                 self.dispatch(now, events);
             }

@@ -5,8 +5,11 @@
 //!   pong (`\r\n`), a STUN binding request on UDP answered by a binding response (§4.4). The
 //!   interval is a uniform random 80-100% of `Flow-Timer` when the registrar sends one, else of
 //!   `refphone keep alive interval` (default: `sip persistent tls keep alive`, else 120 s).
-//! - A keep-alive unanswered within `refphone pong timeout` (default 10 s), or a closed or reset
-//!   connection, means the flow failed: the core closes it, and the registration's server counts
+//! - A CRLF ping unanswered within `refphone pong timeout` (default 10 s), a STUN binding
+//!   transaction that timed out (RFC 5389 §7.2.1: sent again after `refphone stun rto`, default
+//!   500 ms, doubling, 7 sends in all, then 16 RTO after the last: 39.5 s by default), a STUN
+//!   answer whose XOR-MAPPED-ADDRESS differs from the first one seen on the flow (§4.4.2), or a
+//!   closed or reset connection, means the flow failed: the core closes it, and the registration's server counts
 //!   as down for the failover state machine. A 430 Flow Failed that reaches the phone is not a
 //!   flow failure: the edge proxy sends it towards the authoritative proxy, and a UA that
 //!   receives one treats it as 400 (§11).
@@ -21,9 +24,11 @@
 //!   a REGISTER only when the phone registers without an outbound proxy (§4.2.1: the registrar
 //!   is then the edge proxy that must keep using the flow), and on the Contact URI of
 //!   dialog-forming requests (SUBSCRIBE, INVITE), asking that the dialog's requests come over
-//!   the same flow (§4.3).
+//!   the same flow (§4.3), once outbound is in use: the current registration's 2xx carried
+//!   `Require: outbound` (§4.2.1, §5.4).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip::{HeaderName, Message, StunClass, StunMessage};
@@ -72,9 +77,10 @@ pub(crate) fn recovery_wait(context: &mut Context, failures: u32, other_flow_up:
     flow_recovery_wait(base, timers.outbound_max_time, failures, unit)
 }
 
-/// Whether dialog-forming requests carry `;ob` on their Contact URI.
+/// Whether dialog-forming requests carry `;ob` on their Contact URI: only once outbound is in
+/// use, that is after the current registration's 2xx carried `Require: outbound` (§4.2.1, §5.4).
 pub(crate) fn ob_in_dialogs(context: &Context) -> bool {
-    context.settings.outbound_support
+    context.settings.outbound_support && context.outbound_in_use
 }
 
 /// What a 2xx to an outbound REGISTER asks of the flow it came on.
@@ -99,11 +105,21 @@ pub(crate) fn keepalive_request(context: &Context, flow: FlowId, response: &Mess
     Some(KeepAliveRequest { flow, flow_timer })
 }
 
+/// RFC 5389 §7.2.1 Rc: a STUN request is sent at most this many times.
+const STUN_SENDS: u32 = 7;
+/// RFC 5389 §7.2.1 Rm: after the last send, the transaction waits this many initial RTOs.
+const STUN_LAST_WAIT_RTOS: u32 = 16;
+
 /// What a keep-alive in flight waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Awaiting {
     Pong,
-    Stun([u8; 12]),
+    /// A STUN binding transaction: its id, how often it was sent, the wait before the next send.
+    Stun {
+        id: [u8; 12],
+        sends: u32,
+        rto: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -111,6 +127,19 @@ struct KeptFlow {
     transport: Transport,
     flow_timer: Option<Duration>,
     awaiting: Option<Awaiting>,
+    /// The first XOR-MAPPED-ADDRESS a STUN answer reported on the flow (RFC 5626 §4.4.2).
+    first_mapping: Option<SocketAddr>,
+}
+
+/// What a STUN message on a kept flow meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StunAnswer {
+    /// It answered the keep-alive, with the mapping the flow has had.
+    Answered,
+    /// It answered the keep-alive with another mapping: the flow failed (RFC 5626 §4.4.2).
+    MappingChanged { was: SocketAddr, now: SocketAddr },
+    /// Not an answer to a keep-alive in flight.
+    Ignored,
 }
 
 /// The flows kept alive: the registration's current flow.
@@ -130,7 +159,8 @@ impl KeepAlives {
             kept.flow_timer = request.flow_timer;
             return;
         }
-        self.flows.insert(request.flow, KeptFlow { transport, flow_timer: request.flow_timer, awaiting: None });
+        let kept = KeptFlow { transport, flow_timer: request.flow_timer, awaiting: None, first_mapping: None };
+        self.flows.insert(request.flow, kept);
         let interval = self.next_interval(context, request.flow);
         tracing::info!(
             "keeping flow {} ({transport}) alive every {:.3}s (Flow-Timer {:?})",
@@ -148,21 +178,28 @@ impl KeepAlives {
         keepalive_interval(flow_timer, configured, unit, context.quirk(Quirk::KeepaliveTooSlow))
     }
 
-    /// Time for a keep-alive on `flow`: send it, expect its answer within the pong timeout, schedule the next.
+    /// Time for a keep-alive on `flow`: send it, expect its answer (a pong within the pong
+    /// timeout; a STUN transaction's answer before it times out), schedule the next. A STUN
+    /// transaction still running is that keep-alive: no second one starts beside it.
     pub fn on_keepalive_timer(&mut self, now: Instant, context: &mut Context, flow: FlowId) {
         let Some(kept) = self.flows.get_mut(&flow) else { return };
-        let (bytes, awaiting) = match kept.transport {
+        let timers = context.settings.phone_timers;
+        match kept.transport {
+            Transport::Udp if matches!(kept.awaiting, Some(Awaiting::Stun { .. })) => {}
             Transport::Udp => {
                 let id = context.ids.stun_transaction_id();
-                (StunMessage::binding_request(id).encode(), Awaiting::Stun(id))
+                kept.awaiting = Some(Awaiting::Stun { id, sends: 1, rto: timers.stun_rto });
+                context.push(Output::SendRaw { flow, bytes: StunMessage::binding_request(id).encode() });
+                context.set_timer(TimerId::PongTimeout(flow), now + timers.stun_rto);
             }
-            Transport::Tcp | Transport::Tls => (b"\r\n\r\n".to_vec(), Awaiting::Pong),
-        };
-        if kept.awaiting.is_none() {
-            context.set_timer(TimerId::PongTimeout(flow), now + context.settings.phone_timers.pong_timeout);
+            Transport::Tcp | Transport::Tls => {
+                if kept.awaiting.is_none() {
+                    context.set_timer(TimerId::PongTimeout(flow), now + timers.pong_timeout);
+                }
+                kept.awaiting = Some(Awaiting::Pong);
+                context.push(Output::SendRaw { flow, bytes: b"\r\n\r\n".to_vec() });
+            }
         }
-        kept.awaiting = Some(awaiting);
-        context.push(Output::SendRaw { flow, bytes });
         let interval = self.next_interval(context, flow);
         context.set_timer(TimerId::KeepAlive(flow), now + interval);
     }
@@ -179,22 +216,48 @@ impl KeepAlives {
         false
     }
 
-    /// A STUN message on a UDP flow: whether it answered our binding request (its transaction id matches).
-    pub fn on_stun(&mut self, _now: Instant, context: &mut Context, flow: FlowId, stun: &StunMessage) -> bool {
-        if let Some(kept) = self.flows.get_mut(&flow)
-            && stun.class == StunClass::BindingSuccess
-            && kept.awaiting == Some(Awaiting::Stun(stun.transaction_id))
-        {
-            kept.awaiting = None;
-            context.cancel_timer(TimerId::PongTimeout(flow));
-            return true;
+    /// A STUN message on a UDP flow: whether it answered our binding request (its transaction id
+    /// matches), and with the mapping the flow first had.
+    pub fn on_stun(&mut self, _now: Instant, context: &mut Context, flow: FlowId, stun: &StunMessage) -> StunAnswer {
+        let Some(kept) = self.flows.get_mut(&flow) else { return StunAnswer::Ignored };
+        let in_flight = matches!(kept.awaiting, Some(Awaiting::Stun { id, .. }) if id == stun.transaction_id);
+        if stun.class != StunClass::BindingSuccess || !in_flight {
+            return StunAnswer::Ignored;
         }
-        false
+        kept.awaiting = None;
+        context.cancel_timer(TimerId::PongTimeout(flow));
+        match (kept.first_mapping, stun.mapped_address) {
+            (Some(was), Some(now)) if was != now => StunAnswer::MappingChanged { was, now },
+            (None, Some(first)) => {
+                kept.first_mapping = Some(first);
+                StunAnswer::Answered
+            }
+            _ => StunAnswer::Answered,
+        }
     }
 
-    /// The answer did not come in time: whether `flow` failed.
-    pub fn on_pong_timeout(&mut self, _now: Instant, _context: &mut Context, flow: FlowId) -> bool {
-        self.flows.get(&flow).is_some_and(|k| k.awaiting.is_some())
+    /// The answer did not come in time: whether `flow` failed. A STUN request is first sent
+    /// again, RTO doubling, until it went [`STUN_SENDS`] times and [`STUN_LAST_WAIT_RTOS`]
+    /// initial RTOs passed since the last (RFC 5389 §7.2.1).
+    pub fn on_pong_timeout(&mut self, now: Instant, context: &mut Context, flow: FlowId) -> bool {
+        let Some(kept) = self.flows.get_mut(&flow) else { return false };
+        match &mut kept.awaiting {
+            None => false,
+            Some(Awaiting::Pong) => true,
+            Some(Awaiting::Stun { sends, .. }) if *sends >= STUN_SENDS => true,
+            Some(Awaiting::Stun { id, sends, rto }) => {
+                context.push(Output::SendRaw { flow, bytes: StunMessage::binding_request(*id).encode() });
+                *sends += 1;
+                *rto *= 2;
+                let wait = if *sends == STUN_SENDS {
+                    context.settings.phone_timers.stun_rto * STUN_LAST_WAIT_RTOS
+                } else {
+                    *rto
+                };
+                context.set_timer(TimerId::PongTimeout(flow), now + wait);
+                false
+            }
+        }
     }
 
     /// Stops keeping `flow` alive; whether it was kept alive.

@@ -587,6 +587,8 @@ impl Registration {
         } else {
             tracing::debug!("refreshed at {registrar_host} expires={granted}");
         }
+        context.outbound_in_use =
+            pending.key.reg_id.is_some() && response.has_option_tag(&HeaderName::Require, "outbound");
         let keepalive_request =
             pending.key.reg_id.and_then(|_| super::outbound::keepalive_request(context, flow, response));
         let keepalives_wanted = keepalive_request.is_some();

@@ -9,14 +9,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip::{CSeq, Credentials, Header, HeaderName, Host, Message, Method, Via};
+use sip::{Header, HeaderName, Host, Message, Method, Via};
 
-use super::transaction::{ClientTransactionTimer, TransactionKind};
+use super::digest::{ChallengesAnswered, DigestSessions};
+use super::invite_transaction::{CancelTransaction, CompletedInvite, ack_for_failure, cancel_for};
+use super::transaction::{ClientTransactionTimer, TransactionKind, TransactionState, timer_d};
 use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, TransportFailure};
 use crate::config::{DEFAULT_SIP_PORT, Destination};
-
-/// Challenges answered in a row for one request before its 401/407 goes to its owner.
-const MAX_CHALLENGES_IN_A_ROW: u8 = 2;
 
 /// Why a request got no final response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +105,10 @@ struct RunningTransaction {
     branch: String,
     timer: ClientTransactionTimer,
     wire: Message,
+    /// An INVITE's CANCEL, while its own transaction runs.
+    cancel: Option<CancelTransaction>,
+    /// Whether the INVITE was CANCELled: then its deadline ends it as a 487 would, not as a failure.
+    cancelled: bool,
 }
 
 #[derive(Debug)]
@@ -123,7 +126,7 @@ struct OutgoingRequest {
     last_failure: Option<FailureCause>,
     /// A 503 from the last address, kept in case no other address answers better.
     last_unavailable: Option<(Message, FlowId)>,
-    challenges_answered: u8,
+    challenges: ChallengesAnswered,
     stage: Stage,
 }
 
@@ -153,6 +156,10 @@ pub(crate) struct RequestSender {
     /// TCP/TLS connections by the hop they were opened for: a request to that hop reuses the
     /// connection without asking the DNS (BRIEF §2).
     stream_hops: HashMap<(Destination, Transport), FlowId>,
+    /// INVITE transactions in Completed, by branch.
+    completed_invites: HashMap<String, CompletedInvite>,
+    /// The challenge last answered on each Call-ID, reused for its next requests.
+    digest: DigestSessions,
 }
 
 impl RequestSender {
@@ -164,7 +171,14 @@ impl RequestSender {
     }
 
     /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
-    pub fn send(&mut self, now: Instant, context: &mut Context, next_hop: &Destination, message: Message) -> RequestId {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        next_hop: &Destination,
+        mut message: Message,
+    ) -> RequestId {
+        self.digest.authorize_preemptively(context, &mut message);
         let id = RequestId(self.next_request);
         self.next_request += 1;
         let transport = context.settings.transport;
@@ -178,7 +192,7 @@ impl RequestSender {
             remote: None,
             last_failure: None,
             last_unavailable: None,
-            challenges_answered: 0,
+            challenges: ChallengesAnswered::default(),
             stage: Stage::Resolving,
         };
         self.requests.insert(id, request);
@@ -344,6 +358,16 @@ impl RequestSender {
             }
         };
         let cseq_method = response.cseq().ok().map(|c| c.method);
+        if let Some(completed) = branch.as_ref().and_then(|b| self.completed_invites.get(b))
+            && status >= 300
+            && cseq_method == Some(Method::Invite)
+        {
+            if now < completed.until {
+                tracing::debug!("{}: {status} retransmitted; ACKing it again", completed.request);
+                context.push(Output::Send { flow: completed.flow, message: completed.ack.clone() });
+            }
+            return ResponseOutcome::Ignored;
+        }
         let Some(&id) = branch.as_ref().and_then(|b| self.branches.get(b)) else {
             if (200..300).contains(&status) && cseq_method == Some(Method::Invite) {
                 return ResponseOutcome::StrayInviteSuccess(response);
@@ -354,8 +378,17 @@ impl RequestSender {
         let Some(request) = self.requests.get_mut(&id) else { return ResponseOutcome::Ignored };
         let kind = request.kind();
         let Stage::Transacting(running) = &mut request.stage else { return ResponseOutcome::Ignored };
+        if cseq_method == Some(Method::Cancel) && running.cancel.is_some() {
+            // A CANCEL shares its INVITE's branch: its response ends (or slows) the CANCEL's own transaction.
+            if status >= 200 {
+                running.cancel = None;
+                context.cancel_timer(TimerId::Cancel(id));
+            } else if let Some(cancel) = &mut running.cancel {
+                cancel.timer.on_provisional();
+            }
+            return ResponseOutcome::Ignored;
+        }
         if cseq_method.as_ref() != request.message.method() {
-            // A CANCEL shares its INVITE's branch; its 200 ends nothing here.
             tracing::debug!("response {status} has the branch of {id} but not its CSeq method; ignored");
             return ResponseOutcome::Ignored;
         }
@@ -373,7 +406,14 @@ impl RequestSender {
         if status >= 300 && kind == TransactionKind::Invite {
             // RFC 3261 §17.1.1.3: the transaction itself ACKs a non-2xx final response.
             let ack = ack_for_failure(&running.wire, &response);
-            context.push(Output::Send { flow, message: ack });
+            context.push(Output::Send { flow, message: ack.clone() });
+            let linger = timer_d(request.transport.is_reliable(), &context.settings.timers);
+            if !linger.is_zero() {
+                let until = now + linger;
+                let completed = CompletedInvite { request: id, flow, ack, until };
+                self.completed_invites.insert(running.branch.clone(), completed);
+                context.set_timer(TimerId::InviteCompleted(id), until);
+            }
         }
         self.end_transaction(context, id);
         if matches!(status, 401 | 407) && self.answer_challenge(context, id, &response) {
@@ -409,7 +449,39 @@ impl RequestSender {
                 }
                 Vec::new()
             }
+            TimerId::Cancel(id) => {
+                if let Some(request) = self.requests.get_mut(&id)
+                    && let Stage::Transacting(running) = &mut request.stage
+                    && let Some(cancel) = &mut running.cancel
+                {
+                    if cancel.timer.has_timed_out(now) {
+                        tracing::info!("{id}: CANCEL unanswered within its transaction timer");
+                        running.cancel = None;
+                    } else {
+                        if cancel.timer.on_retransmit_timer(now) {
+                            context.push(Output::Send { flow: running.flow, message: cancel.wire.clone() });
+                        }
+                        if let Some(at) = cancel.next_wake() {
+                            context.set_timer(TimerId::Cancel(id), at);
+                        }
+                    }
+                }
+                Vec::new()
+            }
             TimerId::TransactionTimeout(id) => {
+                if let Some(request) = self.requests.get(&id)
+                    && let Stage::Transacting(running) = &request.stage
+                    && running.cancelled
+                    && running.timer.has_timed_out(now)
+                {
+                    // RFC 3261 §9.1: no final response within 64*T1 of the CANCEL: the INVITE
+                    // transaction is over, as cancelled; the owner hears a 487 of the phone's own.
+                    tracing::info!("{id}: no final response 64*T1 after the CANCEL; the INVITE transaction is over");
+                    let (response, flow) = (Message::response_to(&running.wire, 487, None), running.flow);
+                    self.end_transaction(context, id);
+                    self.requests.remove(&id);
+                    return vec![RequestEvent::Final { request: id, response, flow }];
+                }
                 let timed_out = self.requests.get(&id).and_then(|r| match &r.stage {
                     Stage::Transacting(running) if running.timer.has_timed_out(now) => {
                         r.remote.map(|remote| (remote, running.flow))
@@ -437,6 +509,15 @@ impl RequestSender {
                 }
                 events
             }
+            TimerId::InviteCompleted(id) => {
+                self.completed_invites.retain(|_, completed| completed.until > now);
+                // A challenge answered meanwhile may have left a later Completed transaction of the same request.
+                let later = self.completed_invites.values().filter(|c| c.request == id).map(|c| c.until).min();
+                if let Some(until) = later {
+                    context.set_timer(TimerId::InviteCompleted(id), until);
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         }
     }
@@ -451,16 +532,31 @@ impl RequestSender {
         true
     }
 
-    /// Sends a CANCEL for the INVITE `id` once it got a provisional response (RFC 3261 §9.1).
-    /// Whether one was sent.
-    pub fn cancel(&mut self, context: &mut Context, id: RequestId) -> bool {
-        let Some(request) = self.requests.get(&id) else { return false };
-        let Stage::Transacting(running) = &request.stage else { return false };
-        if running.timer.state() != super::transaction::TransactionState::Proceeding {
+    /// Sends a CANCEL for the INVITE `id` once it got a provisional response (RFC 3261 §9.1), as
+    /// a non-INVITE client transaction of its own; the INVITE then ends within 64*T1 whatever
+    /// it hears. Whether one was sent.
+    pub fn cancel(&mut self, now: Instant, context: &mut Context, id: RequestId) -> bool {
+        let Some(request) = self.requests.get_mut(&id) else { return false };
+        let reliable = request.transport.is_reliable();
+        let Stage::Transacting(running) = &mut request.stage else { return false };
+        if running.timer.state() != TransactionState::Proceeding || running.cancelled {
             return false;
         }
-        let cancel = cancel_for(&running.wire);
-        context.push(Output::Send { flow: running.flow, message: cancel });
+        let timers = context.settings.timers;
+        let cancel = CancelTransaction {
+            wire: cancel_for(&running.wire),
+            timer: ClientTransactionTimer::start_of(TransactionKind::NonInvite, reliable, now, &timers),
+        };
+        context.push(Output::Send { flow: running.flow, message: cancel.wire.clone() });
+        if let Some(at) = cancel.next_wake() {
+            context.set_timer(TimerId::Cancel(id), at);
+        }
+        running.cancel = Some(cancel);
+        running.cancelled = true;
+        running.timer.give_up_at(now + timers.t1 * 64);
+        if let Some(deadline) = running.timer.deadline() {
+            context.set_timer(TimerId::TransactionTimeout(id), deadline);
+        }
         true
     }
 
@@ -485,6 +581,9 @@ impl RequestSender {
         for id in requests {
             self.abandon(context, id);
         }
+        for completed in std::mem::take(&mut self.completed_invites).into_values() {
+            context.cancel_timer(TimerId::InviteCompleted(completed.request));
+        }
         self.flows.clear();
         self.stream_hops.clear();
         self.branches.clear();
@@ -499,45 +598,15 @@ impl RequestSender {
         // The retry takes a CSeq above every request in flight on its Call-ID: another request
         // may have been numbered after this one was sent (RFC 3261 §8.1.1.5, §10.2).
         let call_id = self.requests.get(&id).and_then(|r| r.message.call_id().ok().map(str::to_owned));
-        let floor = call_id.and_then(|c| self.highest_cseq_in_flight(&c)).unwrap_or(0);
+        let floor = call_id.as_deref().and_then(|c| self.highest_cseq_in_flight(c)).unwrap_or(0);
         let Some(request) = self.requests.get_mut(&id) else { return false };
-        let status = response.status().unwrap_or(401);
-        if request.challenges_answered >= MAX_CHALLENGES_IN_A_ROW {
-            tracing::warn!(
-                "{id}: {status} again after {} answered challenges: credentials refused",
-                request.challenges_answered
-            );
+        if !self.digest.answer(context, id, &mut request.message, response, &mut request.challenges) {
             return false;
         }
-        let challenges = match response.challenges() {
-            Ok(challenges) => challenges,
-            Err(error) => {
-                tracing::warn!("{id}: {status} with an unreadable challenge: {error}");
-                return false;
-            }
-        };
-        let Some(challenge) = challenges.iter().find(|c| c.is_digest()) else {
-            tracing::warn!("{id}: {status} without a Digest challenge");
-            return false;
-        };
-        let line = &context.settings.line;
-        let Some(user) = line.auth_name.clone().or_else(|| line.user_name.clone()) else { return false };
-        let password = line.password.clone();
-        let (Some(method), Ok(mut cseq)) = (request.message.method().cloned(), request.message.cseq()) else {
-            return false;
-        };
-        let uri = match &request.message.start {
-            sip::StartLine::Request { uri, .. } => uri.clone(),
-            sip::StartLine::Response { .. } => return false,
-        };
-        let cnonce = context.ids.cnonce();
-        let credentials = Credentials::answer(challenge, &user, &password, method.as_str(), &uri, &cnonce, 1);
-        let header = if status == 407 { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
-        tracing::debug!("{id}: answering {status} challenge of realm {:?}", challenge.realm());
-        cseq.seq = (cseq.seq + 1).max(floor + 1);
-        request.message.set_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: cseq.method });
-        set_header_before_user_agent(&mut request.message, header, credentials);
-        request.challenges_answered += 1;
+        if let Ok(mut cseq) = request.message.cseq() {
+            cseq.seq = (cseq.seq + 1).max(floor + 1);
+            request.message.set_header(HeaderName::CSeq, cseq);
+        }
         true
     }
 
@@ -619,7 +688,14 @@ impl RequestSender {
         }
         context.push(Output::Send { flow, message: wire.clone() });
         self.branches.insert(branch.clone(), id);
-        request.stage = Stage::Transacting(Box::new(RunningTransaction { flow, branch, timer, wire }));
+        request.stage = Stage::Transacting(Box::new(RunningTransaction {
+            flow,
+            branch,
+            timer,
+            wire,
+            cancel: None,
+            cancelled: false,
+        }));
     }
 
     /// Ends the current attempt with `cause` and moves on to the next candidate.
@@ -644,6 +720,9 @@ impl RequestSender {
             self.branches.remove(&running.branch);
             context.cancel_timer(TimerId::Retransmit(id));
             context.cancel_timer(TimerId::TransactionTimeout(id));
+            if running.cancel.is_some() {
+                context.cancel_timer(TimerId::Cancel(id));
+            }
         }
         request.stage = Stage::BetweenAttempts;
     }
@@ -664,64 +743,4 @@ fn via_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
     let mut via = Via::new(transport.via_name(), Host::from(local.ip()), Some(local.port()), branch);
     via.params.set("rport", None);
     via.to_string()
-}
-
-/// Puts an Authorization line before User-Agent (where a phone usually prints it), replacing any earlier one.
-fn set_header_before_user_agent(message: &mut Message, name: HeaderName, value: Credentials) {
-    message.remove_header(&name);
-    let position =
-        message.headers.iter().position(|h| h.name == HeaderName::UserAgent).unwrap_or(message.headers.len());
-    message.headers.insert(position, Header { name, value: value.to_string() });
-}
-
-/// The ACK a client INVITE transaction sends for a non-2xx final response (RFC 3261 §17.1.1.3).
-fn ack_for_failure(invite: &Message, response: &Message) -> Message {
-    let uri = match &invite.start {
-        sip::StartLine::Request { uri, .. } => uri.clone(),
-        sip::StartLine::Response { .. } => String::new(),
-    };
-    let mut ack = Message::request(Method::Ack, uri);
-    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
-        ack.push_header(HeaderName::Via, via);
-    }
-    for route in invite.header_values(&HeaderName::Route) {
-        ack.push_header(HeaderName::Route, route);
-    }
-    ack.push_header(HeaderName::MaxForwards, 70);
-    copy_header(invite, &mut ack, HeaderName::From);
-    copy_header(response, &mut ack, HeaderName::To);
-    copy_header(invite, &mut ack, HeaderName::CallId);
-    if let Ok(cseq) = invite.cseq() {
-        ack.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Ack });
-    }
-    ack
-}
-
-/// A CANCEL for a pending INVITE: same Request-URI, top Via, Route, From, To, Call-ID and CSeq number (RFC 3261 §9.1).
-fn cancel_for(invite: &Message) -> Message {
-    let uri = match &invite.start {
-        sip::StartLine::Request { uri, .. } => uri.clone(),
-        sip::StartLine::Response { .. } => String::new(),
-    };
-    let mut cancel = Message::request(Method::Cancel, uri);
-    if let Some(via) = invite.header_values(&HeaderName::Via).first() {
-        cancel.push_header(HeaderName::Via, via);
-    }
-    for route in invite.header_values(&HeaderName::Route) {
-        cancel.push_header(HeaderName::Route, route);
-    }
-    cancel.push_header(HeaderName::MaxForwards, 70);
-    copy_header(invite, &mut cancel, HeaderName::From);
-    copy_header(invite, &mut cancel, HeaderName::To);
-    copy_header(invite, &mut cancel, HeaderName::CallId);
-    if let Ok(cseq) = invite.cseq() {
-        cancel.push_header(HeaderName::CSeq, CSeq { seq: cseq.seq, method: Method::Cancel });
-    }
-    cancel
-}
-
-fn copy_header(from: &Message, to: &mut Message, name: HeaderName) {
-    if let Some(value) = from.header(&name) {
-        to.push_header(name, value);
-    }
 }

@@ -729,11 +729,14 @@ impl Subscriptions {
         let seq = dialog.next_cseq.max(sender.highest_cseq_in_flight(&dialog.call_id).map_or(0, |c| c + 1));
         dialog.next_cseq = seq + 1;
         let mut subscribe = Message::request(Method::Subscribe, request_uri);
-        if let Some(route) = &hop.route {
+        // RFC 3261 §12.2.1.1: inside a dialog the route set alone (an outbound proxy that
+        // record-routed is already its first entry); the next hop stays the placement's.
+        if in_dialog {
+            for route in &dialog.route_set {
+                subscribe.push_header(HeaderName::Route, route);
+            }
+        } else if let Some(route) = &hop.route {
             subscribe.push_header(HeaderName::Route, NameAddr::new(route.clone()));
-        }
-        for route in &dialog.route_set {
-            subscribe.push_header(HeaderName::Route, route);
         }
         subscribe.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
         let mut from = NameAddr::new(dialog.aor.clone());

@@ -22,6 +22,13 @@ pub enum TransactionState {
     Proceeding,
 }
 
+/// How long an INVITE client transaction stays in Completed after a non-2xx final response, to
+/// ACK each retransmission of it (Timer D, RFC 3261 §17.1.1.2): 64*T1 on UDP (32 s at the default
+/// T1, the RFC's minimum; lab timers shorten it with T1), zero on TCP/TLS, where nothing is retransmitted.
+pub fn timer_d(reliable: bool, timers: &SipTimers) -> Duration {
+    if reliable { Duration::ZERO } else { timers.t1 * 64 }
+}
+
 /// The retransmission schedule and deadline of one client transaction; holds no message and does no I/O.
 #[derive(Debug, Clone)]
 pub struct ClientTransactionTimer {
@@ -97,6 +104,12 @@ impl ClientTransactionTimer {
         if self.kind == TransactionKind::Invite {
             self.deadline = None;
         }
+    }
+
+    /// The transaction must end by `deadline` whatever it hears before (an INVITE after its
+    /// CANCEL, RFC 3261 §9.1).
+    pub fn give_up_at(&mut self, deadline: Instant) {
+        self.deadline = Some(self.deadline.map_or(deadline, |earlier| earlier.min(deadline)));
     }
 
     /// Whether Timer B or F has run out at `now`.
@@ -177,6 +190,13 @@ mod tests {
         assert_eq!(timer.next_retransmit(), None);
         assert_eq!(timer.deadline(), None);
         assert!(!timer.has_timed_out(start + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn timer_d_is_64_t1_on_udp_and_zero_on_a_reliable_transport() {
+        assert_eq!(timer_d(false, &SipTimers::default()), Duration::from_secs(32));
+        assert_eq!(timer_d(false, &timers(100, 400, 1000)), Duration::from_millis(6400));
+        assert_eq!(timer_d(true, &SipTimers::default()), Duration::ZERO);
     }
 
     #[test]

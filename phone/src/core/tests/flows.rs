@@ -29,8 +29,12 @@ fn flow_port(sent: &Sent) -> u16 {
     sent.message.top_via().unwrap().port.unwrap()
 }
 
+/// A UDP flow fails 16 initial RTOs (500 ms by default) after the last of its STUN keep-alive's
+/// seven sends (RFC 5389 §7.2.1).
+const STUN_LAST_WAIT: Duration = Duration::from_secs(8);
+
 /// For each REGISTER that opened a new flow after the first: how long after the previous flow
-/// failed (its last keep-alive plus the 10 s pong timeout) it was sent.
+/// failed (its last keep-alive send plus [`STUN_LAST_WAIT`]) it was sent.
 fn waits_after_flow_failures(lab: &SimLab) -> Vec<Duration> {
     let registers = lab.requests(Method::Register, s(0));
     let mut waits = Vec::new();
@@ -39,7 +43,7 @@ fn waits_after_flow_failures(lab: &SimLab) -> Vec<Duration> {
             continue;
         }
         let last_keepalive = lab.raw.iter().map(|(at, _, _)| *at).filter(|at| *at < pair[1].at).max().unwrap();
-        waits.push(pair[1].at - (last_keepalive + s(10)));
+        waits.push(pair[1].at - (last_keepalive + STUN_LAST_WAIT));
     }
     waits
 }

@@ -818,10 +818,14 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
 }
 
 mod calls;
+mod dialogs;
+mod digest;
 mod flows;
 mod machine;
 mod outbound;
 mod quirks;
 mod rows;
 mod simulated;
+mod stun;
+mod transactions;
 mod wire;

@@ -71,8 +71,23 @@ fn through_outbound_proxies_the_register_contact_has_no_ob_and_reg_id_2_through_
 }
 
 #[test]
-fn dialog_forming_requests_carry_ob_on_their_contact() {
+fn dialog_forming_requests_carry_no_ob_until_a_registration_2xx_required_outbound() {
+    // RFC 5626 §4.2.1, §5.4: the registrar's 2xx lacked `Require: outbound`, so outbound is not in use.
     let mut lab = SimLab::started(&with_outbound(ROW_1), Quirks::none());
+    lab.core.on_push(lab.now, PushCommand::Dial("1234".into()));
+    lab.settle();
+    for method in [Method::Subscribe, Method::Invite] {
+        let request = &lab.requests(method.clone(), s(0))[0];
+        assert_eq!(request.header(HeaderName::Contact), Some("<sip:1001@127.66.0.20:5060>"), "{method}");
+    }
+}
+
+#[test]
+fn dialog_forming_requests_carry_ob_on_their_contact() {
+    let mut lab = SimLab::new(&with_outbound(ROW_1), Quirks::none());
+    outbound_registrar(&mut lab, None);
+    lab.core.start(lab.now);
+    lab.settle();
     lab.core.on_push(lab.now, PushCommand::Dial("1234".into()));
     lab.settle();
     for method in [Method::Subscribe, Method::Invite] {
@@ -148,8 +163,9 @@ fn tcp_keepalives_are_crlf_pings() {
 }
 
 #[test]
-fn an_unanswered_keepalive_fails_the_flow_after_the_pong_timeout_and_the_registration_fails_over() {
-    let mut lab = SimLab::new(&with_outbound(ROW_1), Quirks::none());
+fn an_unanswered_crlf_keepalive_fails_the_flow_after_the_pong_timeout_and_the_registration_fails_over() {
+    let cfg = format!("{}sip transport protocol: 2\n", with_outbound(ROW_1));
+    let mut lab = SimLab::new(&cfg, Quirks::none());
     outbound_registrar(&mut lab, Some(30));
     lab.answer_keepalives = false;
     lab.core.start(lab.now);
@@ -164,8 +180,11 @@ fn an_unanswered_keepalive_fails_the_flow_after_the_pong_timeout_and_the_registr
 /// Runs a single-registrar phone whose registration flow fails and whose registrar then
 /// refuses, and returns the gaps between the re-registration attempts.
 fn recovery_attempt_gaps(quirks: Quirks) -> (Duration, Vec<Duration>) {
-    let single: String =
-        with_outbound(ROW_1).lines().filter(|l| !l.contains("backup")).map(|l| format!("{l}\n")).collect();
+    let single: String = format!("{}refphone stun rto: 100\n", with_outbound(ROW_1))
+        .lines()
+        .filter(|l| !l.contains("backup"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let mut lab = SimLab::new(&single, quirks);
     outbound_registrar(&mut lab, Some(30));
     lab.answer_keepalives = false;
@@ -173,7 +192,8 @@ fn recovery_attempt_gaps(quirks: Quirks) -> (Duration, Vec<Duration>) {
     lab.run_for(s(30));
     lab.set(REGISTRAR_A, Behaviour::Refuse);
     lab.run_for(s(1));
-    let failed_at = lab.raw[0].0 + s(10);
+    // The STUN transaction fails 79 RTOs (7.9 s) after its first send (RFC 5389 §7.2.1).
+    let failed_at = lab.raw[0].0 + Duration::from_millis(7_900);
     lab.run_for(s(1500));
     let attempts: Vec<Duration> = registers_to(&lab, REGISTRAR_A, failed_at).iter().map(|r| r.at).collect();
     let mut times = vec![failed_at];

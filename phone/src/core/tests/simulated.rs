@@ -152,6 +152,12 @@ pub struct SimLab {
     pub opened: Vec<Transport>,
     /// The status a working proxy answers INVITEs with (a callee who declines, or nobody answering), instead of 200.
     pub invite_status: Option<u16>,
+    /// Whether the outbound proxies record-route the dialogs they forward (an RFC 5626 edge proxy does).
+    pub outbound_record_routes: bool,
+    /// The address a STUN binding response reports as the phone's (XOR-MAPPED-ADDRESS).
+    pub stun_mapped_address: SocketAddr,
+    /// How many of the next keep-alives are lost on the way.
+    pub keepalives_to_lose: usize,
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -194,6 +200,9 @@ impl SimLab {
             resolved: Vec::new(),
             opened: Vec::new(),
             invite_status: None,
+            outbound_record_routes: false,
+            stun_mapped_address: SocketAddr::new(PHONE.parse().unwrap(), 40000),
+            keepalives_to_lose: 0,
         }
     }
 
@@ -323,11 +332,14 @@ impl SimLab {
             Output::SendRaw { flow, bytes } => {
                 let to = self.flows[&flow];
                 self.raw.push((at, to, bytes.clone()));
+                if self.keepalives_to_lose > 0 {
+                    self.keepalives_to_lose -= 1;
+                    return;
+                }
                 let behaviour = self.behaviours.get(&to).copied().unwrap_or(Behaviour::Silent);
                 if self.answer_keepalives && behaviour == Behaviour::Answer {
                     if let Some(stun) = sip::StunMessage::decode(&bytes) {
-                        let answer =
-                            sip::StunMessage::binding_success(&stun, SocketAddr::new(PHONE.parse().unwrap(), 40000));
+                        let answer = sip::StunMessage::binding_success(&stun, self.stun_mapped_address);
                         self.core.on_datagram(now, Arrival::Flow(flow), &answer.encode());
                     } else {
                         self.core.on_pong(now, flow);
@@ -358,7 +370,7 @@ impl SimLab {
                 };
                 match behaviour {
                     Behaviour::Answer => {
-                        let response = self.answer(&message);
+                        let response = self.answer(to, &message);
                         self.core.on_datagram(now, Arrival::Flow(flow), &response.to_bytes());
                     }
                     Behaviour::Silent => {}
@@ -409,12 +421,17 @@ impl SimLab {
         Some(self.behaviours.get(&element).copied().unwrap_or(Behaviour::Answer))
     }
 
-    /// A working server's answer.
-    fn answer(&mut self, request: &Message) -> Message {
+    /// A working server's answer to `request`, sent to `to`.
+    fn answer(&mut self, to: SocketAddr, request: &Message) -> Message {
         self.tag_counter += 1;
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let tag = self.server_tags.entry(call_id).or_insert_with(|| format!("srv{}", self.tag_counter)).clone();
         let mut response = Message::response_to(request, 200, Some(&tag));
+        let dialog_forming = matches!(request.method(), Some(Method::Subscribe) | Some(Method::Invite));
+        if self.outbound_record_routes && dialog_forming && (to == addr(OUTBOUND_A) || to == addr(OUTBOUND_B)) {
+            let host = if to == addr(OUTBOUND_A) { "outbound-a.lab.test" } else { "outbound-b.lab.test" };
+            response.push_header(HeaderName::RecordRoute, format!("<sip:flow1@{host}:5060;lr;ob>"));
+        }
         match request.method() {
             Some(Method::Register) => {
                 let expires = request.expires().ok().flatten().unwrap_or(3600);
