@@ -106,18 +106,6 @@ pub const PENDING_QUIRKS: &[PendingQuirk] = &[
         quirk: "failover-on-430",
         reason: "RFC 5626 flows (Flow-Timer, 430 from the edge) come with the feature-bullet issue",
     },
-    PendingQuirk {
-        quirk: "ignore-481",
-        reason: "restart cases (a proxy that forgot the dialog) are the next step of the suites issue",
-    },
-    PendingQuirk {
-        quirk: "call-to-failed-proxy",
-        reason: "call cases (Dial through the XML push) are the next step of the suites issue",
-    },
-    PendingQuirk {
-        quirk: "failover-on-decline",
-        reason: "call cases (a callee's 603) are the next step of the suites issue",
-    },
 ];
 
 /// Every case this build knows, in listing order.

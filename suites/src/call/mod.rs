@@ -5,7 +5,7 @@ use std::sync::Arc;
 use harness::elements::InviteAnswer;
 use harness::{
     Case, CaseError, Configuration, Element, ElementCommand, Fault, Invite, Lab, Needs, Requirement, SteadyRules,
-    Timers, Transport,
+    Timers,
 };
 
 use crate::failover::{Calls, ROWS, TRANSPORTS, fail_and_return};
