@@ -24,6 +24,12 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-outbound-proxy-failover", "failover.full-backup.primary-outbound-fails.*", R2_2),
     catch("no-outbound-proxy-failover", "failover.full-backup.*-fails-behind-outbound.*", R2_2),
     catch("no-outbound-proxy-failover", "failover.outbound-only.primary-outbound-fails.*", R3_2),
+    // Row 1's two dimensions walked: each step's move, in every order.
+    catch("no-backup-registrar", "failover.no-outbound.*-then-*.*", R1_2),
+    catch("no-backup-registrar", "failover.no-outbound.registrar-fails-twice.*", R1_2),
+    catch("no-backup-proxy", "failover.no-outbound.proxy-fails-twice.*", R1_3),
+    catch("keep-aor", "failover.no-outbound.registrar-then-proxy-fail.silent.udp", R1_3),
+    catch("no-failback", "failover.no-outbound.proxy-then-registrar-fail.reject-503.tcp", R1_5),
     // Primary first, and a slow primary is no failed primary.
     catch("backup-first", "register.no-outbound.basic.udp", R1_1),
     catch("backup-first", "failover.full-backup.primary-outbound-fails.silent.udp", R2_1),

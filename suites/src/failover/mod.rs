@@ -1,6 +1,7 @@
 //! Failover: the servers break, the phone must move its registration, AOR and subscriptions as the seed's table says, hold still while the primary is down, and move back.
 
 mod table;
+mod walks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub fn cases() -> Vec<Case> {
             cases.push(slow_primary_case(row, transport));
         }
     }
+    cases.extend(walks::cases());
     cases
 }
 
@@ -202,7 +204,11 @@ fn first_rejection(lab: &Lab, element: Element, code: u16, after: Duration) -> O
 }
 
 /// The un-REGISTER or un-SUBSCRIBEs a failback owes, over the hop that made what they remove.
-fn release_expectations(release: Release, requirement: Requirement, deadline: &Deadline) -> Vec<harness::Expect> {
+pub(crate) fn release_expectations(
+    release: Release,
+    requirement: Requirement,
+    deadline: &Deadline,
+) -> Vec<harness::Expect> {
     let hop = |e: harness::Expect, via: Option<Element>| match via {
         Some(outbound) => e.via(outbound),
         None => e,
