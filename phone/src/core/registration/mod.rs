@@ -89,6 +89,8 @@ struct BindingKey {
 struct HeldBinding {
     path: Placement,
     expires_at: Instant,
+    /// The Contact URI it was made with (over TLS it names the connection; see [`super::contact`]).
+    contact: SipUri,
 }
 
 /// The Call-ID, From tag and CSeq of the REGISTERs to one registrar for one AOR (RFC 3261 §10.2).
@@ -459,7 +461,8 @@ impl Registration {
         let configured_expires = whole_seconds(context.settings.line.registration_period);
         let requested_expires = configured_expires.max(min_expires.unwrap_or(0));
         let hop = failover.hop(placement, &registrar);
-        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires) else {
+        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires, None)
+        else {
             return;
         };
         let request = sender.send(now, context, &hop.next_hop, register);
@@ -543,7 +546,7 @@ impl Registration {
         response: &Message,
         flow: FlowId,
     ) {
-        let ours = context.contact_uri(false);
+        let ours = context.contact_uri_from(false, sender.flow_local(flow));
         let granted = granted_expiry(response, &ours).unwrap_or(pending.requested_expires);
         if granted == 0 {
             let why = "2xx granting expires=0".to_owned();
@@ -579,8 +582,15 @@ impl Registration {
             self.consecutive_failures = 0;
         }
         self.bindings.retain(|_, held| held.expires_at > now);
-        self.bindings
-            .insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
+        // Over TLS a new connection is a new Contact: the binding the old one named is released
+        // by that Contact (with RFC 5626, `+sip.instance` and `reg-id` replace it at the registrar).
+        let replaced = self
+            .bindings
+            .get(&pending.key)
+            .filter(|held| pending.key.reg_id.is_none() && held.contact != ours)
+            .map(|held| held.contact.clone());
+        let held = HeldBinding { path: pending.placement, expires_at: now + granted_for, contact: ours };
+        self.bindings.insert(pending.key.clone(), held);
         self.current = Some((pending.key.clone(), pending.placement, flow));
         self.state =
             RegistrationState::Registered { registrar: pending.placement.registrar, expires_at: now + granted_for };
@@ -589,9 +599,34 @@ impl Registration {
             self.release_after_success = false;
             self.release_stale_bindings(now, context, sender, failover);
         }
+        if let Some(old_contact) = replaced {
+            self.send_unregister(now, context, sender, failover, &pending.key, pending.placement, &old_contact);
+        }
         if pending.key.reg_id.is_some() {
             self.keepalive_request = keepalive_request;
         }
+    }
+
+    /// The connection `flow` is gone. Over TLS the binding's Contact named it, so nothing reaches
+    /// the phone through the binding any more: REGISTER again at once, over a new connection.
+    pub fn on_connection_lost(
+        &mut self,
+        now: Instant,
+        context: &mut Context,
+        sender: &mut RequestSender,
+        failover: &Failover,
+        flow: FlowId,
+    ) {
+        let names_flow = super::contact::names_connection(context.settings.transport);
+        let on_flow = self.current.as_ref().is_some_and(|(_, _, f)| *f == flow);
+        if !names_flow || !on_flow || self.pending.is_some() {
+            return;
+        }
+        if !matches!(self.state, RegistrationState::Registered { .. }) {
+            return;
+        }
+        tracing::info!("line {}: the connection the Contact names is gone; registering again on a new one", self.line);
+        self.send_register_when_allowed(now, context, sender, failover, failover.active());
     }
 }
 

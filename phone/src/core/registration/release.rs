@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use sip::SipUri;
+
 use super::{BindingKey, HeldBinding, Registration};
 use crate::core::Context;
 use crate::core::TimerId;
@@ -51,7 +53,7 @@ impl Registration {
                 );
                 continue;
             }
-            self.send_unregister(now, context, sender, failover, &key, held.path);
+            self.send_unregister(now, context, sender, failover, &key, held.path, &held.contact);
         }
     }
 
@@ -67,7 +69,7 @@ impl Registration {
         for (key, path) in self.kept_alive.clone() {
             let Some(registrar) = failover.registrar(path).cloned() else { continue };
             let hop = failover.hop(path, &registrar);
-            if let Some(register) = self.register_request(context, sender, failover, &key, &hop, expires) {
+            if let Some(register) = self.register_request(context, sender, failover, &key, &hop, expires, None) {
                 let request = sender.send(now, context, &hop.next_hop, register);
                 self.keeping.insert(request, key);
             }
@@ -78,6 +80,7 @@ impl Registration {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_unregister(
         &mut self,
         now: Instant,
@@ -86,6 +89,7 @@ impl Registration {
         failover: &Failover,
         key: &BindingKey,
         path: Placement,
+        contact: &SipUri,
     ) {
         let Some(registrar) = failover.registrar(path).cloned() else { return };
         let mut hop = failover.hop(path, &registrar);
@@ -93,8 +97,10 @@ impl Registration {
             tracing::info!("un-REGISTERing straight at the registrar (quirk unregister-bypasses-outbound)");
             hop = Hop { next_hop: registrar.clone(), route: None };
         }
-        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
-        let Some(register) = self.register_request(context, sender, failover, key, &hop, 0) else { return };
+        tracing::info!("un-REGISTERing {} at {} (Expires: 0, Contact {contact})", key.aor, registrar.host);
+        let Some(register) = self.register_request(context, sender, failover, key, &hop, 0, Some(contact)) else {
+            return;
+        };
         let request = sender.send(now, context, &hop.next_hop, register);
         self.releasing.insert(request, key.clone());
     }

@@ -1,6 +1,6 @@
 //! The REGISTER message of a binding: its call leg (Call-ID, From tag, CSeq), its Contact (with RFC 5626 `+sip.instance` and `reg-id` when outbound is on) and its headers.
 
-use sip::{CSeq, HeaderName, Message, Method, NameAddr};
+use sip::{CSeq, HeaderName, Message, Method, NameAddr, SipUri};
 
 use super::{BindingKey, MAX_FORWARDS, RegisterCallLeg, Registration};
 use crate::core::Context;
@@ -18,24 +18,39 @@ impl Registration {
         Some(if through_backup { 2 } else { 1 })
     }
 
-    /// The Contact of a REGISTER: with outbound, `+sip.instance` and `reg-id`, and `;ob` on the
-    /// URI when there is no outbound proxy; `expires` for an un-REGISTER.
-    pub(super) fn contact(context: &Context, failover: &Failover, reg_id: Option<u32>, expires: Option<u32>) -> String {
+    /// The Contact of a REGISTER: the binding's URI when `named` (an un-REGISTER names the Contact
+    /// the binding was made with), else the phone's (over TLS completed per connection by the
+    /// sender); with outbound, `+sip.instance` and `reg-id`, and `;ob` on the URI when there is no
+    /// outbound proxy.
+    pub(super) fn contact(
+        context: &Context,
+        failover: &Failover,
+        reg_id: Option<u32>,
+        named: Option<&SipUri>,
+    ) -> String {
         let ob = reg_id.is_some() && failover.outbound_proxies().is_none();
-        let mut contact = NameAddr::new(context.contact_uri(ob));
+        let uri = match named {
+            Some(uri) => {
+                let mut uri = uri.clone();
+                if ob {
+                    uri.params.set("ob", None);
+                }
+                uri
+            }
+            None => context.contact_uri(ob),
+        };
+        let mut contact = NameAddr::new(uri);
         if let Some(reg_id) = reg_id {
             contact.params.set_quoted("+sip.instance", &format!("<{}>", context.settings.instance_id));
             contact.params.set("reg-id", Some(&reg_id.to_string()));
-        }
-        if let Some(expires) = expires {
-            contact.params.set("expires", Some(&expires.to_string()));
         }
         contact.to_string()
     }
 
     /// A REGISTER of `key`'s binding with `expires`, to go by `hop`, next in the call leg of its
     /// registrar and AOR (RFC 3261 §10.2: one CSeq more than any REGISTER on the Call-ID, an
-    /// in-flight retry included).
+    /// in-flight retry included); its Contact is `named`, else the phone's.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn register_request(
         &mut self,
         context: &mut Context,
@@ -44,6 +59,7 @@ impl Registration {
         key: &BindingKey,
         hop: &Hop,
         expires: u32,
+        named: Option<&SipUri>,
     ) -> Option<Message> {
         let account = self.account.clone()?;
         let registrar = failover.registrar(Placement { registrar: key.registrar, ..Placement::PRIMARY })?;
@@ -69,7 +85,7 @@ impl Registration {
         register.push_header(HeaderName::To, NameAddr::new(aor));
         register.push_header(HeaderName::CallId, &leg.call_id);
         register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
-        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
+        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, named));
         register.push_header(HeaderName::Expires, expires);
         if key.reg_id.is_some() {
             register.push_header(HeaderName::Supported, "outbound, path");
