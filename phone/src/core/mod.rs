@@ -15,6 +15,7 @@
 //! RFC 5626 flows alive.
 
 pub mod call;
+mod contact;
 mod digest;
 mod expiry;
 pub mod failback;
@@ -37,7 +38,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use sip::{Host, Message, Method, Scheme, SipUri};
+use sip::{Message, Method};
 
 use crate::config::Destination;
 use crate::config::{LineConfig, PhoneConfig, PhoneTimers, SipTimers, SubscriptionSetting, TransportProtocol};
@@ -229,7 +230,8 @@ pub enum Output {
 pub struct CoreSettings {
     /// The phone's own address (`--bind`): Contact, Call-IDs, and every socket.
     pub bind_ip: IpAddr,
-    /// The port of the listening SIP socket, named in Contact.
+    /// The port of the listening SIP sockets (UDP, and TCP when it is the transport), named in
+    /// Contact over UDP and TCP; over TLS the Contact names the connection (see [`contact`]).
     pub listen_port: u16,
     pub user_agent: String,
     pub timers: SipTimers,
@@ -331,21 +333,6 @@ impl Context {
     /// Whether `server` asked to be sent nothing at `now`.
     pub fn is_held_off(&self, server: Option<&Destination>, now: Instant) -> bool {
         self.not_before(server, now) > now
-    }
-
-    /// The Contact URI of the phone: its address and listening port, `;transport=` for TCP and
-    /// TLS, and `;ob` when `ob` is asked for (see [`outbound`]).
-    pub fn contact_uri(&self, ob: bool) -> SipUri {
-        let settings = &self.settings;
-        let user = settings.line.user_name.as_deref();
-        let mut uri = SipUri::new(Scheme::Sip, user, Host::from(settings.bind_ip), Some(settings.listen_port));
-        if settings.transport != Transport::Udp {
-            uri.params.set("transport", Some(&settings.transport.to_string()));
-        }
-        if ob {
-            uri.params.set("ob", None);
-        }
-        uri
     }
 }
 
@@ -503,6 +490,8 @@ impl PhoneCore {
         self.dispatch(now, events);
         if was_keepalive_flow {
             self.registration_flow_failed(now, flow, failure);
+        } else {
+            self.registration.on_connection_lost(now, &mut self.context, &mut self.sender, &self.failover, flow);
         }
     }
 

@@ -571,6 +571,11 @@ impl RequestSender {
         self.flows.get(&flow).map(|f| (f.remote, f.transport))
     }
 
+    /// The phone's own address on `flow` (the Via sent-by), once it is open.
+    pub fn flow_local(&self, flow: FlowId) -> Option<SocketAddr> {
+        self.flows.get(&flow).and_then(|f| f.local)
+    }
+
     /// Forgets every flow and request, for a restart of the SIP stack; closes the flows.
     pub fn reset(&mut self, context: &mut Context) {
         let flows: Vec<FlowId> = self.flows.keys().copied().collect();
@@ -674,6 +679,7 @@ impl RequestSender {
         let branch = context.ids.branch();
         let mut wire = request.message.clone();
         wire.headers.insert(0, Header { name: HeaderName::Via, value: via_for(request.transport, local, &branch) });
+        super::contact::place(context, &mut wire, request.transport, local);
         let mut timers = context.settings.timers;
         if context.quirk(crate::quirks::Quirk::EagerFailover) {
             // The first retransmission never goes: the transaction gives up after T1.
@@ -738,9 +744,14 @@ pub fn port_for(hop: &Destination, transport: Transport) -> u16 {
     }
 }
 
-/// The Via a request sent from `local` over `transport` carries, with `rport` (RFC 3581).
+/// The Via a request sent from `local` over `transport` carries, with `rport` (RFC 3581), and
+/// over TLS `alias` (RFC 5923): the phone has no TLS listener, so the connection is where it is
+/// reached, and the sent-by names it (see [`super::contact`]).
 fn via_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
     let mut via = Via::new(transport.via_name(), Host::from(local.ip()), Some(local.port()), branch);
     via.params.set("rport", None);
+    if super::contact::names_connection(transport) {
+        via.params.set("alias", None);
+    }
     via.to_string()
 }

@@ -818,6 +818,7 @@ fn malformed_datagrams_and_keep_alives_are_ignored() {
 }
 
 mod calls;
+mod contact;
 mod dialogs;
 mod digest;
 mod flows;

@@ -21,14 +21,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use sip::{CSeq, HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
+use sip::{HeaderName, Host, Message, Method, Scheme, SipUri};
 
 use super::expiry::{granted_expiry, whole_seconds};
-use super::routing::{Failover, Hop, Placement, Role, Target, server_uri};
+use super::routing::{Failover, Placement, Role, Target};
 use super::sender::{RequestEvent, RequestSender};
 use super::server_down::response_means_server_failed;
 use super::{Context, CoreSettings, FlowId, RequestId, ServerDown, TimerId, TransportFailure, Why};
 use crate::quirks::Quirk;
+
+mod release;
+mod request;
 
 /// The Max-Forwards of every request (RFC 3261 §8.1.1.6).
 pub(crate) const MAX_FORWARDS: u32 = 70;
@@ -86,6 +89,8 @@ struct BindingKey {
 struct HeldBinding {
     path: Placement,
     expires_at: Instant,
+    /// The Contact URI it was made with (over TLS it names the connection; see [`super::contact`]).
+    contact: SipUri,
 }
 
 /// The Call-ID, From tag and CSeq of the REGISTERs to one registrar for one AOR (RFC 3261 §10.2).
@@ -434,31 +439,6 @@ impl Registration {
         Some(SipUri::new(Scheme::Sip, Some(&account.user), host, None))
     }
 
-    /// The RFC 5626 `reg-id` of a REGISTER under `placement`, when outbound is on.
-    fn reg_id(context: &Context, failover: &Failover, placement: Placement) -> Option<u32> {
-        if !context.settings.outbound_support {
-            return None;
-        }
-        let through_backup =
-            failover.outbound_proxies().is_some_and(|p| p.backup.is_some()) && placement.outbound == Role::Backup;
-        Some(if through_backup { 2 } else { 1 })
-    }
-
-    /// The Contact of a REGISTER: with outbound, `+sip.instance` and `reg-id`, and `;ob` on the
-    /// URI when there is no outbound proxy; `expires` for an un-REGISTER.
-    fn contact(context: &Context, failover: &Failover, reg_id: Option<u32>, expires: Option<u32>) -> String {
-        let ob = reg_id.is_some() && failover.outbound_proxies().is_none();
-        let mut contact = NameAddr::new(context.contact_uri(ob));
-        if let Some(reg_id) = reg_id {
-            contact.params.set_quoted("+sip.instance", &format!("<{}>", context.settings.instance_id));
-            contact.params.set("reg-id", Some(&reg_id.to_string()));
-        }
-        if let Some(expires) = expires {
-            contact.params.set("expires", Some(&expires.to_string()));
-        }
-        contact.to_string()
-    }
-
     /// Sends a REGISTER for the binding `placement` names.
     fn send_register(
         &mut self,
@@ -481,7 +461,8 @@ impl Registration {
         let configured_expires = whole_seconds(context.settings.line.registration_period);
         let requested_expires = configured_expires.max(min_expires.unwrap_or(0));
         let hop = failover.hop(placement, &registrar);
-        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires) else {
+        let Some(register) = self.register_request(context, sender, failover, &key, &hop, requested_expires, None)
+        else {
             return;
         };
         let request = sender.send(now, context, &hop.next_hop, register);
@@ -565,7 +546,7 @@ impl Registration {
         response: &Message,
         flow: FlowId,
     ) {
-        let ours = context.contact_uri(false);
+        let ours = context.contact_uri_from(false, sender.flow_local(flow));
         let granted = granted_expiry(response, &ours).unwrap_or(pending.requested_expires);
         if granted == 0 {
             let why = "2xx granting expires=0".to_owned();
@@ -601,8 +582,15 @@ impl Registration {
             self.consecutive_failures = 0;
         }
         self.bindings.retain(|_, held| held.expires_at > now);
-        self.bindings
-            .insert(pending.key.clone(), HeldBinding { path: pending.placement, expires_at: now + granted_for });
+        // Over TLS a new connection is a new Contact: the binding the old one named is released
+        // by that Contact (with RFC 5626, `+sip.instance` and `reg-id` replace it at the registrar).
+        let replaced = self
+            .bindings
+            .get(&pending.key)
+            .filter(|held| pending.key.reg_id.is_none() && held.contact != ours)
+            .map(|held| held.contact.clone());
+        let held = HeldBinding { path: pending.placement, expires_at: now + granted_for, contact: ours };
+        self.bindings.insert(pending.key.clone(), held);
         self.current = Some((pending.key.clone(), pending.placement, flow));
         self.state =
             RegistrationState::Registered { registrar: pending.placement.registrar, expires_at: now + granted_for };
@@ -611,142 +599,34 @@ impl Registration {
             self.release_after_success = false;
             self.release_stale_bindings(now, context, sender, failover);
         }
+        if let Some(old_contact) = replaced {
+            self.send_unregister(now, context, sender, failover, &pending.key, pending.placement, &old_contact);
+        }
         if pending.key.reg_id.is_some() {
             self.keepalive_request = keepalive_request;
         }
     }
 
-    /// un-REGISTERs every binding but the current one that is held at a server not marked failed.
-    fn release_stale_bindings(
+    /// The connection `flow` is gone. Over TLS the binding's Contact named it, so nothing reaches
+    /// the phone through the binding any more: REGISTER again at once, over a new connection.
+    pub fn on_connection_lost(
         &mut self,
         now: Instant,
         context: &mut Context,
         sender: &mut RequestSender,
         failover: &Failover,
+        flow: FlowId,
     ) {
-        let Some((current, _, _)) = self.current.clone() else { return };
-        let stale: Vec<(BindingKey, HeldBinding)> = self
-            .bindings
-            .iter()
-            .filter(|(key, held)| **key != current && held.expires_at > now && !failover.uses_failed_primary(held.path))
-            .map(|(key, held)| (key.clone(), held.clone()))
-            .collect();
-        for (key, held) in stale {
-            self.bindings.remove(&key);
-            if context.quirk(Quirk::StaleBackupAor) && key.registrar == current.registrar && key.aor != current.aor {
-                tracing::info!("not un-REGISTERing the backup AOR {} (quirk stale-backup-aor)", key.aor);
-                continue;
-            }
-            if context.quirk(Quirk::RegisterBoth) && key.registrar != current.registrar {
-                tracing::info!(
-                    "keeping {} at the {} registrar refreshed too (quirk register-both)",
-                    key.aor,
-                    key.registrar
-                );
-                self.kept_alive.insert(key, held.path);
-                let period = context.settings.line.registration_period;
-                context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
-                continue;
-            }
-            if context.quirk(Quirk::NoUnregisterBackup) {
-                tracing::info!(
-                    "not un-REGISTERing {} at the {} registrar (quirk no-unregister-backup)",
-                    key.aor,
-                    key.registrar
-                );
-                continue;
-            }
-            self.send_unregister(now, context, sender, failover, &key, held.path);
+        let names_flow = super::contact::names_connection(context.settings.transport);
+        let on_flow = self.current.as_ref().is_some_and(|(_, _, f)| *f == flow);
+        if !names_flow || !on_flow || self.pending.is_some() {
+            return;
         }
-    }
-
-    /// `register-both`: refreshes every binding kept at the other registrar, and schedules the next round.
-    fn refresh_kept_bindings(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        sender: &mut RequestSender,
-        failover: &Failover,
-    ) {
-        let expires = whole_seconds(context.settings.line.registration_period);
-        for (key, path) in self.kept_alive.clone() {
-            let Some(registrar) = failover.registrar(path).cloned() else { continue };
-            let hop = failover.hop(path, &registrar);
-            if let Some(register) = self.register_request(context, sender, failover, &key, &hop, expires) {
-                let request = sender.send(now, context, &hop.next_hop, register);
-                self.keeping.insert(request, key);
-            }
+        if !matches!(self.state, RegistrationState::Registered { .. }) {
+            return;
         }
-        if !self.kept_alive.is_empty() {
-            let period = context.settings.line.registration_period;
-            context.set_timer(TimerId::KeptBindingRefresh(self.line), now + period / 2);
-        }
-    }
-
-    fn send_unregister(
-        &mut self,
-        now: Instant,
-        context: &mut Context,
-        sender: &mut RequestSender,
-        failover: &Failover,
-        key: &BindingKey,
-        path: Placement,
-    ) {
-        let Some(registrar) = failover.registrar(path).cloned() else { return };
-        let mut hop = failover.hop(path, &registrar);
-        if context.quirk(Quirk::UnregisterBypassesOutbound) && hop.route.is_some() {
-            tracing::info!("un-REGISTERing straight at the registrar (quirk unregister-bypasses-outbound)");
-            hop = Hop { next_hop: registrar.clone(), route: None };
-        }
-        tracing::info!("un-REGISTERing {} at {} (Expires: 0)", key.aor, registrar.host);
-        let Some(register) = self.register_request(context, sender, failover, key, &hop, 0) else { return };
-        let request = sender.send(now, context, &hop.next_hop, register);
-        self.releasing.insert(request, key.clone());
-    }
-
-    /// A REGISTER of `key`'s binding with `expires`, to go by `hop`, next in the call leg of its
-    /// registrar and AOR (RFC 3261 §10.2: one CSeq more than any REGISTER on the Call-ID, an
-    /// in-flight retry included).
-    fn register_request(
-        &mut self,
-        context: &mut Context,
-        sender: &RequestSender,
-        failover: &Failover,
-        key: &BindingKey,
-        hop: &Hop,
-        expires: u32,
-    ) -> Option<Message> {
-        let account = self.account.clone()?;
-        let registrar = failover.registrar(Placement { registrar: key.registrar, ..Placement::PRIMARY })?;
-        let aor = sip::Uri::parse(&key.aor).ok()?;
-        let bind_ip = context.settings.bind_ip;
-        let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
-            call_id: context.ids.call_id(bind_ip),
-            from_tag: context.ids.tag(),
-            next_cseq: 1,
-            min_expires: None,
-        });
-        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
-        leg.next_cseq = seq + 1;
-        let mut register = Message::request(Method::Register, server_uri(registrar));
-        if let Some(route) = &hop.route {
-            register.push_header(HeaderName::Route, NameAddr::new(route.clone()));
-        }
-        register.push_header(HeaderName::MaxForwards, MAX_FORWARDS);
-        let mut from = NameAddr::new(aor.clone());
-        from.display_name = account.display_name;
-        from.params.set("tag", Some(&leg.from_tag));
-        register.push_header(HeaderName::From, from);
-        register.push_header(HeaderName::To, NameAddr::new(aor));
-        register.push_header(HeaderName::CallId, &leg.call_id);
-        register.push_header(HeaderName::CSeq, CSeq { seq, method: Method::Register });
-        register.push_header(HeaderName::Contact, Self::contact(context, failover, key.reg_id, None));
-        register.push_header(HeaderName::Expires, expires);
-        if key.reg_id.is_some() {
-            register.push_header(HeaderName::Supported, "outbound, path");
-        }
-        register.push_header(HeaderName::UserAgent, &context.settings.user_agent);
-        Some(register)
+        tracing::info!("line {}: the connection the Contact names is gone; registering again on a new one", self.line);
+        self.send_register_when_allowed(now, context, sender, failover, failover.active());
     }
 }
 
