@@ -23,6 +23,10 @@ pub struct SteadyRules {
     pub registrar: (Element, Requirement),
     /// How often the phone may probe a failed primary.
     pub probe_interval: Duration,
+    /// Elements that are down while nothing better is up (a primary and its backup both
+    /// failed): the phone keeps trying them, REGISTERs no faster than the interval given (its
+    /// retry timer), probes no faster than the probe interval (BRIEF §2).
+    pub retrying: Vec<(Element, Duration, Requirement)>,
     /// Elements the phone must send nothing at all until a moment on the trace's clock (a 503's
     /// Retry-After, RFC 3261 §21.5.4): not even a probe.
     pub quiet: Vec<(Element, Duration, Requirement)>,
@@ -40,6 +44,7 @@ impl SteadyRules {
             failed: Vec::new(),
             registrar: (registrar, requirement),
             probe_interval,
+            retrying: Vec::new(),
             quiet: Vec::new(),
             unused: Vec::new(),
             earlier_transactions: HashSet::new(),
@@ -49,6 +54,13 @@ impl SteadyRules {
     /// `element` is failed: a request to it other than a probe breaks `requirement`.
     pub fn failed(mut self, element: Element, requirement: Requirement) -> SteadyRules {
         self.failed.push((element, requirement));
+        self
+    }
+
+    /// `element` is down with nothing better up: the phone keeps trying it, no faster than
+    /// `interval` for REGISTERs and the probe interval for probes.
+    pub fn retrying(mut self, element: Element, interval: Duration, requirement: Requirement) -> SteadyRules {
+        self.retrying.push((element, interval, requirement));
         self
     }
 
@@ -117,8 +129,11 @@ impl SteadyRules {
         })
     }
 
-    /// Whether a failed element got more probes in `events` than one per probe interval over
-    /// the window begun at `started` (one more allowed for the interval the window cut).
+    /// Whether an element got requests faster than allowed over the window begun at `started`:
+    /// probes (OPTIONS) to a failed or retrying element at most one per probe interval, REGISTERs
+    /// to a retrying element at most one per its retry interval (one more each for the interval
+    /// the window cut). Retransmissions and authenticated repeats (same Call-ID) of one attempt
+    /// count once.
     pub fn too_many_probes(
         &self,
         events: &[TraceEvent],
@@ -126,23 +141,31 @@ impl SteadyRules {
         topology: &Topology,
     ) -> Option<(Requirement, String, TraceEvent)> {
         let end = events.last().map_or(started, |e| e.at);
-        let allowed =
-            (end.saturating_sub(started).as_secs_f64() / self.probe_interval.as_secs_f64()).floor() as usize + 1;
+        let window = end.saturating_sub(started);
+        let allowed = |interval: Duration| (window.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+        let mut limits: Vec<(Element, Method, Duration, Requirement)> = Vec::new();
         for (element, requirement) in &self.failed {
-            let mut probes = HashSet::new();
+            limits.push((*element, Method::Options, self.probe_interval, *requirement));
+        }
+        for (element, interval, requirement) in &self.retrying {
+            limits.push((*element, Method::Options, self.probe_interval, *requirement));
+            limits.push((*element, Method::Register, *interval, *requirement));
+        }
+        for (element, method, interval, requirement) in limits {
+            let mut attempts = HashSet::new();
             for event in events {
-                let is_probe = event.element == *element
+                let counted = event.element == element
                     && event.direction == Direction::Received
                     && from_phone(event, topology)
-                    && event.sip().is_some_and(|m| m.method() == Some(&Method::Options));
-                if is_probe && probes.insert(transaction_of(event)) && probes.len() > allowed {
+                    && event.sip().is_some_and(|m| m.method() == Some(&method) && !removes_binding(m));
+                if counted && attempts.insert(attempt_of(event)) && attempts.len() > allowed(interval) {
                     let rule = format!(
-                        "{} probes of {element} in {:.2} s: more than one per {:.2} s probe interval",
-                        probes.len(),
-                        end.saturating_sub(started).as_secs_f64(),
-                        self.probe_interval.as_secs_f64()
+                        "{} {method} attempts at {element} in {:.2} s: more than one per {:.2} s",
+                        attempts.len(),
+                        window.as_secs_f64(),
+                        interval.as_secs_f64()
                     );
-                    return Some((*requirement, rule, event.clone()));
+                    return Some((requirement, rule, event.clone()));
                 }
             }
         }
@@ -161,6 +184,13 @@ impl SteadyRules {
         for (e, until, _) in &self.quiet {
             parts.push(format!("nothing at all to {e} before {:.2} s (Retry-After)", until.as_secs_f64()));
         }
+        for (e, interval, _) in &self.retrying {
+            parts.push(format!(
+                "REGISTERs to {e} no faster than one per {:.2} s, probes one per {:.2} s",
+                interval.as_secs_f64(),
+                self.probe_interval.as_secs_f64()
+            ));
+        }
         for (e, _) in &self.unused {
             parts.push(format!("nothing to {e}"));
         }
@@ -172,6 +202,14 @@ impl SteadyRules {
 /// A request from the phone, directly or through an outbound proxy.
 fn from_phone(event: &TraceEvent, topology: &Topology) -> bool {
     matches!(topology.party(event.remote.ip()), Party::Phone | Party::Element(Element::OutboundA | Element::OutboundB))
+}
+
+/// One attempt of the phone: a transaction by Call-ID and CSeq, its authenticated repeat (the
+/// next CSeq on the same Call-ID) counted with it.
+fn attempt_of(event: &TraceEvent) -> Option<(String, u32)> {
+    let (call_id, seq) = transaction_of(event)?;
+    let authorized = event.sip()?.header(&sip::HeaderName::Authorization).is_some();
+    Some((call_id, if authorized && seq > 1 { seq - 1 } else { seq }))
 }
 
 /// The transaction a SIP request belongs to, by Call-ID and CSeq number.

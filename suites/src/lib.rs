@@ -29,6 +29,9 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-backup-registrar", "failover.no-outbound.registrar-fails-twice.*", R1_2),
     catch("no-backup-proxy", "failover.no-outbound.proxy-fails-twice.*", R1_3),
     catch("keep-aor", "failover.no-outbound.registrar-then-proxy-fail.silent.udp", R1_3),
+    catch("probe-storm", "failover.no-outbound.primary-and-backup-registrar-fail.reject-503.*", R1_2),
+    catch("no-backup-registrar", "failover.no-outbound.primary-and-backup-registrar-fail.silent.*", R1_2),
+    catch("no-failback", "failover.no-outbound.primary-and-backup-registrar-fail.silent.udp", R1_4),
     catch("no-failback", "failover.no-outbound.proxy-then-registrar-fail.reject-503.tcp", R1_5),
     // Primary first, and a slow primary is no failed primary.
     catch("backup-first", "register.no-outbound.basic.udp", R1_1),

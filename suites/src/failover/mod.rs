@@ -57,6 +57,7 @@ pub fn cases() -> Vec<Case> {
         }
     }
     cases.extend(walks::cases());
+    cases.extend(walks::both_down_cases());
     cases
 }
 

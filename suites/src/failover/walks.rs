@@ -168,3 +168,65 @@ async fn walk(lab: &mut Lab, steps: [Step; 4], fault: Fault) -> Result<(), CaseE
     }
     Ok(())
 }
+
+/// The primary registrar fails, then its backup while active: both down (BRIEF §2).
+pub fn both_down_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for transport in super::TRANSPORTS {
+        for fault in WALK_FAULTS {
+            cases.push(Case {
+                id: format!(
+                    "failover.no-outbound.primary-and-backup-registrar-fail.{}.{transport}",
+                    fault.id_segment()
+                ),
+                requirements: vec![Requirement::R1_1, Requirement::R1_2, Requirement::R1_4, Requirement::C1],
+                configuration: Configuration::NoOutbound,
+                transport,
+                fault: Some(fault),
+                needs: Needs { backup_registrar: true, backup_proxy: false, subscriptions: false },
+                timers: Timers::fast(),
+                run: Arc::new(move |lab| Box::pin(both_registrars_fail(lab, fault))),
+            });
+        }
+    }
+    cases
+}
+
+/// BRIEF §2: with a primary and its backup both down, the phone keeps trying, REGISTERs no
+/// faster than its retry timer, and moves to whichever returns first; to the primary once both
+/// are back (R1.2, R1.4).
+async fn both_registrars_fail(lab: &mut Lab, fault: Fault) -> Result<(), CaseError> {
+    let primary = State::default().placement();
+    let backup = State { registrar_failed: true, proxy_failed: false }.placement();
+    starts_at(lab, primary, false, Requirement::R1_1).await?;
+    let timing = lab.timing().clone();
+    lab.fail(Element::RegistrarA, fault);
+    let deadline = timing.registrar_failover(timing.detect(fault));
+    lab.expect(backup.registration(Requirement::R1_2).within(deadline)).await?;
+    lab.fail(Element::RegistrarB, fault);
+    // Both down: the phone keeps trying both, no faster than its retry timer.
+    let retry = timing.timers.registration_retry;
+    let rules = SteadyRules::new(Element::RegistrarA, Requirement::R1_2, timing.timers.failback_probe)
+        .retrying(Element::RegistrarA, retry, Requirement::R1_2)
+        .retrying(Element::RegistrarB, retry, Requirement::R1_2);
+    lab.hold(rules, timing.steady_window()).await?;
+    // The backup returns first: the phone registers there.
+    lab.restore(Element::RegistrarB);
+    let deadline = timing
+        .next_register()
+        .plus("the registration retry timer", retry)
+        .and(timing.detect(fault))
+        .plus("scheduling jitter", timing.jitter());
+    lab.expect(backup.registration(Requirement::R1_2).within(deadline)).await?;
+    // Then the primary: back there, the backup's binding released.
+    lab.restore(Element::RegistrarA);
+    let deadline = timing.failback();
+    let mut back = vec![primary.registration(Requirement::R1_4).within(deadline.clone())];
+    back.extend(release_expectations(
+        Release::Binding { registrar: Element::RegistrarB, aor_of: Element::ProxyA, via: None },
+        Requirement::R1_4,
+        &deadline,
+    ));
+    lab.expect_all(back).await?;
+    Ok(())
+}
