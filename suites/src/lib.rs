@@ -3,6 +3,7 @@
 pub mod call;
 pub mod failover;
 pub mod register;
+pub mod reset;
 pub mod steps;
 pub mod subscribe;
 
@@ -84,6 +85,10 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-resubscribe-on-481", "subscribe.no-outbound.proxy-restarts.*.udp", Rfc6665_4_1_2_4),
     catch("backup-first", "subscribe.no-outbound.proxy-restarts.*.t*", R1_1),
     catch("backup-first", "register.no-outbound.registrar-restarts.*", R1_1),
+    // A reset connection is no failed server.
+    catch("backup-first", "failover.no-outbound.*-resets.reset.*", R1_1),
+    catch("backup-first", "failover.full-backup.*-resets.reset.*", R2_1),
+    catch("backup-first", "failover.outbound-only.*-resets.reset.*", R3_1),
     // The cfg's transport, and ICMP read as the profile declares.
     catch("udp-only", "failover.no-outbound.primary-registrar-fails.silent.tcp", C1),
     catch("ignore-icmp", "failover.no-outbound.primary-registrar-fails.refuse.udp", R1_2),
@@ -123,6 +128,7 @@ pub fn cases() -> Vec<Case> {
     cases.extend(register::cases());
     cases.extend(subscribe::cases());
     cases.extend(failover::cases());
+    cases.extend(reset::cases());
     cases.extend(call::cases());
     cases
 }
