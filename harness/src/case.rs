@@ -101,6 +101,8 @@ pub struct CaseResult {
     pub id: String,
     pub verdict: Verdict,
     pub duration: Duration,
+    /// Of `duration`, the time spent waiting on the phone (see [`crate::Lab::waited`]).
+    pub waited: Duration,
     pub failures: Vec<Violation>,
     /// Why the case was skipped, errored, or expected to fail.
     pub reason: Option<String>,
@@ -116,6 +118,8 @@ pub struct JsonResult<'a> {
     pub id: &'a str,
     pub verdict: Verdict,
     pub duration_ms: u128,
+    /// Time spent waiting on the phone's timers; the rest is the harness's own overhead.
+    pub waited_ms: u128,
     pub failures: &'a [Violation],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
@@ -127,6 +131,7 @@ impl CaseResult {
             id: &self.id,
             verdict: self.verdict,
             duration_ms: self.duration.as_millis(),
+            waited_ms: self.waited.as_millis(),
             failures: &self.failures,
             reason: self.reason.as_deref(),
         }

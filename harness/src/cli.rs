@@ -50,8 +50,9 @@ enum Command {
         /// JSON Lines on stdout, one object per case: {"id","verdict","duration_ms","failures":[...]}.
         #[arg(long)]
         json: bool,
-        /// Cases run at once; each has its own loopback block and phone.
-        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        /// Cases run at once; each has its own loopback block and phone, and mostly waits on the
+        /// phone's timers, so more cases than cores is fine.
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
     /// Print requirement -> cases -> quirks proven to make them fail, as Markdown

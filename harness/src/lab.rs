@@ -160,6 +160,9 @@ pub struct Lab {
     cursor: usize,
     /// The events expectations matched: the snapshot's checkpoints.
     matched: Vec<usize>,
+    /// Time spent waiting on the phone (expectations met, observation windows held): what the
+    /// provisioned timers make unavoidable, against which the runner's overhead is measured.
+    waited: Duration,
     dir: tempfile::TempDir,
 }
 
@@ -246,6 +249,7 @@ impl Lab {
             timing,
             cursor: 0,
             matched: Vec::new(),
+            waited: Duration::ZERO,
             dir,
         })
     }
@@ -359,7 +363,9 @@ impl Lab {
         let from = expectation.counted_from.unwrap_or(now);
         let wait_until = Instant::now() + (from + deadline.limit()).saturating_sub(now);
         let topology = self.topology.clone();
+        let waiting = Instant::now();
         let found = self.trace.wait_for(self.cursor, wait_until, |e| expectation.matches(e, &topology)).await;
+        self.waited += waiting.elapsed();
         let window = self.trace.events_from(self.cursor);
         let violation = |message: String, arrived: String| Violation {
             requirement: expectation.requirement,
@@ -463,8 +469,10 @@ impl Lab {
         let before = self.trace.snapshot();
         let rules = rules.after(&before[..from.min(before.len())]);
         let started = self.trace.now();
-        let until = Instant::now() + window;
+        let waiting = Instant::now();
+        let until = waiting + window;
         let broken = self.trace.wait_for(from, until, |e| rules.breaks(e, &topology).is_some()).await;
+        self.waited += waiting.elapsed();
         let events = self.trace.events_from(from);
         let verdict = match broken {
             Some(event) => rules.breaks(&event, &topology).map(|(requirement, rule)| (requirement, rule, event)),
@@ -510,6 +518,11 @@ impl Lab {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+    }
+
+    /// How long the case has waited on the phone so far (expectations and observation windows).
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 
     /// How long the case may run before the watchdog stops it.

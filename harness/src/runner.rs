@@ -51,6 +51,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         id: case.id.clone(),
         verdict,
         duration: started.elapsed(),
+        waited: std::time::Duration::ZERO,
         failures,
         reason,
         ladder,
@@ -80,6 +81,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         Err(_) => Err(CaseError::Harness(HarnessError::Watchdog { budget_s: budget.as_secs_f64() })),
     };
     lab.shutdown().await;
+    let waited = lab.waited();
     let (ladder, full_ladder) = (lab.ladder(), lab.full_ladder());
     let (verdict, failures, reason) = match outcome {
         Ok(()) => (Verdict::Pass, Vec::new(), None),
@@ -91,7 +93,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
         (v, _) => (v, reason),
     };
-    result(verdict, failures, reason, ladder, full_ladder)
+    CaseResult { waited, ..result(verdict, failures, reason, ladder, full_ladder) }
 }
 
 /// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress).
@@ -117,6 +119,7 @@ pub async fn run_cases(
                     id,
                     verdict: Verdict::Error,
                     duration: std::time::Duration::ZERO,
+                    waited: std::time::Duration::ZERO,
                     failures: Vec::new(),
                     reason: Some(format!("the case panicked: {e}")),
                     ladder: String::new(),
