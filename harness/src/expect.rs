@@ -43,6 +43,9 @@ pub struct Expect {
     pub transport: Option<Transport>,
     /// The event package of a subscription (`dialog`, `message-summary`).
     pub event: Option<&'static str>,
+    /// The message belongs to one of these dialogs (Call-IDs): an un-SUBSCRIBE must end a
+    /// subscription the phone made, not any dialog.
+    pub in_dialogs: Option<Vec<String>>,
     pub requirement: Requirement,
     /// How long the phone has, with the terms that sum to it.
     pub deadline: Option<Deadline>,
@@ -126,6 +129,7 @@ impl Expect {
             any_hop: false,
             transport: None,
             event: None,
+            in_dialogs: None,
             requirement: Requirement::C1,
             deadline: None,
             counted_from: None,
@@ -148,6 +152,12 @@ impl Expect {
     /// The AOR registered is the one of this proxy (`sip:<user>@<proxy host>`).
     pub fn aor_of(mut self, proxy: Element) -> Expect {
         self.aor_of = Some(proxy);
+        self
+    }
+
+    /// The message is in one of these dialogs (by Call-ID).
+    pub fn in_dialogs(mut self, call_ids: Vec<String>) -> Expect {
+        self.in_dialogs = Some(call_ids);
         self
     }
 
@@ -216,7 +226,14 @@ impl Expect {
                     && subscriber_ok(message, self, topology)
             }
             ExpectKind::Unsubscribe => {
-                received_request(Method::Subscribe) && message.expires().ok().flatten() == Some(0) && event_ok(message)
+                let dialog_ok = self
+                    .in_dialogs
+                    .as_ref()
+                    .is_none_or(|ids| message.call_id().is_ok_and(|id| ids.iter().any(|known| known == id)));
+                received_request(Method::Subscribe)
+                    && message.expires().ok().flatten() == Some(0)
+                    && event_ok(message)
+                    && dialog_ok
             }
             ExpectKind::InviteRequest => received_request(Method::Invite),
             ExpectKind::AnyRequest => event.direction == Direction::Received && message.is_request(),
@@ -241,6 +258,9 @@ impl Expect {
             ExpectKind::Registered => format!("registration accepted by {}", self.at),
             ExpectKind::Unregister => format!("un-REGISTER (Expires 0) at {}", self.at),
             ExpectKind::Subscribed => format!("{event} subscription accepted by {}", self.at),
+            ExpectKind::Unsubscribe if self.in_dialogs.is_some() => {
+                format!("un-SUBSCRIBE (Expires 0) of {event} at {}, ending a subscription made there", self.at)
+            }
             ExpectKind::Unsubscribe => format!("un-SUBSCRIBE (Expires 0) of {event} at {}", self.at),
             ExpectKind::InviteRequest => format!("INVITE at {}", self.at),
             ExpectKind::AnyRequest => format!("a request at {}", self.at),

@@ -253,7 +253,9 @@ impl Quirk {
                 "fails the server over on every 408, 5xx and 6xx, a callee's 603 Decline or 408 to an INVITE included \
                  (R1.1)"
             }
-            Quirk::FailoverOn430 => "treats a 430 Flow Failed it receives as a failed flow and fails over (R1.1)",
+            Quirk::FailoverOn430 => {
+                "treats a 430 Flow Failed it receives as a failed flow and fails over; also breaks R2.1 (R1.1)"
+            }
             Quirk::ProbeOutboundOnly => {
                 "in row 2 probes only the primary outbound proxy, so moves back while the registrar or proxy behind \
                  it is still failed: it does not stay at the backups (R2.2)"

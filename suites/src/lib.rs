@@ -77,6 +77,7 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-backup-registrar", "call.no-outbound.primary-registrar-fails.*", R1_2),
     catch("no-outbound-proxy-failover", "call.outbound-only.*", R3_2),
     catch("failover-on-decline", "call.no-outbound.callee-*", R1_1),
+    catch("failover-on-430", "failover.full-backup.primary-outbound-answers-430.*", R2_1),
     // A proxy that forgot the dialog: a new subscription there (RFC 6665 §4.1.2.4); a registrar
     // that forgot the binding gets it at the next refresh, and neither is a failure.
     // (Over TCP and TLS the restart also resets the phone's connection, and a phone may rightly
@@ -115,10 +116,6 @@ pub const PENDING_QUIRKS: &[PendingQuirk] = &[
     PendingQuirk {
         quirk: "new-instance-each-boot",
         reason: "F2 cases (+sip.instance across a reboot) come with the feature-bullet issue",
-    },
-    PendingQuirk {
-        quirk: "failover-on-430",
-        reason: "RFC 5626 flows (Flow-Timer, 430 from the edge) come with the feature-bullet issue",
     },
 ];
 

@@ -56,6 +56,7 @@ pub fn cases() -> Vec<Case> {
             cases.push(slow_primary_case(row, transport));
         }
     }
+    cases.extend(TRANSPORTS.map(answers_430_case));
     cases.extend(walks::cases());
     cases.extend(walks::both_down_cases());
     cases
@@ -174,7 +175,7 @@ pub async fn fail_and_return(
     let deadline = lab.timing().failback();
     let mut back = row.before.everything(row.subscriptions, row.returned, &deadline);
     for release in row.releases {
-        back.extend(release_expectations(*release, row.returned, &deadline));
+        back.extend(release_expectations(*release, row.returned, &deadline, &moved));
     }
     let returned = lab.expect_all(back).await?;
     if row.after.proxy != row.before.proxy || row.after.via != row.before.via {
@@ -205,10 +206,13 @@ fn first_rejection(lab: &Lab, element: Element, code: u16, after: Duration) -> O
 }
 
 /// The un-REGISTER or un-SUBSCRIBEs a failback owes, over the hop that made what they remove.
+/// `made` are the events that made the subscriptions (their accepting 2xx): an un-SUBSCRIBE
+/// must end one of those dialogs, not any dialog.
 pub(crate) fn release_expectations(
     release: Release,
     requirement: Requirement,
     deadline: &Deadline,
+    made: &[harness::TraceEvent],
 ) -> Vec<harness::Expect> {
     let hop = |e: harness::Expect, via: Option<Element>| match via {
         Some(outbound) => e.via(outbound),
@@ -219,12 +223,20 @@ pub(crate) fn release_expectations(
             Register::removed_at(registrar).aor_of(aor_of).requirement(requirement).within(deadline.clone()),
             via,
         )],
-        Release::Subscriptions { proxy, via } => PACKAGES
-            .into_iter()
-            .map(|package| {
-                hop(Subscribe::ended_at(proxy, package).requirement(requirement).within(deadline.clone()), via)
-            })
-            .collect(),
+        Release::Subscriptions { proxy, via } => {
+            let dialogs: Vec<String> = made
+                .iter()
+                .filter(|e| e.element == proxy)
+                .filter_map(|e| e.sip().and_then(|m| m.call_id().ok().map(str::to_owned)))
+                .collect();
+            PACKAGES
+                .into_iter()
+                .map(|package| {
+                    let ended = Subscribe::ended_at(proxy, package).requirement(requirement).within(deadline.clone());
+                    hop(if dialogs.is_empty() { ended } else { ended.in_dialogs(dialogs.clone()) }, via)
+                })
+                .collect()
+        }
     }
 }
 
@@ -242,11 +254,30 @@ fn slow_primary_case(row: Row, transport: Transport) -> Case {
         fault: Some(fault),
         needs: row.needs,
         timers,
-        run: Arc::new(move |lab| Box::pin(slow_primary(lab, row, fault))),
+        run: Arc::new(move |lab| Box::pin(not_failed(lab, row, fault))),
     }
 }
 
-async fn slow_primary(lab: &mut Lab, row: Row, fault: Fault) -> Result<(), CaseError> {
+/// A 430 (Flow Failed) the phone receives is treated as 400 (RFC 5626 §11: the edge proxy sends
+/// it towards the authoritative proxy, never to a UA): no failure, nothing moves (R2.1).
+fn answers_430_case(transport: Transport) -> Case {
+    let row = ROWS[2];
+    let fault = Fault::reject(430);
+    Case {
+        id: format!("failover.{}.primary-outbound-answers-430.reject-430.{transport}", row.configuration.id_segment()),
+        requirements: vec![row.start, Requirement::C1],
+        configuration: row.configuration,
+        transport,
+        fault: Some(fault),
+        needs: row.needs,
+        timers: Timers::fast(),
+        run: Arc::new(move |lab| Box::pin(not_failed(lab, row, fault))),
+    }
+}
+
+/// The primary answers (late, or with an answer that is no server failure): the phone keeps
+/// everything at the primaries and sends nothing to the other elements.
+async fn not_failed(lab: &mut Lab, row: Row, fault: Fault) -> Result<(), CaseError> {
     starts_at(lab, row.before, row.subscriptions, row.start).await?;
     lab.fail(row.fails, fault);
     let timing = lab.timing().clone();
@@ -255,8 +286,10 @@ async fn slow_primary(lab: &mut Lab, row: Row, fault: Fault) -> Result<(), CaseE
         rules = rules.unused(element, row.start);
     }
     lab.hold(rules, timing.steady_window()).await?;
-    // Still registered and subscribed at the primaries, each refresh answered late.
-    let deadline = timing.next_register().and(timing.detect(fault)).plus("scheduling jitter", timing.jitter());
-    lab.expect_all(row.before.everything(row.subscriptions, row.start, &deadline)).await?;
+    if let Fault::Delay { .. } = fault {
+        // Still registered and subscribed at the primaries, each refresh answered late.
+        let deadline = timing.next_register().and(timing.detect(fault)).plus("scheduling jitter", timing.jitter());
+        lab.expect_all(row.before.everything(row.subscriptions, row.start, &deadline)).await?;
+    }
     Ok(())
 }

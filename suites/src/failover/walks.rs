@@ -130,6 +130,7 @@ async fn walk(lab: &mut Lab, steps: [Step; 4], fault: Fault) -> Result<(), CaseE
                 Release::Binding { registrar: Element::RegistrarB, aor_of: now.aor_of, via: None },
                 requirement,
                 &deadline,
+                &subscriptions,
             )),
             // R1.5: the backup's subscriptions ended, no binding of the backup AOR left.
             Restore(_) => {
@@ -137,11 +138,13 @@ async fn walk(lab: &mut Lab, steps: [Step; 4], fault: Fault) -> Result<(), CaseE
                     Release::Subscriptions { proxy: Element::ProxyB, via: None },
                     requirement,
                     &deadline,
+                    &subscriptions,
                 ));
                 expected.extend(release_expectations(
                     Release::Binding { registrar: now.registrar, aor_of: Element::ProxyB, via: None },
                     requirement,
                     &deadline,
+                    &subscriptions,
                 ));
             }
             Fail(_) => {}
@@ -226,6 +229,7 @@ async fn both_registrars_fail(lab: &mut Lab, fault: Fault) -> Result<(), CaseErr
         Release::Binding { registrar: Element::RegistrarB, aor_of: Element::ProxyA, via: None },
         Requirement::R1_4,
         &deadline,
+        &[],
     ));
     lab.expect_all(back).await?;
     Ok(())
