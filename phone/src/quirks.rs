@@ -76,10 +76,12 @@ pub enum Quirk {
     FailoverOn430,
     /// Row 2 probes only the primary outbound proxy, whatever failed behind it.
     ProbeOutboundOnly,
+    /// A TCP/TLS connection to a primary reset or closed with no request on it fails that primary over.
+    FailoverOnReset,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 34] = [
+    pub const ALL: [Quirk; 35] = [
         Quirk::NoBackupRegistrar,
         Quirk::LateRefresh,
         Quirk::BackupFirst,
@@ -114,6 +116,7 @@ impl Quirk {
         Quirk::FailoverOnDecline,
         Quirk::FailoverOn430,
         Quirk::ProbeOutboundOnly,
+        Quirk::FailoverOnReset,
     ];
 
     /// The name given to `--quirk`.
@@ -153,6 +156,7 @@ impl Quirk {
             Quirk::FailoverOnDecline => "failover-on-decline",
             Quirk::FailoverOn430 => "failover-on-430",
             Quirk::ProbeOutboundOnly => "probe-outbound-only",
+            Quirk::FailoverOnReset => "failover-on-reset",
         }
     }
 
@@ -258,13 +262,22 @@ impl Quirk {
                 "in row 2 probes only the primary outbound proxy, so moves back while the registrar or proxy behind \
                  it is still failed: it does not stay at the backups (R2.2)"
             }
+            Quirk::FailoverOnReset => {
+                "takes a TCP/TLS connection to a primary registrar, proxy or outbound proxy that the server reset or \
+                 closed with no request on it for a failed server and moves to the backup, instead of connecting \
+                 again to the primary that still listens; also breaks R2.1, R3.1 (R1.1)"
+            }
         }
     }
 
     /// The requirement the quirk breaks (BRIEF §2): the ID its [`Quirk::breaks`] text ends with.
     pub fn requirement(self) -> &'static str {
         match self {
-            Quirk::BackupFirst | Quirk::EagerFailover | Quirk::FailoverOnDecline | Quirk::FailoverOn430 => "R1.1",
+            Quirk::BackupFirst
+            | Quirk::EagerFailover
+            | Quirk::FailoverOnDecline
+            | Quirk::FailoverOn430
+            | Quirk::FailoverOnReset => "R1.1",
             Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap => "R1.2",
             Quirk::NoBackupProxy
             | Quirk::KeepAor
