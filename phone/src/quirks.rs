@@ -78,10 +78,12 @@ pub enum Quirk {
     ProbeOutboundOnly,
     /// A TCP/TLS connection to a primary reset or closed with no request on it fails that primary over.
     FailoverOnReset,
+    /// With a primary registrar and its backup both down, REGISTERs again every T1 instead of after the retry timer.
+    RetryStorm,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 35] = [
+    pub const ALL: [Quirk; 36] = [
         Quirk::NoBackupRegistrar,
         Quirk::LateRefresh,
         Quirk::BackupFirst,
@@ -117,6 +119,7 @@ impl Quirk {
         Quirk::FailoverOn430,
         Quirk::ProbeOutboundOnly,
         Quirk::FailoverOnReset,
+        Quirk::RetryStorm,
     ];
 
     /// The name given to `--quirk`.
@@ -157,6 +160,7 @@ impl Quirk {
             Quirk::FailoverOn430 => "failover-on-430",
             Quirk::ProbeOutboundOnly => "probe-outbound-only",
             Quirk::FailoverOnReset => "failover-on-reset",
+            Quirk::RetryStorm => "retry-storm",
         }
     }
 
@@ -267,6 +271,10 @@ impl Quirk {
                  closed with no request on it for a failed server and moves to the backup, instead of connecting \
                  again to the primary that still listens; also breaks R2.1, R3.1 (R1.1)"
             }
+            Quirk::RetryStorm => {
+                "with a primary registrar and its backup both down, sends REGISTER again every T1 (primary, then \
+                 backup) instead of no faster than sip registration retry timer (R1.2)"
+            }
         }
     }
 
@@ -278,7 +286,9 @@ impl Quirk {
             | Quirk::FailoverOnDecline
             | Quirk::FailoverOn430
             | Quirk::FailoverOnReset => "R1.1",
-            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap => "R1.2",
+            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap | Quirk::RetryStorm => {
+                "R1.2"
+            }
             Quirk::NoBackupProxy
             | Quirk::KeepAor
             | Quirk::SubscriptionsStay

@@ -676,7 +676,11 @@ impl PhoneCore {
                     down.cause
                 );
                 self.probes.stop(&mut self.context, dimension);
-                self.retry_later(now, owner, down.timed_out);
+                if owner == Owner::Registration && self.context.quirk(Quirk::RetryStorm) {
+                    self.registration.retry_after_t1(now, &mut self.context, &self.failover);
+                } else {
+                    self.retry_later(now, owner, down.timed_out);
+                }
             }
             routing::Verdict::NoBackup(dimension) => {
                 tracing::warn!("{dimension} failed ({}) and there is no backup to move to; retrying later", down.cause);

@@ -385,3 +385,22 @@ fn quirk_failover_on_reset_comes_back_when_the_probe_finds_the_primary_listening
     let released: Vec<SocketAddr> = unregisters(&lab, reset_at).iter().map(|r| r.to).collect();
     assert_eq!(released, [simulated::addr(REGISTRAR_B)]);
 }
+
+#[test]
+fn quirk_retry_storm_registers_every_t1_while_both_registrars_are_down() {
+    use super::rows::registers_with_both_registrars_down as registers;
+    let shortest_gap = |sent: &[(Duration, char)], registrar: char| {
+        let at: Vec<Duration> = sent.iter().filter(|(_, r)| *r == registrar).map(|(at, _)| *at).collect();
+        at.windows(2).map(|pair| pair[1] - pair[0]).min().unwrap()
+    };
+    for behaviour in [Behaviour::Reject(503), Behaviour::Refuse] {
+        let default = registers(behaviour, Quirks::none());
+        assert_eq!((default.len(), shortest_gap(&default, 'a'), shortest_gap(&default, 'b')), (22, s(3), s(3)));
+        let storm = registers(behaviour, with(Quirk::RetryStorm));
+        assert_eq!(storm[..4], [(s(10), 'a'), (s(10), 'b'), (ms(10_100), 'a'), (ms(10_100), 'b')], "primary first");
+        assert_eq!((storm.len(), shortest_gap(&storm, 'a'), shortest_gap(&storm, 'b')), (602, ms(100), ms(100)));
+    }
+    // Without answers the transaction timer (1 s) paces it: a round every 2 s and T1, not 7 s.
+    let storm = registers(Behaviour::Silent, with(Quirk::RetryStorm));
+    assert_eq!((shortest_gap(&storm, 'a'), shortest_gap(&storm, 'b')), (ms(2_100), ms(2_100)));
+}
