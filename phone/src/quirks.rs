@@ -76,10 +76,14 @@ pub enum Quirk {
     FailoverOn430,
     /// Row 2 probes only the primary outbound proxy, whatever failed behind it.
     ProbeOutboundOnly,
+    /// A TCP/TLS connection to a primary reset or closed with no request on it fails that primary over.
+    FailoverOnReset,
+    /// With a primary registrar and its backup both down, REGISTERs again every T1 instead of after the retry timer.
+    RetryStorm,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 34] = [
+    pub const ALL: [Quirk; 36] = [
         Quirk::NoBackupRegistrar,
         Quirk::LateRefresh,
         Quirk::BackupFirst,
@@ -114,6 +118,8 @@ impl Quirk {
         Quirk::FailoverOnDecline,
         Quirk::FailoverOn430,
         Quirk::ProbeOutboundOnly,
+        Quirk::FailoverOnReset,
+        Quirk::RetryStorm,
     ];
 
     /// The name given to `--quirk`.
@@ -153,6 +159,8 @@ impl Quirk {
             Quirk::FailoverOnDecline => "failover-on-decline",
             Quirk::FailoverOn430 => "failover-on-430",
             Quirk::ProbeOutboundOnly => "probe-outbound-only",
+            Quirk::FailoverOnReset => "failover-on-reset",
+            Quirk::RetryStorm => "retry-storm",
         }
     }
 
@@ -260,14 +268,29 @@ impl Quirk {
                 "in row 2 probes only the primary outbound proxy, so moves back while the registrar or proxy behind \
                  it is still failed: it does not stay at the backups (R2.2)"
             }
+            Quirk::FailoverOnReset => {
+                "takes a TCP/TLS connection to a primary registrar, proxy or outbound proxy that the server reset or \
+                 closed with no request on it for a failed server and moves to the backup, instead of connecting \
+                 again to the primary that still listens; also breaks R2.1, R3.1 (R1.1)"
+            }
+            Quirk::RetryStorm => {
+                "with a primary registrar and its backup both down, sends REGISTER again every T1 (primary, then \
+                 backup) instead of no faster than sip registration retry timer (R1.2)"
+            }
         }
     }
 
     /// The requirement the quirk breaks (BRIEF §2): the ID its [`Quirk::breaks`] text ends with.
     pub fn requirement(self) -> &'static str {
         match self {
-            Quirk::BackupFirst | Quirk::EagerFailover | Quirk::FailoverOnDecline | Quirk::FailoverOn430 => "R1.1",
-            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap => "R1.2",
+            Quirk::BackupFirst
+            | Quirk::EagerFailover
+            | Quirk::FailoverOnDecline
+            | Quirk::FailoverOn430
+            | Quirk::FailoverOnReset => "R1.1",
+            Quirk::NoBackupRegistrar | Quirk::IgnoreIcmp | Quirk::ProbeStorm | Quirk::Flap | Quirk::RetryStorm => {
+                "R1.2"
+            }
             Quirk::NoBackupProxy
             | Quirk::KeepAor
             | Quirk::SubscriptionsStay

@@ -351,6 +351,8 @@ enum Owner {
     Registration,
     Subscription(usize),
     Call,
+    /// A connection lost with no request on it (`failover-on-reset`): nothing to send again.
+    Connection,
 }
 
 /// The whole phone as a state machine.
@@ -485,14 +487,25 @@ impl PhoneCore {
             tracing::debug!("flow {}: {failure} ignored (quirk ignore-icmp)", flow.0);
             return;
         }
+        // Asked before the sender forgets the connection.
+        let lost_hop = self.sender.stream_hop_of(flow);
         let was_keepalive_flow = self.keepalives.forget(&mut self.context, flow);
         let events = self.sender.on_transport_error(now, &mut self.context, flow, failure.clone());
+        let idle = events.is_empty();
         self.dispatch(now, events);
         if was_keepalive_flow {
             self.registration_flow_failed(now, flow, failure);
-        } else {
-            self.registration.on_connection_lost(now, &mut self.context, &mut self.sender, &self.failover, flow);
+            return;
         }
+        // A connection reset or closed with no request on it is no failed server (it may still
+        // listen): the next request connects again. `failover-on-reset` fails its primary over.
+        let reset = idle && matches!(failure, TransportFailure::Refused | TransportFailure::Closed);
+        if let Some(hop) = lost_hop.filter(|_| reset && self.context.quirk(Quirk::FailoverOnReset))
+            && self.failover_on_reset(now, &hop, &failure)
+        {
+            return;
+        }
+        self.registration.on_connection_lost(now, &mut self.context, &mut self.sender, &self.failover, flow);
     }
 
     /// Timer `id` fired.
@@ -663,7 +676,11 @@ impl PhoneCore {
                     down.cause
                 );
                 self.probes.stop(&mut self.context, dimension);
-                self.retry_later(now, owner, down.timed_out);
+                if owner == Owner::Registration && self.context.quirk(Quirk::RetryStorm) {
+                    self.registration.retry_after_t1(now, &mut self.context, &self.failover);
+                } else {
+                    self.retry_later(now, owner, down.timed_out);
+                }
             }
             routing::Verdict::NoBackup(dimension) => {
                 tracing::warn!("{dimension} failed ({}) and there is no backup to move to; retrying later", down.cause);
@@ -681,7 +698,7 @@ impl PhoneCore {
             Owner::Subscription(index) => {
                 self.subscriptions.resume(now, &mut self.context, &mut self.sender, &self.failover, index, timed_out)
             }
-            Owner::Call => {}
+            Owner::Call | Owner::Connection => {}
         }
     }
 
@@ -691,7 +708,7 @@ impl PhoneCore {
             Owner::Subscription(index) => {
                 self.subscriptions.retry_later(now, &mut self.context, &self.failover, index, timed_out)
             }
-            Owner::Call => {}
+            Owner::Call | Owner::Connection => {}
         }
     }
 
@@ -717,6 +734,19 @@ impl PhoneCore {
         if was_keepalive_flow {
             self.registration_flow_failed(now, flow, failure);
         }
+    }
+
+    /// `failover-on-reset`: the connection to `next_hop` was lost with no request on it; every
+    /// active primary reached through it counts as failed. Whether any did.
+    fn failover_on_reset(&mut self, now: Instant, next_hop: &Destination, failure: &TransportFailure) -> bool {
+        let used = self.failover.active();
+        let targets = self.failover.primaries_reached_through(next_hop);
+        for &target in &targets {
+            tracing::info!("connection to {next_hop} lost: its primary taken for failed (quirk failover-on-reset)");
+            let down = ServerDown::connection_lost(target, used, &next_hop.to_string(), failure);
+            self.on_server_down(now, Owner::Connection, down);
+        }
+        !targets.is_empty()
     }
 
     /// The flow the registration keeps alive failed with no request on it: the registration's

@@ -406,6 +406,32 @@ impl Failover {
         placement.role_of(dimension)
     }
 
+    /// The targets whose requests travel on a connection to `next_hop` now, each counting against
+    /// a different dimension whose active server is its primary and which has a usable backup
+    /// (`failover-on-reset`: such a connection lost with no request on it fails that primary over).
+    pub fn primaries_reached_through(&self, next_hop: &Destination) -> Vec<Target> {
+        let active = self.active();
+        let mut dimensions = Vec::new();
+        let mut targets = Vec::new();
+        for target in [Target::Registrar, Target::Proxy] {
+            let server = match target {
+                Target::Registrar => self.registrar(active),
+                Target::Proxy => self.proxy(active),
+            };
+            let Some(server) = server else { continue };
+            let dimension = self.dimension_of(target);
+            if self.hop(active, server).next_hop == *next_hop
+                && self.effective_role(active, dimension) == Role::Primary
+                && self.has_usable_backup(dimension)
+                && !dimensions.contains(&dimension)
+            {
+                dimensions.push(dimension);
+                targets.push(target);
+            }
+        }
+        targets
+    }
+
     /// Whether a placement goes through a primary marked failed now.
     pub fn uses_failed_primary(&self, placement: Placement) -> bool {
         self.failed_since.keys().any(|&dimension| self.effective_role(placement, dimension) == Role::Primary)

@@ -571,6 +571,11 @@ impl RequestSender {
         self.flows.get(&flow).map(|f| (f.remote, f.transport))
     }
 
+    /// The next hop a TCP/TLS connection was opened for and is still used for, if any.
+    pub fn stream_hop_of(&self, flow: FlowId) -> Option<Destination> {
+        self.stream_hops.iter().find(|(_, f)| **f == flow).map(|((hop, _), _)| hop.clone())
+    }
+
     /// The phone's own address on `flow` (the Via sent-by), once it is open.
     pub fn flow_local(&self, flow: FlowId) -> Option<SocketAddr> {
         self.flows.get(&flow).and_then(|f| f.local)

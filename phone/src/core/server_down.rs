@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use sip::{Message, Method};
 
+use super::TransportFailure;
 use super::routing::{Placement, Target};
 use super::sender::FailureCause;
 use crate::quirks::{Quirk, Quirks};
@@ -49,6 +50,19 @@ impl ServerDown {
             cause: format!("{what}: {failure}"),
             timed_out: failure.is_timeout(),
             hop_failed: !failure.is_timeout(),
+            retry_after: None,
+        }
+    }
+
+    /// `failover-on-reset`: the connection to `next_hop` was reset or closed with no request on
+    /// it, taken for a failure of the primary `target` is reached through.
+    pub fn connection_lost(target: Target, used: Placement, next_hop: &str, failure: &TransportFailure) -> ServerDown {
+        ServerDown {
+            target,
+            used,
+            cause: format!("connection to {next_hop} lost with no request on it: {failure}"),
+            timed_out: false,
+            hop_failed: true,
             retry_after: None,
         }
     }

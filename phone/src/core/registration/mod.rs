@@ -321,6 +321,14 @@ impl Registration {
         self.schedule_retry(now, context, failover, delay);
     }
 
+    /// `retry-storm`: the registrar and its backup are both down, and the next REGISTER goes
+    /// after T1 instead of the retry timer.
+    pub fn retry_after_t1(&mut self, now: Instant, context: &mut Context, failover: &Failover) {
+        tracing::info!("line {}: both registrars down; REGISTER again after T1 (quirk retry-storm)", self.line);
+        let t1 = context.settings.timers.t1;
+        self.schedule_retry(now, context, failover, t1);
+    }
+
     fn schedule_retry(&mut self, now: Instant, context: &mut Context, failover: &Failover, delay: Duration) {
         if self.account.is_none() {
             return;

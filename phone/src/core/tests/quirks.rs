@@ -288,3 +288,119 @@ fn quirk_probe_outbound_only_probes_the_outbound_proxy_and_flaps_back_to_a_faile
     assert_eq!(probed.as_deref(), Some("sip:outbound-a.lab.test"));
     assert!(registers_via_a >= 1, "moves back while registrar-a still fails");
 }
+
+/// What the phone sends in the 2 s after the server reset (or closed) every TCP/TLS connection to
+/// `element` at 3 s, with no request on any and the server still listening (the harness's
+/// `reset`; the refreshes are due at 10 s and 15 s): its REGISTERs as (next hop, AOR host), the
+/// next hops of its SUBSCRIBEs, and where it stands then.
+fn after_a_reset(
+    cfg: &str,
+    element: &str,
+    failure: TransportFailure,
+    quirks: Quirks,
+) -> (Vec<(SocketAddr, String)>, Vec<SocketAddr>, Placement) {
+    let mut lab = lab(cfg, quirks);
+    lab.run_for(s(3) - lab.elapsed());
+    let reset_at = lab.elapsed();
+    lab.fail_flows_to(element, failure);
+    lab.run_for(s(2));
+    let registers = lab
+        .requests(Method::Register, reset_at)
+        .iter()
+        .filter(|r| r.expires() != Some(0))
+        .map(|r| (r.to, r.aor_host()))
+        .collect();
+    let subscribes = lab.requests(Method::Subscribe, reset_at).iter().map(|r| r.to).collect();
+    (registers, subscribes, lab.core.active_placement())
+}
+
+#[test]
+fn quirk_failover_on_reset_moves_to_the_backup_when_a_primary_resets_an_idle_connection() {
+    let tcp = |cfg: &str| format!("{cfg}sip transport protocol: 2\n");
+    let tls = |cfg: &str| format!("{cfg}sip transport protocol: 4\n");
+    let (a, b) = ("proxy-a.lab.test".to_owned(), "proxy-b.lab.test".to_owned());
+    let backups = Placement { registrar: Role::Backup, proxy: Role::Backup, outbound: Role::Backup };
+    let reset = || TransportFailure::Refused;
+
+    // Row 1, registrar-a over TCP: the default phone waits for the refresh and connects again then.
+    assert_eq!(after_a_reset(&tcp(ROW_1), REGISTRAR_A, reset(), Quirks::none()), (vec![], vec![], Placement::PRIMARY));
+    assert_eq!(
+        after_a_reset(&tcp(ROW_1), REGISTRAR_A, reset(), with(Quirk::FailoverOnReset)),
+        (
+            vec![(simulated::addr(REGISTRAR_B), a.clone())],
+            vec![],
+            Placement { registrar: Role::Backup, ..Placement::PRIMARY }
+        )
+    );
+    // Row 1, proxy-a over TLS: the backup AOR at registrar-a, the three subscriptions at proxy-b.
+    assert_eq!(
+        after_a_reset(&tls(ROW_1), PROXY_A, TransportFailure::Closed, Quirks::none()),
+        (vec![], vec![], Placement::PRIMARY)
+    );
+    assert_eq!(
+        after_a_reset(&tls(ROW_1), PROXY_A, TransportFailure::Closed, with(Quirk::FailoverOnReset)),
+        (
+            vec![(simulated::addr(REGISTRAR_A), b.clone())],
+            vec![simulated::addr(PROXY_B); 3],
+            Placement { proxy: Role::Backup, ..Placement::PRIMARY }
+        )
+    );
+    // Row 2, outbound-a over TCP: everything through outbound-b.
+    assert_eq!(
+        after_a_reset(&tcp(&row_2()), OUTBOUND_A, reset(), Quirks::none()),
+        (vec![], vec![], Placement::PRIMARY)
+    );
+    assert_eq!(
+        after_a_reset(&tcp(&row_2()), OUTBOUND_A, reset(), with(Quirk::FailoverOnReset)),
+        (vec![(simulated::addr(OUTBOUND_B), b)], vec![simulated::addr(OUTBOUND_B); 3], backups)
+    );
+    // Row 3, outbound-a over TLS: the default phone registers its new connection at once, through
+    // outbound-a again (the Contact names the connection); the quirk through outbound-b.
+    assert_eq!(
+        after_a_reset(&tls(&row_3()), OUTBOUND_A, reset(), Quirks::none()),
+        (vec![(simulated::addr(OUTBOUND_A), a.clone())], vec![], Placement::PRIMARY)
+    );
+    assert_eq!(
+        after_a_reset(&tls(&row_3()), OUTBOUND_A, reset(), with(Quirk::FailoverOnReset)),
+        (
+            vec![(simulated::addr(OUTBOUND_B), a)],
+            vec![simulated::addr(OUTBOUND_B); 3],
+            Placement { outbound: Role::Backup, ..Placement::PRIMARY }
+        )
+    );
+}
+
+#[test]
+fn quirk_failover_on_reset_comes_back_when_the_probe_finds_the_primary_listening() {
+    let mut lab = lab(&format!("{ROW_1}sip transport protocol: 2\n"), with(Quirk::FailoverOnReset));
+    lab.run_for(s(3) - lab.elapsed());
+    lab.fail_flows_to(REGISTRAR_A, TransportFailure::Refused);
+    let reset_at = lab.elapsed();
+    lab.run_for(s(6));
+    let probes: Vec<(Duration, SocketAddr)> =
+        lab.requests(Method::Options, reset_at).iter().map(|p| (p.at - reset_at, p.to)).collect();
+    assert_eq!(probes, vec![(s(5), simulated::addr(REGISTRAR_A))], "{}", lab.dump(reset_at));
+    assert_eq!(lab.core.active_placement(), Placement::PRIMARY);
+    assert_eq!(registers_to(&lab, REGISTRAR_A, reset_at).iter().map(|r| r.at - reset_at).collect::<Vec<_>>(), [s(5)]);
+    let released: Vec<SocketAddr> = unregisters(&lab, reset_at).iter().map(|r| r.to).collect();
+    assert_eq!(released, [simulated::addr(REGISTRAR_B)]);
+}
+
+#[test]
+fn quirk_retry_storm_registers_every_t1_while_both_registrars_are_down() {
+    use super::rows::registers_with_both_registrars_down as registers;
+    let shortest_gap = |sent: &[(Duration, char)], registrar: char| {
+        let at: Vec<Duration> = sent.iter().filter(|(_, r)| *r == registrar).map(|(at, _)| *at).collect();
+        at.windows(2).map(|pair| pair[1] - pair[0]).min().unwrap()
+    };
+    for behaviour in [Behaviour::Reject(503), Behaviour::Refuse] {
+        let default = registers(behaviour, Quirks::none());
+        assert_eq!((default.len(), shortest_gap(&default, 'a'), shortest_gap(&default, 'b')), (22, s(3), s(3)));
+        let storm = registers(behaviour, with(Quirk::RetryStorm));
+        assert_eq!(storm[..4], [(s(10), 'a'), (s(10), 'b'), (ms(10_100), 'a'), (ms(10_100), 'b')], "primary first");
+        assert_eq!((storm.len(), shortest_gap(&storm, 'a'), shortest_gap(&storm, 'b')), (602, ms(100), ms(100)));
+    }
+    // Without answers the transaction timer (1 s) paces it: a round every 2 s and T1, not 7 s.
+    let storm = registers(Behaviour::Silent, with(Quirk::RetryStorm));
+    assert_eq!((shortest_gap(&storm, 'a'), shortest_gap(&storm, 'b')), (ms(2_100), ms(2_100)));
+}

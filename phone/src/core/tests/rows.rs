@@ -224,6 +224,41 @@ fn when_both_proxies_fail_the_primary_is_tried_first_again_after_the_retry_timer
     assert_eq!(retried[0].at, s(19), "after the subscription failed retry timer");
 }
 
+/// Row 1 with a timeout retry timer (5 s) apart from the retry timer (3 s): both registrars
+/// fail with `behaviour` from the refresh at 10 s on. The REGISTER transactions up to 40 s
+/// (retransmissions are one), in the order sent: when, and to which registrar ('a' or 'b').
+pub(super) fn registers_with_both_registrars_down(behaviour: Behaviour, quirks: Quirks) -> Vec<(Duration, char)> {
+    let cfg = ROW_1.replace("sip registration timeout retry timer: 3", "sip registration timeout retry timer: 5");
+    let mut lab = SimLab::started(&cfg, quirks);
+    lab.run_for(ms(100));
+    lab.set(REGISTRAR_A, behaviour);
+    lab.set(REGISTRAR_B, behaviour);
+    lab.run_for(s(40) - lab.elapsed());
+    let mut seen = std::collections::BTreeSet::new();
+    lab.requests(Method::Register, s(1))
+        .into_iter()
+        .filter(|r| seen.insert(super::branch(&r.message)))
+        .map(|r| (r.at, if r.to == addr(REGISTRAR_A) { 'a' } else { 'b' }))
+        .collect()
+}
+
+#[test]
+fn while_both_registrars_are_down_each_gets_a_register_once_per_retry_timer_primary_first() {
+    // Rounds every `step` seconds from `from` on: the primary, then the backup `gap` seconds later.
+    let rounds = |from: u64, step: u64, gap: u64| -> Vec<(Duration, char)> {
+        (0..)
+            .map(|i| s(from + i * step))
+            .flat_map(|at| [(at, 'a'), (at + s(gap), 'b')])
+            .take_while(|(at, _)| *at <= s(40))
+            .collect()
+    };
+    // A 503 (or a refusal): the primary, at once the backup, then both again after the retry timer.
+    assert_eq!(registers_with_both_registrars_down(Behaviour::Reject(503), Quirks::none()), rounds(10, 3, 0));
+    assert_eq!(registers_with_both_registrars_down(Behaviour::Refuse, Quirks::none()), rounds(10, 3, 0));
+    // No answer: each found down by its transaction timer (1 s), then the timeout retry timer.
+    assert_eq!(registers_with_both_registrars_down(Behaviour::Silent, Quirks::none()), rounds(10, 7, 1));
+}
+
 // --- R1.4 and R1.5: failback ---
 
 #[test]

@@ -391,10 +391,15 @@ impl SimLab {
 
     /// The server closes every connection to `server` (a reset), as the shell would report it.
     pub fn close_flows_to(&mut self, server: &str) {
+        self.fail_flows_to(server, TransportFailure::Closed);
+    }
+
+    /// Every flow to `server` fails with `failure` (a TCP reset is [`TransportFailure::Refused`]).
+    pub fn fail_flows_to(&mut self, server: &str, failure: TransportFailure) {
         let flows: Vec<FlowId> = self.flows.iter().filter(|(_, to)| **to == addr(server)).map(|(f, _)| *f).collect();
         for flow in flows {
             self.flows.remove(&flow);
-            self.core.on_transport_error(self.now, flow, TransportFailure::Closed);
+            self.core.on_transport_error(self.now, flow, failure.clone());
         }
         self.settle();
     }
