@@ -31,6 +31,7 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("no-backup-proxy", "failover.no-outbound.proxy-fails-twice.*", R1_3),
     catch("keep-aor", "failover.no-outbound.registrar-then-proxy-fail.silent.udp", R1_3),
     catch("probe-storm", "failover.no-outbound.primary-and-backup-registrar-fail.reject-503.*", R1_2),
+    catch("retry-storm", "failover.no-outbound.primary-and-backup-registrar-fail.reject-503.*", R1_2),
     catch("no-backup-registrar", "failover.no-outbound.primary-and-backup-registrar-fail.silent.*", R1_2),
     catch("no-failback", "failover.no-outbound.primary-and-backup-registrar-fail.silent.udp", R1_4),
     catch("no-failback", "failover.no-outbound.proxy-then-registrar-fail.reject-503.tcp", R1_5),
@@ -87,9 +88,9 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     catch("backup-first", "subscribe.no-outbound.proxy-restarts.*.t*", R1_1),
     catch("backup-first", "register.no-outbound.registrar-restarts.*", R1_1),
     // A reset connection is no failed server.
-    catch("backup-first", "failover.no-outbound.*-resets.reset.*", R1_1),
-    catch("backup-first", "failover.full-backup.*-resets.reset.*", R2_1),
-    catch("backup-first", "failover.outbound-only.*-resets.reset.*", R3_1),
+    catch("failover-on-reset", "failover.no-outbound.*-resets.reset.*", R1_1),
+    catch("failover-on-reset", "failover.full-backup.*-resets.reset.*", R2_1),
+    catch("failover-on-reset", "failover.outbound-only.*-resets.reset.*", R3_1),
     // The cfg's transport, and ICMP read as the profile declares.
     catch("udp-only", "failover.no-outbound.primary-registrar-fails.silent.tcp", C1),
     catch("ignore-icmp", "failover.no-outbound.primary-registrar-fails.refuse.udp", R1_2),

@@ -59,17 +59,25 @@ async fn reset_flows(
     requirement: Requirement,
 ) -> Result<(), CaseError> {
     starts_at(lab, placement, true, requirement).await?;
-    lab.event(element, Event::Reset);
     let timing = lab.timing().clone();
-    let deadline = timing
-        .next_register()
-        .plus("a new connection (one transaction)", timing.transaction_timeout())
-        .plus("scheduling jitter", timing.jitter());
-    lab.expect_all(placement.everything(true, requirement, &deadline)).await?;
+    // The reset comes while the phone is idle: after its start-up exchanges settled (a request
+    // in flight on a reset connection fails with a transport error, which RFC 3263 lets a phone
+    // take for a failed server). Steady meanwhile.
+    let quiet = SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
+    lab.hold(quiet, timing.steady_window() / 4).await?;
+    lab.event(element, Event::Reset);
+    // From the reset on: nothing to the other elements (a phone that takes the reset for a
+    // failure moves at once), bindings only at the primary.
     let mut rules = SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
     for other in Element::SIP.into_iter().filter(|e| !placement.elements().contains(e)) {
         rules = rules.unused(other, requirement);
     }
     lab.hold(rules, timing.steady_window()).await?;
+    // Still served by the primaries, over new connections.
+    let deadline = timing
+        .next_register()
+        .plus("a new connection (one transaction)", timing.transaction_timeout())
+        .plus("scheduling jitter", timing.jitter());
+    lab.expect_all(placement.everything(true, requirement, &deadline)).await?;
     Ok(())
 }
