@@ -142,7 +142,11 @@ impl SteadyRules {
     ) -> Option<(Requirement, String, TraceEvent)> {
         let end = events.last().map_or(started, |e| e.at);
         let window = end.saturating_sub(started);
-        let allowed = |interval: Duration| (window.as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+        // Arrival times carry the scheduling jitter: attempts a phone spaced by exactly the
+        // interval may arrive closer than that.
+        let tolerance = crate::timing::SCHEDULING_JITTER;
+        let allowed =
+            |interval: Duration| ((window + tolerance).as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
         let mut limits: Vec<(Element, Method, Duration, Requirement)> = Vec::new();
         for (element, requirement) in &self.failed {
             limits.push((*element, Method::Options, self.probe_interval, *requirement));

@@ -73,6 +73,17 @@ pub async fn starts_at(
     Ok(found)
 }
 
+/// Lets the phone's start-up exchanges settle before a one-off event (`reset`, `restart`): a
+/// request in flight on a connection the event resets fails with a transport error, which RFC
+/// 3263 lets a phone take for a failed server, so the event must meet an idle phone to judge
+/// what the phone does with an idle connection lost. The wait is an observation window: the
+/// phone stays where it is meanwhile.
+pub async fn settle(lab: &mut Lab, placement: Placement, requirement: Requirement) -> Result<(), CaseError> {
+    let timing = lab.timing().clone();
+    let rules = harness::SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
+    lab.hold(rules, timing.steady_window() / 4).await
+}
+
 /// A moved subscription is a new dialog: a new Call-ID and a new From tag (BRIEF §2, RFC 6665
 /// §4.1.2.4). `before` and `after` are the subscriptions' accepting 2xx responses.
 pub fn new_dialogs(before: &[TraceEvent], after: &[TraceEvent], requirement: Requirement) -> Result<(), CaseError> {

@@ -39,6 +39,7 @@ pub fn cases() -> Vec<Case> {
 async fn registrar_restarts(lab: &mut Lab) -> Result<(), CaseError> {
     let placement = PRIMARY;
     starts_at(lab, placement, false, Requirement::R1_1).await?;
+    crate::steps::settle(lab, placement, Requirement::R1_1).await?;
     lab.event(Element::RegistrarA, harness::Event::Restart);
     let timing = lab.timing().clone();
     let deadline = timing.next_register().plus("scheduling jitter", timing.jitter());

@@ -6,7 +6,7 @@ use harness::{
     Case, CaseError, Configuration, Element, Event, Lab, Needs, Requirement, SteadyRules, Timers, Transport,
 };
 
-use crate::steps::{Placement, starts_at};
+use crate::steps::{Placement, settle, starts_at};
 
 /// Where each row starts, and the element whose flows the case resets.
 const RESETS: [(Configuration, &str, Element, Placement, Requirement); 4] = [
@@ -59,13 +59,9 @@ async fn reset_flows(
     requirement: Requirement,
 ) -> Result<(), CaseError> {
     starts_at(lab, placement, true, requirement).await?;
-    let timing = lab.timing().clone();
-    // The reset comes while the phone is idle: after its start-up exchanges settled (a request
-    // in flight on a reset connection fails with a transport error, which RFC 3263 lets a phone
-    // take for a failed server). Steady meanwhile.
-    let quiet = SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
-    lab.hold(quiet, timing.steady_window() / 4).await?;
+    settle(lab, placement, requirement).await?;
     lab.event(element, Event::Reset);
+    let timing = lab.timing().clone();
     // From the reset on: nothing to the other elements (a phone that takes the reset for a
     // failure moves at once), bindings only at the primary.
     let mut rules = SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);

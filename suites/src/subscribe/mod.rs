@@ -5,7 +5,7 @@ use std::sync::Arc;
 use harness::{Case, CaseError, Configuration, Element, Event, Lab, Needs, Requirement, SteadyRules, Timers};
 
 use crate::failover::TRANSPORTS;
-use crate::steps::{PACKAGES, Placement, new_dialogs, starts_at};
+use crate::steps::{PACKAGES, Placement, new_dialogs, settle, starts_at};
 
 const PRIMARY: Placement =
     Placement { registrar: Element::RegistrarA, aor_of: Element::ProxyA, proxy: Element::ProxyA, via: None };
@@ -31,6 +31,7 @@ pub fn cases() -> Vec<Case> {
 /// nothing moves to the backups (R1.1).
 async fn proxy_restarts(lab: &mut Lab) -> Result<(), CaseError> {
     let before = starts_at(lab, PRIMARY, true, Requirement::R1_1).await?;
+    settle(lab, PRIMARY, Requirement::R1_1).await?;
     lab.event(Element::ProxyA, Event::Restart);
     let timing = lab.timing().clone();
     let deadline = timing
