@@ -152,16 +152,20 @@ pub async fn fail_and_return(
     // finds it working and may move back before the restore: nothing to hold there, and the
     // moves back are looked for from the move on.
     let moved_mark = lab.mark();
+    // RFC 3261 §21.5.4: nothing at all to the server before its Retry-After has passed, counted
+    // from its first 503.
+    let retry_after_ends = match fault {
+        Fault::Reject { code, retry_after: Some(seconds) } => {
+            first_rejection(lab, row.fails, code, failed_at).map(|at| at + Duration::from_secs(seconds.into()))
+        }
+        _ => None,
+    };
     if fault != Fault::Stall {
         let timing = lab.timing().clone();
         let mut rules =
             SteadyRules::new(row.after.registrar, row.moved, timing.timers.failback_probe).failed(row.fails, row.moved);
-        if let Fault::Reject { code, retry_after: Some(seconds) } = fault {
-            // RFC 3261 §21.5.4: nothing at all to the server before its Retry-After has passed.
-            if let Some(answered) = first_rejection(lab, row.fails, code, failed_at) {
-                let until = answered + Duration::from_secs(seconds.into());
-                rules = rules.quiet_until(row.fails, until, Requirement::Rfc3261_21_5_4);
-            }
+        if let Some(until) = retry_after_ends {
+            rules = rules.quiet_until(row.fails, until, Requirement::Rfc3261_21_5_4);
         }
         lab.hold(rules, timing.steady_window()).await?;
     }
@@ -172,8 +176,29 @@ pub async fn fail_and_return(
     if fault == Fault::Stall {
         lab.look_from(moved_mark);
     }
-    let deadline = lab.timing().failback();
-    let mut back = row.before.everything(row.subscriptions, row.returned, &deadline);
+    let mut deadline = lab.timing().failback();
+    let mut back_at_primary = row.before.everything(row.subscriptions, row.returned, &deadline);
+    if let Some(until) = retry_after_ends {
+        // Restored before its Retry-After ran out: the phone moves back only after it (a lower
+        // bound), and has the rest of it on top of the usual failback time.
+        let rest = until.saturating_sub(lab.trace().now());
+        let earliest = Deadline::of("the rest of the 503's Retry-After", rest);
+        deadline = deadline.and(earliest.clone());
+        back_at_primary = row
+            .before
+            .everything(row.subscriptions, row.returned, &deadline)
+            .into_iter()
+            .map(|e| {
+                // Only what goes to (or through) the server that answered 503.
+                if e.at == row.fails || e.via == Some(row.fails) {
+                    e.not_before(earliest.clone()).requirement(Requirement::Rfc3261_21_5_4)
+                } else {
+                    e
+                }
+            })
+            .collect();
+    }
+    let mut back = back_at_primary;
     for release in row.releases {
         back.extend(release_expectations(*release, row.returned, &deadline, &moved));
     }
