@@ -185,7 +185,8 @@ impl Registrar {
             }
         }
         for b in self.bindings.get(&aor).into_iter().flatten() {
-            let remaining = b.expires_at.saturating_duration_since(now).as_secs_f64().round() as u64;
+            // Rounded up: a live binding never shows 0, which means removed (RFC 3261 §10.3).
+            let remaining = b.expires_at.saturating_duration_since(now).as_secs_f64().ceil() as u64;
             let mut contact = b.contact.clone();
             contact.params.set("expires", Some(&remaining.to_string()));
             response.push_header(HeaderName::Contact, contact);
