@@ -69,3 +69,15 @@ async fn a_live_binding_is_never_listed_with_expires_zero() {
         assert!(tokio::time::Instant::now() < deadline, "the 1 s binding outlived its expiry");
     }
 }
+
+/// RFC 3261 §10.3 step 8: the registrar's 200 carries a Date (RFC 1123 form).
+#[tokio::test]
+async fn the_registrars_200_carries_a_date() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    let ok = flow.register(&lab, Element::RegistrarA, 60).await;
+    let date = ok.header(&HeaderName::from("Date")).expect("a Date header").to_owned();
+    let words: Vec<&str> = date.split(' ').collect();
+    assert_eq!(words.len(), 6, "{date}");
+    assert!(words[0].ends_with(',') && words[5] == "GMT", "{date}");
+}

@@ -5,6 +5,7 @@ mod proxy;
 mod registrar;
 mod stream;
 mod udp;
+mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sip::{Challenge, Contact, HeaderName, Message, Method, NameAddr};
 use tokio::time::Instant;
@@ -191,6 +191,8 @@ impl Registrar {
             contact.params.set("expires", Some(&remaining.to_string()));
             response.push_header(HeaderName::Contact, contact);
         }
+        // RFC 3261 §10.3 step 8: a Date, so a phone without a clock can set one.
+        response.push_header(HeaderName::from("Date"), super::wire::http_date(SystemTime::now()));
         for b in self.bindings.get(&aor).into_iter().flatten() {
             tracing::debug!(registrar = %self.element, %aor, contact = %b.contact, path = ?b.path, flow = ?b.flow, "binding");
         }
