@@ -21,6 +21,12 @@ fn register(lab: &Lab, flow: &mut PhoneFlow, contact: &str, expires: u32, challe
     register
 }
 
+/// Sends a new request of `method` to `target` and returns the first answer.
+async fn ask(lab: &Lab, flow: &mut PhoneFlow, method: Method, target: Element) -> Message {
+    let request = flow.request(lab, method, target);
+    flow.exchange(&request).await
+}
+
 /// The registrar's first challenge on this flow.
 async fn challenge(lab: &Lab, flow: &mut PhoneFlow) -> Challenge {
     let register = flow.request(lab, Method::Register, Element::RegistrarA);
@@ -68,6 +74,78 @@ async fn a_live_binding_is_never_listed_with_expires_zero() {
         assert!(listed.expires() >= Some(1), "a live binding listed as {listed}");
         assert!(tokio::time::Instant::now() < deadline, "the 1 s binding outlived its expiry");
     }
+}
+
+fn allow(answer: &Message) -> Vec<String> {
+    let mut methods: Vec<String> = answer
+        .header_values(&HeaderName::Allow)
+        .into_iter()
+        .flat_map(|v| v.split(',').map(|m| m.trim().to_owned()).collect::<Vec<_>>())
+        .collect();
+    methods.sort();
+    methods
+}
+
+fn sorted(methods: &[&str]) -> Vec<String> {
+    let mut methods: Vec<String> = methods.iter().map(|m| (*m).to_owned()).collect();
+    methods.sort();
+    methods
+}
+
+/// RFC 3261 §11.2, §20.5: OPTIONS lists what the element serves; every method it lists is
+/// served, every other is answered 405 with the same Allow.
+#[tokio::test]
+async fn options_advertises_what_each_element_serves() {
+    let lab = lab().await;
+    let expected = [
+        (Element::RegistrarA, sorted(&["REGISTER", "OPTIONS"])),
+        (Element::ProxyA, sorted(&["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"])),
+    ];
+    for (element, methods) in expected {
+        let mut flow = udp(&lab, element).await;
+        let answer = ask(&lab, &mut flow, Method::Options, element).await;
+        assert_eq!(allow(&answer), methods, "{element}");
+        let supported = answer.supported().join(",");
+        if element.is_registrar() {
+            assert_eq!(supported, "path", "{element}: outbound only when the lab serves RFC 5626");
+        } else {
+            assert!(supported.is_empty(), "{element} supports no extension: {supported}");
+        }
+        for method in ["INVITE", "REGISTER", "SUBSCRIBE", "NOTIFY", "BYE", "MESSAGE"] {
+            let mut flow = udp(&lab, element).await;
+            let mut request = flow.request(&lab, Method::parse(method), element);
+            if method == "SUBSCRIBE" {
+                request.push_header(HeaderName::Event, "dialog");
+            }
+            let first = flow.exchange(&request).await;
+            if methods.iter().any(|m| m == method) {
+                assert_ne!(first.status(), Some(405), "{element} lists {method} and serves it");
+            } else {
+                assert_eq!(first.status(), Some(405), "{element} does not list {method}");
+                assert_eq!(allow(&first), methods, "{element}: the 405 carries the same Allow");
+            }
+        }
+    }
+    let mut edge = udp(&lab, Element::OutboundA).await;
+    let answer = ask(&lab, &mut edge, Method::Options, Element::OutboundA).await;
+    let relayed = allow(&answer);
+    for method in ["REGISTER", "SUBSCRIBE", "NOTIFY", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"] {
+        assert!(relayed.iter().any(|m| m == method), "the edge proxy relays {method}: {relayed:?}");
+    }
+}
+
+/// The registrar lists `outbound` only when the lab serves RFC 5626.
+#[tokio::test]
+async fn registrar_supports_outbound_only_when_configured() {
+    let spec = harness::LabSpec {
+        outbound: Some(harness::elements::OutboundSupport { flow_timer: Some(25) }),
+        ..harness::LabSpec::new(harness::Configuration::FullBackup, Transport::Udp)
+    };
+    let lab = common::lab_with(spec).await;
+    let mut flow = udp(&lab, Element::RegistrarB).await;
+    let answer = ask(&lab, &mut flow, Method::Options, Element::RegistrarB).await;
+    assert!(answer.has_option_tag(&HeaderName::Supported, "outbound"), "{answer:?}");
+    assert!(answer.has_option_tag(&HeaderName::Supported, "path"), "{answer:?}");
 }
 
 /// RFC 3261 §10.3 step 8: the registrar's 200 carries a Date (RFC 1123 form).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
 
-use super::{Behaviour, Destination, FlowView, Outgoing, Peer};
+use super::{Behaviour, Capabilities, Destination, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Party, Topology};
 
 /// The flow token an edge proxy puts in Path and Record-Route: which connection leads to the phone.
@@ -178,5 +178,15 @@ impl Behaviour for EdgeProxy {
 
     fn restart(&mut self) {
         self.pending.clear();
+    }
+
+    /// What it relays; it takes no bodies of its own (no Accept).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            allow: vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "SUBSCRIBE", "NOTIFY"],
+            supported: vec!["outbound", "path"],
+            accept: None,
+            events: Vec::new(),
+        }
     }
 }

@@ -22,6 +22,7 @@ pub use proxy::{InviteAnswer, Proxy, ProxyConfig};
 pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
 pub(crate) use udp::run_udp;
+pub(crate) use wire::Capabilities;
 
 use crate::faults::{Fault, FaultTarget};
 use crate::topology::{Element, Topology};
@@ -77,6 +78,8 @@ pub(crate) trait Behaviour: Send {
     }
     /// Forget everything (the `restart` event).
     fn restart(&mut self);
+    /// What it advertises in OPTIONS answers and 405s: what it serves.
+    fn capabilities(&self) -> Capabilities;
 }
 
 /// Which flows are open, as a behaviour may ask (an edge proxy answers 430 for a dead one).
@@ -163,6 +166,7 @@ pub(crate) struct ElementShared {
     udp: Mutex<Option<Arc<tokio::net::UdpSocket>>>,
     udp_seen: Mutex<HashSet<SocketAddr>>,
     next_flow: AtomicU64,
+    capabilities: Capabilities,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -177,6 +181,7 @@ impl ElementShared {
         behaviour: Box<dyn Behaviour>,
     ) -> Arc<ElementShared> {
         let (faults, _) = watch::channel(FaultSet::default());
+        let capabilities = behaviour.capabilities();
         Arc::new(ElementShared {
             element,
             topology,
@@ -187,6 +192,7 @@ impl ElementShared {
             udp: Mutex::new(None),
             udp_seen: Mutex::new(HashSet::new()),
             next_flow: AtomicU64::new(1),
+            capabilities,
         })
     }
 
@@ -414,7 +420,7 @@ impl ElementShared {
             return vec![Outgoing::Reply(rejection(message, code, retry_after, self.element))];
         }
         if message.method() == Some(&Method::Options) && self.answers_options_itself(message) {
-            return vec![Outgoing::Reply(options_reply(message, self.element))];
+            return vec![Outgoing::Reply(options_reply(message, self.element, &self.capabilities))];
         }
         let flows = lock(&self.flows);
         let view = FlowView { flows: &flows };
@@ -444,12 +450,10 @@ pub(crate) enum Inbound {
     Stun(StunMessage),
 }
 
-/// A response every element gives to OPTIONS (RFC 3261 §11.2), whatever its behaviour.
-fn options_reply(request: &Message, element: Element) -> Message {
+/// A response every element gives to OPTIONS (RFC 3261 §11.2): what its behaviour serves.
+fn options_reply(request: &Message, element: Element, capabilities: &Capabilities) -> Message {
     let mut response = Message::response_to(request, 200, Some(&format!("{}-opt", element.name())));
-    response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY");
-    response.push_header(HeaderName::Accept, "application/sdp");
-    response.push_header(HeaderName::Supported, "outbound, path");
+    capabilities.advertise(&mut response, true);
     response
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
 
-use super::{Behaviour, Destination, ElementCommand, FlowView, Outgoing, Peer};
+use super::{Behaviour, Capabilities, Destination, ElementCommand, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Subscription expiry the proxy grants at most.
@@ -235,7 +235,7 @@ impl Behaviour for Proxy {
             Some(Method::Bye) | Some(Method::Cancel) => vec![self.reply(request, 200)],
             _ => {
                 let mut response = Message::response_to(request, 405, None);
-                response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, SUBSCRIBE, OPTIONS");
+                self.capabilities().advertise(&mut response, false);
                 vec![Outgoing::Reply(response)]
             }
         }
@@ -266,5 +266,14 @@ impl Behaviour for Proxy {
 
     fn restart(&mut self) {
         self.subscriptions.clear();
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            allow: vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"],
+            supported: Vec::new(),
+            accept: Some("application/sdp"),
+            events: vec!["dialog", "message-summary"],
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use sip::{Challenge, Contact, HeaderName, Message, Method, NameAddr};
 use tokio::time::Instant;
 
-use super::{Behaviour, FlowId, FlowView, Outgoing, Peer};
+use super::{Behaviour, Capabilities, FlowId, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Digest credentials the registrar demands (RFC 3261 §22.4).
@@ -212,7 +212,7 @@ impl Behaviour for Registrar {
             Some(Method::Register) => vec![self.register(request, peer, now)],
             _ => {
                 let mut response = Message::response_to(request, 405, Some(&self.to_tag()));
-                response.push_header(HeaderName::Allow, "REGISTER, OPTIONS");
+                self.capabilities().advertise(&mut response, false);
                 vec![Outgoing::Reply(response)]
             }
         }
@@ -221,5 +221,14 @@ impl Behaviour for Registrar {
     fn restart(&mut self) {
         self.bindings.clear();
         self.nonces.clear();
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut supported = vec!["path"];
+        if self.config.outbound.is_some() {
+            supported.push("outbound");
+        }
+        // It takes no bodies: an empty Accept says so (RFC 3261 §20.1; none would mean SDP).
+        Capabilities { allow: vec!["REGISTER", "OPTIONS"], supported, accept: Some(""), events: Vec::new() }
     }
 }

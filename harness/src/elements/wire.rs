@@ -1,6 +1,40 @@
-//! What every element does to the messages it handles as a real server would: the Date it stamps.
+//! What every element does to the messages it handles as a real server would: what it advertises, the Date it stamps.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use sip::{HeaderName, Message};
+
+/// What an element says it does in OPTIONS answers and 405s (RFC 3261 §11.2, §20.1, §20.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Capabilities {
+    /// Methods it serves (Allow).
+    pub allow: Vec<&'static str>,
+    /// Option tags it supports (Supported); none means no header.
+    pub supported: Vec<&'static str>,
+    /// Body types it takes (Accept); `None` means no header, `Some("")` an empty one.
+    pub accept: Option<&'static str>,
+    /// Event packages it serves as a notifier (Allow-Events, RFC 6665 §8.2.2).
+    pub events: Vec<&'static str>,
+}
+
+impl Capabilities {
+    /// Adds Allow, and in OPTIONS answers Supported, Accept and Allow-Events.
+    pub fn advertise(&self, response: &mut Message, full: bool) {
+        response.push_header(HeaderName::Allow, self.allow.join(", "));
+        if !full {
+            return;
+        }
+        if !self.supported.is_empty() {
+            response.push_header(HeaderName::Supported, self.supported.join(", "));
+        }
+        if let Some(accept) = self.accept {
+            response.push_header(HeaderName::Accept, accept);
+        }
+        if !self.events.is_empty() {
+            response.push_header(HeaderName::AllowEvents, self.events.join(", "));
+        }
+    }
+}
 
 /// An RFC 1123 date in GMT (RFC 3261 §20.17), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) fn http_date(at: SystemTime) -> String {
