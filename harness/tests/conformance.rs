@@ -76,6 +76,44 @@ async fn a_live_binding_is_never_listed_with_expires_zero() {
     }
 }
 
+/// RFC 3261 §8.2.6.2: a UAS adds a To tag to every final response to a request without one.
+#[tokio::test]
+async fn generated_final_responses_carry_a_to_tag() {
+    let mut lab = lab().await;
+    let mut proxy = udp(&lab, Element::ProxyA).await;
+    let mut message = proxy.request(&lab, Method::Other("MESSAGE".into()), Element::ProxyA);
+    let not_allowed = proxy.exchange(&message).await;
+    assert_eq!(not_allowed.status(), Some(405));
+    let tag = not_allowed.to().unwrap().tag().map(str::to_owned).expect("405 carries a To tag");
+    // The same dialog gets the same tag from the same element.
+    message.set_header(HeaderName::Via, format!("SIP/2.0/UDP {};branch=z9hG4bKagain;rport", proxy.local));
+    message.set_header(HeaderName::CSeq, "9 MESSAGE");
+    assert_eq!(proxy.exchange(&message).await.to().unwrap().tag(), Some(tag.as_str()));
+
+    let mut subscribe = proxy.request(&lab, Method::Subscribe, Element::ProxyA);
+    subscribe.push_header(HeaderName::Event, "presence");
+    let bad_event = proxy.exchange(&subscribe).await;
+    assert_eq!(bad_event.status(), Some(489));
+    assert!(bad_event.to().unwrap().tag().is_some(), "489 carries a To tag");
+
+    let mut registrar = udp(&lab, Element::RegistrarA).await;
+    let challenge = ask(&lab, &mut registrar, Method::Register, Element::RegistrarA).await;
+    assert_eq!(challenge.status(), Some(401));
+    assert!(challenge.to().unwrap().tag().is_some(), "401 carries a To tag");
+
+    let mut edge = udp(&lab, Element::OutboundA).await;
+    let to_itself = edge.request(&lab, Method::Register, Element::OutboundA);
+    let nowhere = edge.exchange(&to_itself).await;
+    assert_eq!(nowhere.status(), Some(404));
+    assert!(nowhere.to().unwrap().tag().is_some(), "the edge proxy's own 404 carries a To tag");
+
+    lab.fail(Element::ProxyB, harness::Fault::reject(503));
+    let mut rejecting = udp(&lab, Element::ProxyB).await;
+    let rejected = ask(&lab, &mut rejecting, Method::Subscribe, Element::ProxyB).await;
+    assert_eq!(rejected.status(), Some(503));
+    assert!(rejected.to().unwrap().tag().is_some(), "503 carries a To tag");
+}
+
 fn allow(answer: &Message) -> Vec<String> {
     let mut methods: Vec<String> = answer
         .header_values(&HeaderName::Allow)

@@ -50,7 +50,8 @@ pub enum Destination {
 /// What an element's behaviour wants sent.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A response, sent back the way the request came (same flow, or the UDP source: RFC 3581).
+    /// A response, sent back the way the request came (same flow, or the UDP source: RFC 3581);
+    /// a final one gets a To tag when it has none (RFC 3261 §8.2.6.2).
     Reply(Message),
     /// A request of the element's own, or a message it forwards.
     Send { to: Destination, message: Message },
@@ -407,6 +408,19 @@ impl ElementShared {
     }
 
     fn answer(&self, peer: &Peer, fault: Option<Fault>, message: &Message) -> Vec<Outgoing> {
+        let mut outgoing = self.decide(peer, fault, message);
+        if message.is_request() {
+            let tag = wire::local_tag(self.element, message);
+            for out in &mut outgoing {
+                if let Outgoing::Reply(response) = out {
+                    wire::ensure_to_tag(response, &tag);
+                }
+            }
+        }
+        outgoing
+    }
+
+    fn decide(&self, peer: &Peer, fault: Option<Fault>, message: &Message) -> Vec<Outgoing> {
         let now = Instant::now();
         if !message.is_request() {
             let flows = lock(&self.flows);

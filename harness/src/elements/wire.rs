@@ -1,8 +1,11 @@
-//! What every element does to the messages it handles as a real server would: what it advertises, the Date it stamps.
+//! What every element does to the messages it handles as a real server would: To tags, what it advertises, the Date it stamps.
 
+use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sip::{HeaderName, Message};
+
+use crate::topology::Element;
 
 /// What an element says it does in OPTIONS answers and 405s (RFC 3261 §11.2, §20.1, §20.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +36,29 @@ impl Capabilities {
         if !self.events.is_empty() {
             response.push_header(HeaderName::AllowEvents, self.events.join(", "));
         }
+    }
+}
+
+/// The To tag an element puts on a response it makes itself to a request without one: stable per
+/// dialog (the same Call-ID and From tag get the same tag), distinct per element.
+pub(crate) fn local_tag(element: Element, request: &Message) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    element.name().hash(&mut hasher);
+    request.call_id().unwrap_or_default().hash(&mut hasher);
+    request.from().ok().and_then(|f| f.tag().map(str::to_owned)).hash(&mut hasher);
+    format!("{}-{:08x}", element.name(), hasher.finish() as u32)
+}
+
+/// Adds `tag` to the To of a final response that has none (RFC 3261 §8.2.6.2).
+pub(crate) fn ensure_to_tag(response: &mut Message, tag: &str) {
+    if response.status().is_none_or(|s| s < 200) {
+        return;
+    }
+    let Some(i) = response.headers.iter().position(|h| h.name == HeaderName::To) else { return };
+    let has_tag = sip::NameAddr::parse(&response.headers[i].value).map(|to| to.tag().is_some()).unwrap_or(true);
+    if !has_tag {
+        let value = format!("{};tag={tag}", response.headers[i].value);
+        response.set_header_at(i, value);
     }
 }
 
