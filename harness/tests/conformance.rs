@@ -114,6 +114,60 @@ async fn generated_final_responses_carry_a_to_tag() {
     assert!(rejected.to().unwrap().tag().is_some(), "503 carries a To tag");
 }
 
+/// RFC 3261 §18.2.1 and RFC 3581 §4: the server notes where the request really came from in the
+/// top Via (`received`, and `rport` when the phone asked for it), and the response goes there.
+#[tokio::test]
+async fn via_gets_received_and_rport_and_the_response_goes_to_the_source() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    let mut options = flow.request(&lab, Method::Options, Element::RegistrarA);
+    options.set_header(HeaderName::Via, "SIP/2.0/UDP phone.invalid:5099;branch=z9hG4bKbehindnat;rport");
+    let answer = flow.exchange(&options).await;
+    let via = answer.top_via().unwrap();
+    assert_eq!(via.received(), Some(lab.topology.phone_ip().to_string().as_str()), "{via}");
+    assert_eq!(via.rport(), Some(Some(flow.local.port())), "{via}");
+}
+
+/// RFC 3261 §18.2.2: without `rport` a UDP response goes to the Via's sent-by port (at the
+/// `received` address when the sent-by host is not the source), not to the packet's source port.
+#[tokio::test]
+async fn without_rport_the_response_goes_to_the_via_port() {
+    let lab = lab().await;
+    let listener = tokio::net::UdpSocket::bind(std::net::SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
+    let listening_port = listener.local_addr().unwrap().port();
+    let mut flow = udp(&lab, Element::ProxyA).await;
+    for sent_by in [lab.topology.phone_ip().to_string(), "phone.invalid".to_owned()] {
+        let mut options = flow.request(&lab, Method::Options, Element::ProxyA);
+        options.set_header(HeaderName::Via, format!("SIP/2.0/UDP {sent_by}:{listening_port};branch=z9hG4bK{sent_by}"));
+        flow.send(&options).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let n = tokio::time::timeout(ANSWER_DEADLINE, listener.recv(&mut buf))
+            .await
+            .expect("the response reaches the Via's port")
+            .unwrap();
+        let answer = Message::parse(&buf[..n]).unwrap();
+        let via = answer.top_via().unwrap();
+        assert_eq!(via.rport(), None);
+        let expected_received = (sent_by == "phone.invalid").then(|| lab.topology.phone_ip().to_string());
+        assert_eq!(via.received(), expected_received.as_deref(), "{via}");
+    }
+}
+
+/// The edge proxy over UDP still relays the registrar's answers back to the phone, with the
+/// phone's Via as the edge proxy stamped it.
+#[tokio::test]
+async fn register_through_the_edge_over_udp_comes_back() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::OutboundA).await;
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    register.push_header(HeaderName::Route, format!("<sip:{};lr>", lab.topology.fqdn(Element::OutboundA)));
+    let challenge = flow.exchange(&register).await;
+    assert_eq!(challenge.status(), Some(401));
+    let vias = challenge.vias().unwrap();
+    assert_eq!(vias.len(), 1, "the edge proxy removed its own Via");
+    assert_eq!(vias[0].rport(), Some(Some(flow.local.port())));
+}
+
 fn allow(answer: &Message) -> Vec<String> {
     let mut methods: Vec<String> = answer
         .header_values(&HeaderName::Allow)

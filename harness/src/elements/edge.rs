@@ -112,10 +112,9 @@ impl EdgeProxy {
             }
             _ => {}
         }
-        let back = match peer.flow {
-            Some(flow) => Destination::Flow(flow),
-            None => Destination::Udp(peer.addr),
-        };
+        // Responses go back the way a server's would (RFC 3261 §18.2.2): the flow, or the top Via
+        // as the element stamped it (`received`, `rport`).
+        let back = super::wire::response_destination(&request, peer, &self.topology);
         self.forward(request, Destination::Udp(next), back)
     }
 

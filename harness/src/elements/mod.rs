@@ -50,8 +50,8 @@ pub enum Destination {
 /// What an element's behaviour wants sent.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A response, sent back the way the request came (same flow, or the UDP source: RFC 3581);
-    /// a final one gets a To tag when it has none (RFC 3261 §8.2.6.2).
+    /// A response, sent back the way the request came: its flow, or over UDP where its top Via
+    /// says (RFC 3261 §18.2.2, RFC 3581 §4). Final ones get a To tag when they have none.
     Reply(Message),
     /// A request of the element's own, or a message it forwards.
     Send { to: Destination, message: Message },
@@ -333,7 +333,7 @@ impl ElementShared {
         if peer.transport == Transport::Udp && swallowed.is_none() {
             lock(&self.udp_seen).insert(peer.addr);
         }
-        let reply_to = match peer.flow {
+        let keep_alive_to = match peer.flow {
             Some(flow) => Destination::Flow(flow),
             None => Destination::Udp(peer.addr),
         };
@@ -342,7 +342,7 @@ impl ElementShared {
                 self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate.clone());
                 if fate == Fate::Delivered {
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::KeepAlive, Fate::Delivered);
-                    self.send_bytes(reply_to, b"\r\n".to_vec()).await;
+                    self.send_bytes(keep_alive_to, b"\r\n".to_vec()).await;
                 }
             }
             Inbound::KeepAlive => {
@@ -361,7 +361,7 @@ impl ElementShared {
                     let answer = StunMessage::binding_success(&request, peer.addr);
                     let bytes = answer.encode();
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::Stun(answer), Fate::Delivered);
-                    self.send_bytes(reply_to, bytes).await;
+                    self.send_bytes(keep_alive_to, bytes).await;
                 }
             }
             Inbound::Malformed(malformed) => {
@@ -379,6 +379,11 @@ impl ElementShared {
                 if fate != Fate::Delivered {
                     return;
                 }
+                let mut message = message;
+                if message.is_request() {
+                    wire::stamp_via(&mut message, peer.addr);
+                }
+                let reply_to = wire::response_destination(&message, &peer, &self.topology);
                 let fault = faults.on(peer.transport);
                 let outgoing = self.answer(&peer, fault, &message);
                 if let (Some(Fault::Delay { ms }), true) = (fault, message.is_request()) {

@@ -1,11 +1,13 @@
-//! What every element does to the messages it handles as a real server would: To tags, what it advertises, the Date it stamps.
+//! What every element does to the messages it handles as a real server would: Via `received`/`rport`, where a response goes, To tags, what it advertises, the Date it stamps.
 
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sip::{HeaderName, Message};
+use sip::{HeaderName, Host, Message, Via};
 
-use crate::topology::Element;
+use super::{Destination, Peer};
+use crate::topology::{Element, Topology};
 
 /// What an element says it does in OPTIONS answers and 405s (RFC 3261 §11.2, §20.1, §20.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,46 @@ impl Capabilities {
             response.push_header(HeaderName::AllowEvents, self.events.join(", "));
         }
     }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: the top Via of a request gets `received` when its sent-by
+/// host is not the packet's source address, and, when it carries an empty `rport`, `rport` set to
+/// the source port and `received` whatever the host (RFC 3581 §4: "even if identical").
+pub(crate) fn stamp_via(request: &mut Message, source: SocketAddr) {
+    let Some(i) = request.headers.iter().position(|h| h.name == HeaderName::Via) else { return };
+    let values = sip::split_list(&request.headers[i].value).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let Some(Ok(mut top)) = values.first().map(|v| Via::parse(v)) else { return };
+    let asks_rport = top.rport() == Some(None);
+    let source_ip = Host::from(source.ip());
+    if asks_rport || !top.host.matches(&source_ip) {
+        top.params.set("received", Some(&source.ip().to_string()));
+    }
+    if asks_rport {
+        top.params.set("rport", Some(&source.port().to_string()));
+    }
+    let mut rewritten = vec![top.to_string()];
+    rewritten.extend(values.into_iter().skip(1));
+    request.set_header_at(i, rewritten.join(", "));
+}
+
+/// Where a response to `request` goes (RFC 3261 §18.2.2, RFC 3581 §4): back over the connection
+/// it came on; over UDP to `received` (else the sent-by host) at `rport` (else the sent-by port,
+/// else 5060). A sent-by that names nothing the lab knows falls back to the packet's source.
+pub(crate) fn response_destination(request: &Message, peer: &Peer, topology: &Topology) -> Destination {
+    if let Some(flow) = peer.flow {
+        return Destination::Flow(flow);
+    }
+    let Ok(via) = request.top_via() else { return Destination::Udp(peer.addr) };
+    let ip: Option<IpAddr> = match via.received().and_then(|r| r.parse().ok()) {
+        Some(ip) => Some(ip),
+        None => via.host.ip().or_else(|| topology.element_named(&via.host.to_string()).map(|e| topology.ip(e))),
+    };
+    let Some(ip) = ip else { return Destination::Udp(peer.addr) };
+    let port = match via.rport() {
+        Some(Some(port)) => port,
+        _ => via.port.unwrap_or(5060),
+    };
+    Destination::Udp(SocketAddr::new(ip, port))
 }
 
 /// The To tag an element puts on a response it makes itself to a request without one: stable per
@@ -107,5 +149,28 @@ mod tests {
         assert_eq!(http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(http_date(at(4_107_542_399)), "Sun, 28 Feb 2100 23:59:59 GMT", "2100 is no leap year");
+    }
+
+    #[test]
+    fn via_stamped_per_rfc_3581() {
+        let source: SocketAddr = "127.100.0.10:40000".parse().unwrap();
+        let stamp = |via: &str| {
+            let mut m = Message::request(sip::Method::Options, "sip:x");
+            m.push_header(HeaderName::Via, via);
+            stamp_via(&mut m, source);
+            m.header(&HeaderName::Via).unwrap().to_owned()
+        };
+        assert_eq!(
+            stamp("SIP/2.0/UDP 127.100.0.10:40000;branch=z9hG4bK1"),
+            "SIP/2.0/UDP 127.100.0.10:40000;branch=z9hG4bK1"
+        );
+        assert_eq!(
+            stamp("SIP/2.0/UDP phone.lab:5060;branch=z9hG4bK1"),
+            "SIP/2.0/UDP phone.lab:5060;branch=z9hG4bK1;received=127.100.0.10"
+        );
+        assert_eq!(
+            stamp("SIP/2.0/UDP 127.100.0.10:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP b:5060;branch=z9hG4bK0"),
+            "SIP/2.0/UDP 127.100.0.10:5060;rport=40000;branch=z9hG4bK1;received=127.100.0.10, SIP/2.0/UDP b:5060;branch=z9hG4bK0"
+        );
     }
 }
