@@ -240,6 +240,48 @@ async fn registrar_supports_outbound_only_when_configured() {
     assert!(answer.has_option_tag(&HeaderName::Supported, "path"), "{answer:?}");
 }
 
+/// RFC 3261 §17.2: a retransmitted request is answered with the same response, not processed
+/// again (an authorized REGISTER retransmitted got 500 before).
+#[tokio::test]
+async fn a_retransmitted_request_gets_the_same_response() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    let first = flow.request(&lab, Method::Register, Element::RegistrarA);
+    let challenge = flow.exchange(&first).await;
+    let again = flow.exchange(&first).await;
+    assert_eq!(again.to_bytes(), challenge.to_bytes(), "the same 401, the same nonce");
+
+    let challenge = challenge.challenges().unwrap().remove(0);
+    let register = register(&lab, &mut flow, &contact_at(&lab, "1001"), 60, &challenge, 1);
+    let ok = flow.exchange(&register).await;
+    assert_eq!(ok.status(), Some(200));
+    let again = flow.exchange(&register).await;
+    assert_eq!(again.to_bytes(), ok.to_bytes(), "the same 200");
+}
+
+/// The edge proxy is transaction-stateless (RFC 3261 §16.11): a retransmission passes on under
+/// the branch its first copy got, so the registrar behind answers it from its server transaction.
+#[tokio::test]
+async fn a_retransmission_through_the_edge_gets_the_same_answer_from_behind_it() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::OutboundA).await;
+    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    register.push_header(HeaderName::Route, format!("<sip:{};lr>", lab.topology.fqdn(Element::OutboundA)));
+    let first = flow.exchange(&register).await;
+    let again = flow.exchange(&register).await;
+    assert_eq!(first.status(), Some(401));
+    assert_eq!(again.to_bytes(), first.to_bytes(), "the same challenge, the same nonce");
+    let branches: Vec<String> = lab
+        .trace()
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.element == Element::RegistrarA && e.direction == harness::trace::Direction::Received)
+        .filter_map(|e| e.sip().and_then(|m| m.top_via().ok()).and_then(|v| v.branch().map(str::to_owned)))
+        .collect();
+    assert_eq!(branches.len(), 2, "{branches:?}");
+    assert_eq!(branches[0], branches[1], "one transaction behind the edge proxy");
+}
+
 /// RFC 3261 §10.3 step 8: the registrar's 200 carries a Date (RFC 1123 form).
 #[tokio::test]
 async fn the_registrars_200_carries_a_date() {

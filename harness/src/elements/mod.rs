@@ -4,6 +4,7 @@ mod edge;
 mod proxy;
 mod registrar;
 mod stream;
+mod transaction;
 mod udp;
 mod wire;
 
@@ -21,12 +22,14 @@ pub use edge::EdgeProxy;
 pub use proxy::{InviteAnswer, Proxy, ProxyConfig};
 pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
+pub use transaction::{DEFAULT_T1, DEFAULT_T2};
 pub(crate) use udp::run_udp;
 pub(crate) use wire::Capabilities;
 
 use crate::faults::{Fault, FaultTarget};
 use crate::topology::{Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, Transport};
+use transaction::{ServerTransactions, ServerVerdict};
 
 /// A TCP or TLS connection an element holds, numbered in order of arrival.
 pub type FlowId = u64;
@@ -81,6 +84,16 @@ pub(crate) trait Behaviour: Send {
     fn restart(&mut self);
     /// What it advertises in OPTIONS answers and 405s: what it serves.
     fn capabilities(&self) -> Capabilities;
+    /// T1 and T2 (RFC 3261 §17.1.1.1) for its transactions.
+    fn timers(&self) -> (Duration, Duration) {
+        (DEFAULT_T1, DEFAULT_T2)
+    }
+    /// Whether the element keeps transactions (RFC 3261 §17): absorbs retransmitted requests and
+    /// repeats its last response. A transaction-stateless proxy (RFC 3261 §16.11) passes
+    /// retransmissions on instead.
+    fn keeps_transactions(&self) -> bool {
+        true
+    }
 }
 
 /// Which flows are open, as a behaviour may ask (an edge proxy answers 430 for a dead one).
@@ -168,6 +181,8 @@ pub(crate) struct ElementShared {
     udp_seen: Mutex<HashSet<SocketAddr>>,
     next_flow: AtomicU64,
     capabilities: Capabilities,
+    keeps_transactions: bool,
+    servers: Mutex<ServerTransactions>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,7 +197,9 @@ impl ElementShared {
         behaviour: Box<dyn Behaviour>,
     ) -> Arc<ElementShared> {
         let (faults, _) = watch::channel(FaultSet::default());
+        let (t1, _) = behaviour.timers();
         let capabilities = behaviour.capabilities();
+        let keeps_transactions = behaviour.keeps_transactions();
         Arc::new(ElementShared {
             element,
             topology,
@@ -194,6 +211,8 @@ impl ElementShared {
             udp_seen: Mutex::new(HashSet::new()),
             next_flow: AtomicU64::new(1),
             capabilities,
+            keeps_transactions,
+            servers: Mutex::new(ServerTransactions::new(t1)),
         })
     }
 
@@ -244,6 +263,7 @@ impl ElementShared {
     pub fn restart(&self) {
         lock(&self.behaviour).restart();
         lock(&self.udp_seen).clear();
+        lock(&self.servers).clear();
         self.reset_flows(&FaultTarget::from(self.element));
     }
 
@@ -300,8 +320,17 @@ impl ElementShared {
         }
     }
 
-    /// Sends a SIP message and records it.
+    /// Sends a SIP message and records it; a response becomes the one its server transaction
+    /// repeats.
     pub async fn send_message(&self, to: Destination, message: Message) {
+        if self.keeps_transactions && !message.is_request() {
+            lock(&self.servers).on_response_sent(&message);
+        }
+        self.transmit(to, message).await;
+    }
+
+    /// Records a SIP message and puts it on the wire.
+    async fn transmit(&self, to: Destination, message: Message) {
         let (transport, remote) = self.destination_info(to);
         let bytes = message.to_bytes();
         // Recorded before it leaves, so the receiver's record always comes after it in the trace.
@@ -384,6 +413,20 @@ impl ElementShared {
                     wire::stamp_via(&mut message, peer.addr);
                 }
                 let reply_to = wire::response_destination(&message, &peer, &self.topology);
+                if message.is_request() && self.keeps_transactions {
+                    let verdict = lock(&self.servers).on_request(&message, Instant::now());
+                    match verdict {
+                        ServerVerdict::New => {}
+                        ServerVerdict::Absorbed => {
+                            tracing::debug!(element = %self.element, "retransmission absorbed, not answered yet");
+                            return;
+                        }
+                        ServerVerdict::Repeat(response) => {
+                            self.transmit(reply_to, *response).await;
+                            return;
+                        }
+                    }
+                }
                 let fault = faults.on(peer.transport);
                 let outgoing = self.answer(&peer, fault, &message);
                 if let (Some(Fault::Delay { ms }), true) = (fault, message.is_request()) {

@@ -31,6 +31,8 @@ pub struct RegistrarConfig {
     /// RFC 5626 on the server side: when set, a REGISTER with `+sip.instance`, `reg-id` and
     /// `Supported: outbound` gets `Require: outbound` and, if given, `Flow-Timer`.
     pub outbound: Option<OutboundSupport>,
+    /// T1 (RFC 3261 §17.1.1.1): its server transactions are kept 64*T1.
+    pub t1: Duration,
 }
 
 /// What the registrar says in a 2xx to an outbound registration.
@@ -41,7 +43,14 @@ pub struct OutboundSupport {
 
 impl Default for RegistrarConfig {
     fn default() -> RegistrarConfig {
-        RegistrarConfig { min_expires: 1, max_expires: 7200, default_expires: 3600, auth: None, outbound: None }
+        RegistrarConfig {
+            min_expires: 1,
+            max_expires: 7200,
+            default_expires: 3600,
+            auth: None,
+            outbound: None,
+            t1: super::DEFAULT_T1,
+        }
     }
 }
 
@@ -230,5 +239,9 @@ impl Behaviour for Registrar {
         }
         // It takes no bodies: an empty Accept says so (RFC 3261 §20.1; none would mean SDP).
         Capabilities { allow: vec!["REGISTER", "OPTIONS"], supported, accept: Some(""), events: Vec::new() }
+    }
+
+    fn timers(&self) -> (Duration, Duration) {
+        (self.config.t1, super::DEFAULT_T2)
     }
 }
