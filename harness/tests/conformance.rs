@@ -240,6 +240,51 @@ async fn registrar_supports_outbound_only_when_configured() {
     assert!(answer.has_option_tag(&HeaderName::Supported, "path"), "{answer:?}");
 }
 
+/// RFC 3261 §17.1.2: a NOTIFY over UDP is retransmitted (T1 doubling up to T2) until answered,
+/// and given up at 64*T1.
+#[tokio::test]
+async fn notify_over_udp_is_retransmitted_until_answered_and_given_up_at_64_t1() {
+    let t1 = Duration::from_millis(20);
+    let spec = harness::LabSpec {
+        proxy: harness::elements::ProxyConfig { t1, t2: t1 * 4, ..Default::default() },
+        ..harness::LabSpec::new(harness::Configuration::NoOutbound, Transport::Udp)
+    };
+    let mut lab = common::lab_with(spec).await;
+    let listener = tokio::net::UdpSocket::bind(std::net::SocketAddr::new(lab.topology.phone_ip(), 5060)).await.unwrap();
+    let mut flow = udp(&lab, Element::ProxyA).await;
+    let mut subscribe = flow.request(&lab, Method::Subscribe, Element::ProxyA);
+    subscribe.push_header(HeaderName::Event, "dialog");
+    assert_eq!(flow.exchange(&subscribe).await.status(), Some(200));
+
+    // Unanswered: the same NOTIFY comes again and again, then no more after 64*T1.
+    let started = tokio::time::Instant::now();
+    let give_up = t1 * 64;
+    let mut buf = vec![0u8; 65_536];
+    let mut sends = Vec::new();
+    while let Ok(Ok(n)) = tokio::time::timeout(give_up / 2, listener.recv(&mut buf)).await {
+        let notify = Message::parse(&buf[..n]).unwrap();
+        assert_eq!(notify.method(), Some(&Method::Notify));
+        sends.push((started.elapsed(), notify.top_via().unwrap().branch().map(str::to_owned)));
+        assert!(started.elapsed() < give_up * 2, "retransmitted past 64*T1: {sends:?}");
+    }
+    assert!(sends.len() >= 4, "{sends:?}");
+    assert!(sends.iter().all(|(_, branch)| *branch == sends[0].1), "one transaction: {sends:?}");
+    assert!(sends.last().unwrap().0 <= give_up + ANSWER_DEADLINE / 4, "{sends:?}");
+
+    // Answered: no more retransmissions.
+    lab.command(Element::ProxyA, harness::ElementCommand::NotifyAll).await;
+    let n = tokio::time::timeout(ANSWER_DEADLINE, listener.recv(&mut buf)).await.unwrap().unwrap();
+    let notify = Message::parse(&buf[..n]).unwrap();
+    let ok = Message::response_to(&notify, 200, None);
+    listener.send_to(&ok.to_bytes(), lab.topology.sip_addr(Element::ProxyA)).await.unwrap();
+    // One retransmission may cross the 200; unanswered, 16*T1 would bring four.
+    let mut after_the_200 = 0;
+    while tokio::time::timeout(t1 * 16, listener.recv(&mut buf)).await.is_ok() {
+        after_the_200 += 1;
+        assert!(after_the_200 <= 1, "retransmitted after the 200");
+    }
+}
+
 /// RFC 3261 §17.2: a retransmitted request is answered with the same response, not processed
 /// again (an authorized REGISTER retransmitted got 500 before).
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sip::{HeaderName, Message, Method, StunClass, StunMessage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 pub use edge::EdgeProxy;
@@ -29,7 +29,7 @@ pub(crate) use wire::Capabilities;
 use crate::faults::{Fault, FaultTarget};
 use crate::topology::{Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, Transport};
-use transaction::{ServerTransactions, ServerVerdict};
+use transaction::{ClientTransactions, ServerTransactions, ServerVerdict};
 
 /// A TCP or TLS connection an element holds, numbered in order of arrival.
 pub type FlowId = u64;
@@ -89,8 +89,8 @@ pub(crate) trait Behaviour: Send {
         (DEFAULT_T1, DEFAULT_T2)
     }
     /// Whether the element keeps transactions (RFC 3261 §17): absorbs retransmitted requests and
-    /// repeats its last response. A transaction-stateless proxy (RFC 3261 §16.11) passes
-    /// retransmissions on instead.
+    /// repeats its last response, retransmits its own requests over UDP. A transaction-stateless
+    /// proxy (RFC 3261 §16.11) passes retransmissions on instead.
     fn keeps_transactions(&self) -> bool {
         true
     }
@@ -183,6 +183,9 @@ pub(crate) struct ElementShared {
     capabilities: Capabilities,
     keeps_transactions: bool,
     servers: Mutex<ServerTransactions>,
+    clients: Mutex<ClientTransactions>,
+    /// Wakes the UDP task when a client transaction starts, so it re-arms its retransmission timer.
+    pub client_started: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -197,7 +200,7 @@ impl ElementShared {
         behaviour: Box<dyn Behaviour>,
     ) -> Arc<ElementShared> {
         let (faults, _) = watch::channel(FaultSet::default());
-        let (t1, _) = behaviour.timers();
+        let (t1, t2) = behaviour.timers();
         let capabilities = behaviour.capabilities();
         let keeps_transactions = behaviour.keeps_transactions();
         Arc::new(ElementShared {
@@ -213,6 +216,8 @@ impl ElementShared {
             capabilities,
             keeps_transactions,
             servers: Mutex::new(ServerTransactions::new(t1)),
+            clients: Mutex::new(ClientTransactions::new(t1, t2)),
+            client_started: Notify::new(),
         })
     }
 
@@ -264,6 +269,7 @@ impl ElementShared {
         lock(&self.behaviour).restart();
         lock(&self.udp_seen).clear();
         lock(&self.servers).clear();
+        lock(&self.clients).clear();
         self.reset_flows(&FaultTarget::from(self.element));
     }
 
@@ -321,12 +327,45 @@ impl ElementShared {
     }
 
     /// Sends a SIP message and records it; a response becomes the one its server transaction
-    /// repeats.
+    /// repeats, a request over UDP starts a client transaction that retransmits it.
     pub async fn send_message(&self, to: Destination, message: Message) {
-        if self.keeps_transactions && !message.is_request() {
-            lock(&self.servers).on_response_sent(&message);
+        match (self.keeps_transactions, message.is_request(), to) {
+            (false, _, _) => {}
+            (true, true, Destination::Udp(_)) => {
+                lock(&self.clients).start(to, &message, Instant::now());
+                self.client_started.notify_one();
+            }
+            (true, true, Destination::Flow(_)) => {}
+            (true, false, _) => lock(&self.servers).on_response_sent(&message),
         }
         self.transmit(to, message).await;
+    }
+
+    /// When the next retransmission of a client transaction is due.
+    pub fn next_retransmission(&self) -> Option<Instant> {
+        lock(&self.clients).next_due()
+    }
+
+    /// Sends the requests whose retransmission is due, unless a fault swallows what the element
+    /// sends (a silent or refusing element sends nothing; a stalled one nothing to stalled peers).
+    pub async fn retransmit_due(&self) {
+        let due = lock(&self.clients).due(Instant::now());
+        for (to, request) in due {
+            if self.swallows_outbound(to) {
+                continue;
+            }
+            tracing::debug!(element = %self.element, "retransmitting to {to:?}");
+            self.transmit(to, request).await;
+        }
+    }
+
+    fn swallows_outbound(&self, to: Destination) -> bool {
+        let faults = self.faults.borrow();
+        match (faults.udp, to) {
+            (Some(Fault::Silent | Fault::Refuse), _) => true,
+            (Some(Fault::Stall), Destination::Udp(addr)) => faults.stalled_sources.contains(&addr),
+            _ => false,
+        }
     }
 
     /// Records a SIP message and puts it on the wire.
@@ -343,6 +382,7 @@ impl ElementShared {
     /// Runs a case's command on the behaviour and sends what it produces.
     pub async fn command(&self, command: &ElementCommand) {
         let outgoing = lock(&self.behaviour).command(command, Instant::now());
+        // Commands make requests only; nothing here is a reply.
         for out in outgoing {
             if let Outgoing::Send { to, message } = out {
                 self.send_message(to, message).await;
@@ -409,12 +449,15 @@ impl ElementShared {
                     return;
                 }
                 let mut message = message;
+                let now = Instant::now();
                 if message.is_request() {
                     wire::stamp_via(&mut message, peer.addr);
+                } else {
+                    lock(&self.clients).on_response(&message, now);
                 }
                 let reply_to = wire::response_destination(&message, &peer, &self.topology);
                 if message.is_request() && self.keeps_transactions {
-                    let verdict = lock(&self.servers).on_request(&message, Instant::now());
+                    let verdict = lock(&self.servers).on_request(&message, now);
                     match verdict {
                         ServerVerdict::New => {}
                         ServerVerdict::Absorbed => {

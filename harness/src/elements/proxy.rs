@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
@@ -25,11 +26,15 @@ pub enum InviteAnswer {
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub invite: InviteAnswer,
+    /// T1 and T2 (RFC 3261 §17.1.1.1) for the NOTIFYs it sends over UDP: sent again after T1,
+    /// doubling up to T2, until answered or 64*T1.
+    pub t1: Duration,
+    pub t2: Duration,
 }
 
 impl Default for ProxyConfig {
     fn default() -> ProxyConfig {
-        ProxyConfig { invite: InviteAnswer::Accept }
+        ProxyConfig { invite: InviteAnswer::Accept, t1: super::DEFAULT_T1, t2: super::DEFAULT_T2 }
     }
 }
 
@@ -275,5 +280,9 @@ impl Behaviour for Proxy {
             accept: Some("application/sdp"),
             events: vec!["dialog", "message-summary"],
         }
+    }
+
+    fn timers(&self) -> (Duration, Duration) {
+        (self.config.t1, self.config.t2)
     }
 }

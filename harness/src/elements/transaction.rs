@@ -1,10 +1,12 @@
-//! The RFC 3261 §17 transaction layer every element shares: server transactions that absorb retransmitted requests and repeat the last response; bounded, with time as an input.
+//! The RFC 3261 §17 transaction layer every element shares: server transactions that absorb retransmitted requests and repeat the last response, client transactions that retransmit the element's own requests over UDP; bounded, with time as an input.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use sip::{Message, Method};
 use tokio::time::Instant;
+
+use super::Destination;
 
 /// RFC 3261 §17.1.1.1 defaults; an element's config may say otherwise.
 pub const DEFAULT_T1: Duration = Duration::from_millis(500);
@@ -117,6 +119,98 @@ impl ServerTransactions {
     }
 }
 
+#[derive(Debug)]
+struct ClientEntry {
+    to: Destination,
+    request: Message,
+    invite: bool,
+    interval: Duration,
+    next_at: Instant,
+    ends_at: Instant,
+}
+
+/// Client transactions over UDP (RFC 3261 §17.1.1.2 Timer A/B, §17.1.2.2 Timer E/F): the request
+/// again after T1, doubling (capped at T2 for non-INVITE, and T2 from the first provisional), until
+/// a final response (a provisional, for INVITE) or 64*T1.
+#[derive(Debug)]
+pub(crate) struct ClientTransactions {
+    t1: Duration,
+    t2: Duration,
+    entries: HashMap<TransactionKey, ClientEntry>,
+}
+
+impl ClientTransactions {
+    pub fn new(t1: Duration, t2: Duration) -> ClientTransactions {
+        ClientTransactions { t1, t2, entries: HashMap::new() }
+    }
+
+    /// The element sent `request` over UDP: it is retransmitted until answered.
+    pub fn start(&mut self, to: Destination, request: &Message, now: Instant) {
+        if request.method() == Some(&Method::Ack) {
+            return;
+        }
+        let Some(key) = TransactionKey::of(request) else { return };
+        if self.entries.len() >= MAX_TRANSACTIONS {
+            // The one closest to giving up goes.
+            if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.ends_at).map(|(k, _)| k.clone()) {
+                self.entries.remove(&oldest);
+            }
+        }
+        let invite = request.method() == Some(&Method::Invite);
+        let entry = ClientEntry {
+            to,
+            request: request.clone(),
+            invite,
+            interval: self.t1,
+            next_at: now + self.t1,
+            ends_at: now + self.t1 * 64,
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// A response arrived: a final one ends its transaction, a provisional one stops INVITE
+    /// retransmissions and slows the others to T2.
+    pub fn on_response(&mut self, response: &Message, now: Instant) {
+        let Some(key) = TransactionKey::of(response) else { return };
+        let provisional = response.status().is_some_and(|s| s < 200);
+        match self.entries.get_mut(&key) {
+            Some(entry) if provisional && !entry.invite => {
+                entry.interval = self.t2;
+                entry.next_at = entry.next_at.min(now + self.t2);
+            }
+            Some(_) => {
+                self.entries.remove(&key);
+            }
+            None => {}
+        }
+    }
+
+    /// When the next retransmission is due, if any.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries.values().map(|e| e.next_at.min(e.ends_at)).min()
+    }
+
+    /// The requests to send again now; transactions past 64*T1 are dropped.
+    pub fn due(&mut self, now: Instant) -> Vec<(Destination, Message)> {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.ends_at > now);
+        if self.entries.len() < before {
+            tracing::debug!(gave_up = before - self.entries.len(), "client transactions unanswered at 64*T1");
+        }
+        let mut out = Vec::new();
+        for entry in self.entries.values_mut().filter(|e| e.next_at <= now) {
+            out.push((entry.to, entry.request.clone()));
+            entry.interval = if entry.invite { entry.interval * 2 } else { (entry.interval * 2).min(self.t2) };
+            entry.next_at = now + entry.interval;
+        }
+        out
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sip::HeaderName;
@@ -156,5 +250,37 @@ mod tests {
         assert_eq!(server.len(), MAX_TRANSACTIONS, "the oldest went");
         let first = request(Method::Options, "z9hG4bK0");
         assert_eq!(server.on_request(&first, now), ServerVerdict::New, "forgotten, so new again");
+    }
+
+    #[test]
+    fn non_invite_retransmits_doubling_to_t2_until_64_t1() {
+        let t0 = Instant::now();
+        let mut client = ClientTransactions::new(DEFAULT_T1, DEFAULT_T2);
+        let to = Destination::Udp("127.100.0.10:5060".parse().unwrap());
+        client.start(to, &request(Method::Notify, "z9hG4bKn"), t0);
+        let mut sends = vec![Duration::ZERO];
+        while let Some(at) = client.next_due() {
+            let sent = client.due(at);
+            if !sent.is_empty() {
+                sends.push(at - t0);
+            }
+        }
+        let secs: Vec<f64> = sends.iter().map(Duration::as_secs_f64).collect();
+        assert_eq!(
+            secs,
+            [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5],
+            "11 sends (RFC 3261 §17.1.2.2)"
+        );
+    }
+
+    #[test]
+    fn a_final_response_ends_a_client_transaction() {
+        let t0 = Instant::now();
+        let mut client = ClientTransactions::new(DEFAULT_T1, DEFAULT_T2);
+        let to = Destination::Udp("127.100.0.10:5060".parse().unwrap());
+        let notify = request(Method::Notify, "z9hG4bKn");
+        client.start(to, &notify, t0);
+        client.on_response(&Message::response_to(&notify, 200, None), t0);
+        assert_eq!(client.next_due(), None);
     }
 }
