@@ -327,6 +327,23 @@ async fn a_retransmission_through_the_edge_gets_the_same_answer_from_behind_it()
     assert_eq!(branches[0], branches[1], "one transaction behind the edge proxy");
 }
 
+/// RFC 7616 §3.4 (RFC 2617 §3.2.2): a nonce count must grow; a repeated or smaller one is a
+/// replay and is challenged again, while reusing the nonce with a higher count keeps working.
+#[tokio::test]
+async fn a_replayed_nonce_count_is_challenged() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    let challenge = challenge(&lab, &mut flow).await;
+    let contact = contact_at(&lab, "1001");
+    for (nc, status) in [(1, 200), (1, 401), (2, 200), (5, 200), (3, 401)] {
+        let answer = {
+            let r = register(&lab, &mut flow, &contact, 60, &challenge, nc);
+            flow.exchange(&r).await
+        };
+        assert_eq!(answer.status(), Some(status), "nc={nc}: {answer:?}");
+    }
+}
+
 /// RFC 3261 §10.3 step 8: the registrar's 200 carries a Date (RFC 1123 form).
 #[tokio::test]
 async fn the_registrars_200_carries_a_date() {

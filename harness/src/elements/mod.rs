@@ -1,5 +1,6 @@
 //! The mock SIP elements: shared state per element (faults, flows, behaviour), the fault rules applied on the wire, and the behaviours behind them.
 
+mod digest;
 mod edge;
 mod proxy;
 mod registrar;
