@@ -127,7 +127,11 @@ async fn deactivation_notifies_with_terminated_deactivated() {
     assert_eq!(flow.exchange(&subscribe).await.status(), Some(200));
     let mut buf = vec![0u8; 65_536];
     let first = tokio::time::timeout(ANSWER_DEADLINE, listener.recv(&mut buf)).await.unwrap().unwrap();
-    assert!(Message::parse(&buf[..first]).unwrap().body.starts_with(b"Messages-Waiting"));
+    let first = Message::parse(&buf[..first]).unwrap();
+    assert!(first.body.starts_with(b"Messages-Waiting"));
+    // Answered, as a phone does, so the proxy does not send it again (RFC 3261 §17.1.2).
+    let ok = Message::response_to(&first, 200, None).to_bytes();
+    listener.send_to(&ok, lab.topology.sip_addr(Element::ProxyA)).await.unwrap();
     lab.command(Element::ProxyA, ElementCommand::DeactivateAll).await;
     let n = tokio::time::timeout(ANSWER_DEADLINE, listener.recv(&mut buf)).await.unwrap().unwrap();
     let notify = Message::parse(&buf[..n]).unwrap();

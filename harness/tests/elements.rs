@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 
 use assert_matches::assert_matches;
-use common::{ANSWER_DEADLINE, PhoneFlow, Read, SILENCE_WINDOW, authorize, lab, lab_with};
+use common::{ANSWER_DEADLINE, PhoneFlow, Read, SILENCE_WINDOW, authorize, authorize_with_count, lab, lab_with};
 use harness::trace::{DnsRecord, Payload};
 use harness::{Configuration, Element, Fault, Lab, LabSpec, Transport};
 use sip::{Credentials, HeaderName, Message, Method};
@@ -47,23 +47,27 @@ async fn registrar_challenges_then_binds() {
 async fn registrar_answers_423_below_min_expires_and_removes_on_expires_zero() {
     let lab = lab_with(LabSpec { min_expires: 30, ..LabSpec::new(Configuration::NoOutbound, Transport::Udp) }).await;
     let mut flow = udp(&lab, Element::RegistrarB).await;
-    let mut register = flow.request(&lab, Method::Register, Element::RegistrarB);
+    let register = flow.request(&lab, Method::Register, Element::RegistrarB);
     let challenge = flow.exchange(&register).await.challenges().unwrap().remove(0);
-    authorize(&lab, &mut register, &challenge);
-    register.set_header(HeaderName::Expires, 10);
-    let too_brief = flow.exchange(&register).await;
+    // Each REGISTER is a new transaction (a new branch) and uses the nonce with a higher count.
+    let register_for = |flow: &mut PhoneFlow, expires: u32, nc: u32| {
+        let mut register = flow.request(&lab, Method::Register, Element::RegistrarB);
+        register.set_header(HeaderName::Expires, expires);
+        authorize_with_count(&lab, &mut register, &challenge, nc);
+        register
+    };
+    let request = register_for(&mut flow, 10, 1);
+    let too_brief = flow.exchange(&request).await;
     assert_eq!(too_brief.status(), Some(423));
     assert_eq!(too_brief.min_expires().unwrap(), Some(30));
 
-    register.set_header(HeaderName::Expires, 45);
-    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 5));
-    let ok = flow.exchange(&register).await;
+    let request = register_for(&mut flow, 45, 2);
+    let ok = flow.exchange(&request).await;
     assert_eq!(ok.status(), Some(200));
     assert_eq!(ok.contacts().unwrap()[0].expires(), Some(45));
 
-    register.set_header(HeaderName::Expires, 0);
-    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 10));
-    let ok = flow.exchange(&register).await;
+    let request = register_for(&mut flow, 0, 3);
+    let ok = flow.exchange(&request).await;
     assert_eq!(ok.status(), Some(200));
     assert!(ok.contacts().unwrap().is_empty(), "Expires: 0 leaves no binding");
 }
@@ -267,18 +271,22 @@ async fn registrar_removes_every_binding_with_star() {
     let lab = lab().await;
     let mut flow = udp(&lab, Element::RegistrarA).await;
     assert_eq!(flow.register(&lab, Element::RegistrarA, 60).await.status(), Some(200));
-    let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+    let register = flow.request(&lab, Method::Register, Element::RegistrarA);
     let challenge = flow.exchange(&register).await.challenges().unwrap().remove(0);
-    register.set_header(HeaderName::Contact, "*");
-    register.set_header(HeaderName::Expires, 0);
-    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 1));
-    authorize(&lab, &mut register, &challenge);
-    let ok = flow.exchange(&register).await;
+    // Each REGISTER is a new transaction (a new branch) and uses the nonce with a higher count.
+    let star = |flow: &mut PhoneFlow, expires: u32, nc: u32| {
+        let mut register = flow.request(&lab, Method::Register, Element::RegistrarA);
+        register.set_header(HeaderName::Contact, "*");
+        register.set_header(HeaderName::Expires, expires);
+        authorize_with_count(&lab, &mut register, &challenge, nc);
+        register
+    };
+    let request = star(&mut flow, 0, 1);
+    let ok = flow.exchange(&request).await;
     assert_eq!(ok.status(), Some(200));
     assert!(ok.contacts().unwrap().is_empty(), "Contact: * with Expires: 0 removes every binding (RFC 3261 §10.2.2)");
 
     // `*` with a non-zero expiry is a bad request (RFC 3261 §10.3 step 6).
-    register.set_header(HeaderName::Expires, 60);
-    register.set_header(HeaderName::CSeq, format!("{} REGISTER", flow.cseq + 2));
+    let register = star(&mut flow, 60, 2);
     assert_eq!(flow.exchange(&register).await.status(), Some(400));
 }

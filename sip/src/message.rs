@@ -470,6 +470,15 @@ impl Message {
         self
     }
 
+    /// Replaces the value of the header line at `index` (of `headers`); out of range does nothing.
+    pub fn set_header_at(&mut self, index: usize, value: impl fmt::Display) -> &mut Message {
+        if let Some(header) = self.headers.get_mut(index) {
+            header.value = value.to_string();
+            self.raw = None;
+        }
+        self
+    }
+
     pub fn remove_header(&mut self, name: &HeaderName) -> &mut Message {
         self.headers.retain(|h| &h.name != name);
         self.raw = None;

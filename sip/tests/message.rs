@@ -484,3 +484,16 @@ fn set_header_replaces_every_line_of_that_name() {
     m.remove_header(&HeaderName::Supported);
     assert!(m.supported().is_empty());
 }
+
+#[test]
+fn set_header_at_replaces_one_line_and_is_printed() {
+    let mut m = Message::parse(
+        b"OPTIONS sip:x@lab.test SIP/2.0\r\nVia: SIP/2.0/UDP a:5060;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b:5060;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    m.set_header_at(0, "SIP/2.0/UDP a:5060;branch=z9hG4bK1;received=127.0.0.2");
+    m.set_header_at(99, "out of range: nothing happens");
+    let printed = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(printed.contains("Via: SIP/2.0/UDP a:5060;branch=z9hG4bK1;received=127.0.0.2\r\nVia: SIP/2.0/UDP b:5060"));
+    assert_eq!(m.headers.len(), 3);
+}

@@ -1,10 +1,13 @@
 //! The mock SIP elements: shared state per element (faults, flows, behaviour), the fault rules applied on the wire, and the behaviours behind them.
 
+mod digest;
 mod edge;
 mod proxy;
 mod registrar;
 mod stream;
+mod transaction;
 mod udp;
+mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,18 +16,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sip::{HeaderName, Message, Method, StunClass, StunMessage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 pub use edge::EdgeProxy;
 pub use proxy::{InviteAnswer, Proxy, ProxyConfig};
 pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
+pub use transaction::{DEFAULT_T1, DEFAULT_T2};
 pub(crate) use udp::run_udp;
+pub(crate) use wire::Capabilities;
 
 use crate::faults::{Fault, FaultTarget};
 use crate::topology::{Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, Transport};
+use transaction::{ClientTransactions, ServerTransactions, ServerVerdict};
 
 /// A TCP or TLS connection an element holds, numbered in order of arrival.
 pub type FlowId = u64;
@@ -48,7 +54,8 @@ pub enum Destination {
 /// What an element's behaviour wants sent.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A response, sent back the way the request came (same flow, or the UDP source: RFC 3581).
+    /// A response, sent back the way the request came: its flow, or over UDP where its top Via
+    /// says (RFC 3261 §18.2.2, RFC 3581 §4). Final ones get a To tag when they have none.
     Reply(Message),
     /// A request of the element's own, or a message it forwards.
     Send { to: Destination, message: Message },
@@ -76,6 +83,18 @@ pub(crate) trait Behaviour: Send {
     }
     /// Forget everything (the `restart` event).
     fn restart(&mut self);
+    /// What it advertises in OPTIONS answers and 405s: what it serves.
+    fn capabilities(&self) -> Capabilities;
+    /// T1 and T2 (RFC 3261 §17.1.1.1) for its transactions.
+    fn timers(&self) -> (Duration, Duration) {
+        (DEFAULT_T1, DEFAULT_T2)
+    }
+    /// Whether the element keeps transactions (RFC 3261 §17): absorbs retransmitted requests and
+    /// repeats its last response, retransmits its own requests over UDP. A transaction-stateless
+    /// proxy (RFC 3261 §16.11) passes retransmissions on instead.
+    fn keeps_transactions(&self) -> bool {
+        true
+    }
 }
 
 /// Which flows are open, as a behaviour may ask (an edge proxy answers 430 for a dead one).
@@ -162,6 +181,12 @@ pub(crate) struct ElementShared {
     udp: Mutex<Option<Arc<tokio::net::UdpSocket>>>,
     udp_seen: Mutex<HashSet<SocketAddr>>,
     next_flow: AtomicU64,
+    capabilities: Capabilities,
+    keeps_transactions: bool,
+    servers: Mutex<ServerTransactions>,
+    clients: Mutex<ClientTransactions>,
+    /// Wakes the UDP task when a client transaction starts, so it re-arms its retransmission timer.
+    pub client_started: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,6 +201,9 @@ impl ElementShared {
         behaviour: Box<dyn Behaviour>,
     ) -> Arc<ElementShared> {
         let (faults, _) = watch::channel(FaultSet::default());
+        let (t1, t2) = behaviour.timers();
+        let capabilities = behaviour.capabilities();
+        let keeps_transactions = behaviour.keeps_transactions();
         Arc::new(ElementShared {
             element,
             topology,
@@ -186,6 +214,11 @@ impl ElementShared {
             udp: Mutex::new(None),
             udp_seen: Mutex::new(HashSet::new()),
             next_flow: AtomicU64::new(1),
+            capabilities,
+            keeps_transactions,
+            servers: Mutex::new(ServerTransactions::new(t1)),
+            clients: Mutex::new(ClientTransactions::new(t1, t2)),
+            client_started: Notify::new(),
         })
     }
 
@@ -236,6 +269,8 @@ impl ElementShared {
     pub fn restart(&self) {
         lock(&self.behaviour).restart();
         lock(&self.udp_seen).clear();
+        lock(&self.servers).clear();
+        lock(&self.clients).clear();
         self.reset_flows(&FaultTarget::from(self.element));
     }
 
@@ -292,8 +327,50 @@ impl ElementShared {
         }
     }
 
-    /// Sends a SIP message and records it.
+    /// Sends a SIP message and records it; a response becomes the one its server transaction
+    /// repeats, a request over UDP starts a client transaction that retransmits it.
     pub async fn send_message(&self, to: Destination, message: Message) {
+        match (self.keeps_transactions, message.is_request(), to) {
+            (false, _, _) => {}
+            (true, true, Destination::Udp(_)) => {
+                lock(&self.clients).start(to, &message, Instant::now());
+                self.client_started.notify_one();
+            }
+            (true, true, Destination::Flow(_)) => {}
+            (true, false, _) => lock(&self.servers).on_response_sent(&message),
+        }
+        self.transmit(to, message).await;
+    }
+
+    /// When the next retransmission of a client transaction is due.
+    pub fn next_retransmission(&self) -> Option<Instant> {
+        lock(&self.clients).next_due()
+    }
+
+    /// Sends the requests whose retransmission is due, unless a fault swallows what the element
+    /// sends (a silent or refusing element sends nothing; a stalled one nothing to stalled peers).
+    pub async fn retransmit_due(&self) {
+        let due = lock(&self.clients).due(Instant::now());
+        for (to, request) in due {
+            if self.swallows_outbound(to) {
+                continue;
+            }
+            tracing::debug!(element = %self.element, "retransmitting to {to:?}");
+            self.transmit(to, request).await;
+        }
+    }
+
+    fn swallows_outbound(&self, to: Destination) -> bool {
+        let faults = self.faults.borrow();
+        match (faults.udp, to) {
+            (Some(Fault::Silent | Fault::Refuse), _) => true,
+            (Some(Fault::Stall), Destination::Udp(addr)) => faults.stalled_sources.contains(&addr),
+            _ => false,
+        }
+    }
+
+    /// Records a SIP message and puts it on the wire.
+    async fn transmit(&self, to: Destination, message: Message) {
         let (transport, remote) = self.destination_info(to);
         let bytes = message.to_bytes();
         // Recorded before it leaves, so the receiver's record always comes after it in the trace.
@@ -306,6 +383,7 @@ impl ElementShared {
     /// Runs a case's command on the behaviour and sends what it produces.
     pub async fn command(&self, command: &ElementCommand) {
         let outgoing = lock(&self.behaviour).command(command, Instant::now());
+        // Commands make requests only; nothing here is a reply.
         for out in outgoing {
             if let Outgoing::Send { to, message } = out {
                 self.send_message(to, message).await;
@@ -325,7 +403,7 @@ impl ElementShared {
         if peer.transport == Transport::Udp && swallowed.is_none() {
             lock(&self.udp_seen).insert(peer.addr);
         }
-        let reply_to = match peer.flow {
+        let keep_alive_to = match peer.flow {
             Some(flow) => Destination::Flow(flow),
             None => Destination::Udp(peer.addr),
         };
@@ -334,7 +412,7 @@ impl ElementShared {
                 self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate.clone());
                 if fate == Fate::Delivered {
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::KeepAlive, Fate::Delivered);
-                    self.send_bytes(reply_to, b"\r\n".to_vec()).await;
+                    self.send_bytes(keep_alive_to, b"\r\n".to_vec()).await;
                 }
             }
             Inbound::KeepAlive => {
@@ -353,7 +431,7 @@ impl ElementShared {
                     let answer = StunMessage::binding_success(&request, peer.addr);
                     let bytes = answer.encode();
                     self.record(Direction::Sent, peer.transport, peer.addr, Payload::Stun(answer), Fate::Delivered);
-                    self.send_bytes(reply_to, bytes).await;
+                    self.send_bytes(keep_alive_to, bytes).await;
                 }
             }
             Inbound::Malformed(malformed) => {
@@ -370,6 +448,28 @@ impl ElementShared {
                 );
                 if fate != Fate::Delivered {
                     return;
+                }
+                let mut message = message;
+                let now = Instant::now();
+                if message.is_request() {
+                    wire::stamp_via(&mut message, peer.addr);
+                } else {
+                    lock(&self.clients).on_response(&message, now);
+                }
+                let reply_to = wire::response_destination(&message, &peer, &self.topology);
+                if message.is_request() && self.keeps_transactions {
+                    let verdict = lock(&self.servers).on_request(&message, now);
+                    match verdict {
+                        ServerVerdict::New => {}
+                        ServerVerdict::Absorbed => {
+                            tracing::debug!(element = %self.element, "retransmission absorbed, not answered yet");
+                            return;
+                        }
+                        ServerVerdict::Repeat(response) => {
+                            self.transmit(reply_to, *response).await;
+                            return;
+                        }
+                    }
                 }
                 let fault = faults.on(peer.transport);
                 let outgoing = self.answer(&peer, fault, &message);
@@ -400,6 +500,19 @@ impl ElementShared {
     }
 
     fn answer(&self, peer: &Peer, fault: Option<Fault>, message: &Message) -> Vec<Outgoing> {
+        let mut outgoing = self.decide(peer, fault, message);
+        if message.is_request() {
+            let tag = wire::local_tag(self.element, message);
+            for out in &mut outgoing {
+                if let Outgoing::Reply(response) = out {
+                    wire::ensure_to_tag(response, &tag);
+                }
+            }
+        }
+        outgoing
+    }
+
+    fn decide(&self, peer: &Peer, fault: Option<Fault>, message: &Message) -> Vec<Outgoing> {
         let now = Instant::now();
         if !message.is_request() {
             let flows = lock(&self.flows);
@@ -413,7 +526,7 @@ impl ElementShared {
             return vec![Outgoing::Reply(rejection(message, code, retry_after, self.element))];
         }
         if message.method() == Some(&Method::Options) && self.answers_options_itself(message) {
-            return vec![Outgoing::Reply(options_reply(message, self.element))];
+            return vec![Outgoing::Reply(options_reply(message, self.element, &self.capabilities))];
         }
         let flows = lock(&self.flows);
         let view = FlowView { flows: &flows };
@@ -443,12 +556,10 @@ pub(crate) enum Inbound {
     Stun(StunMessage),
 }
 
-/// A response every element gives to OPTIONS (RFC 3261 §11.2), whatever its behaviour.
-fn options_reply(request: &Message, element: Element) -> Message {
+/// A response every element gives to OPTIONS (RFC 3261 §11.2): what its behaviour serves.
+fn options_reply(request: &Message, element: Element, capabilities: &Capabilities) -> Message {
     let mut response = Message::response_to(request, 200, Some(&format!("{}-opt", element.name())));
-    response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY");
-    response.push_header(HeaderName::Accept, "application/sdp");
-    response.push_header(HeaderName::Supported, "outbound, path");
+    capabilities.advertise(&mut response, true);
     response
 }
 

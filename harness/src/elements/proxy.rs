@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
 
-use super::{Behaviour, Destination, ElementCommand, FlowView, Outgoing, Peer};
+use super::{Behaviour, Capabilities, Destination, ElementCommand, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Subscription expiry the proxy grants at most.
@@ -25,11 +26,15 @@ pub enum InviteAnswer {
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub invite: InviteAnswer,
+    /// T1 and T2 (RFC 3261 §17.1.1.1) for the NOTIFYs it sends over UDP: sent again after T1,
+    /// doubling up to T2, until answered or 64*T1.
+    pub t1: Duration,
+    pub t2: Duration,
 }
 
 impl Default for ProxyConfig {
     fn default() -> ProxyConfig {
-        ProxyConfig { invite: InviteAnswer::Accept }
+        ProxyConfig { invite: InviteAnswer::Accept, t1: super::DEFAULT_T1, t2: super::DEFAULT_T2 }
     }
 }
 
@@ -235,7 +240,7 @@ impl Behaviour for Proxy {
             Some(Method::Bye) | Some(Method::Cancel) => vec![self.reply(request, 200)],
             _ => {
                 let mut response = Message::response_to(request, 405, None);
-                response.push_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, SUBSCRIBE, OPTIONS");
+                self.capabilities().advertise(&mut response, false);
                 vec![Outgoing::Reply(response)]
             }
         }
@@ -266,5 +271,18 @@ impl Behaviour for Proxy {
 
     fn restart(&mut self) {
         self.subscriptions.clear();
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            allow: vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"],
+            supported: Vec::new(),
+            accept: Some("application/sdp"),
+            events: vec!["dialog", "message-summary"],
+        }
+    }
+
+    fn timers(&self) -> (Duration, Duration) {
+        (self.config.t1, self.config.t2)
     }
 }

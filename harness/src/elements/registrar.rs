@@ -1,13 +1,14 @@
-//! The mock registrar (RFC 3261 §10.3): bindings per AOR with expiry, 423 below a floor, optional digest challenge.
+//! The mock registrar (RFC 3261 §10.3): bindings per AOR with expiry, 423 below a floor, optional digest challenge with expiring nonces.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use sip::{Challenge, Contact, HeaderName, Message, Method, NameAddr};
+use sip::{Challenge, Contact, Credentials, HeaderName, Message, Method, NameAddr};
 use tokio::time::Instant;
 
-use super::{Behaviour, FlowId, FlowView, Outgoing, Peer};
+use super::digest::{NonceCheck, Nonces};
+use super::{Behaviour, Capabilities, FlowId, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
 /// Digest credentials the registrar demands (RFC 3261 §22.4).
@@ -31,6 +32,10 @@ pub struct RegistrarConfig {
     /// RFC 5626 on the server side: when set, a REGISTER with `+sip.instance`, `reg-id` and
     /// `Supported: outbound` gets `Require: outbound` and, if given, `Flow-Timer`.
     pub outbound: Option<OutboundSupport>,
+    /// How long a digest nonce is good for; then it is challenged again with `stale=true`.
+    pub nonce_lifetime: Duration,
+    /// T1 (RFC 3261 §17.1.1.1): its server transactions are kept 64*T1.
+    pub t1: Duration,
 }
 
 /// What the registrar says in a 2xx to an outbound registration.
@@ -41,7 +46,15 @@ pub struct OutboundSupport {
 
 impl Default for RegistrarConfig {
     fn default() -> RegistrarConfig {
-        RegistrarConfig { min_expires: 1, max_expires: 7200, default_expires: 3600, auth: None, outbound: None }
+        RegistrarConfig {
+            min_expires: 1,
+            max_expires: 7200,
+            default_expires: 3600,
+            auth: None,
+            outbound: None,
+            nonce_lifetime: Duration::from_secs(300),
+            t1: super::DEFAULT_T1,
+        }
     }
 }
 
@@ -64,13 +77,14 @@ pub struct Registrar {
     topology: Arc<Topology>,
     config: RegistrarConfig,
     bindings: HashMap<String, Vec<Binding>>,
-    nonces: HashSet<String>,
+    nonces: Nonces,
     nonce_counter: u64,
 }
 
 impl Registrar {
     pub fn new(element: Element, topology: Arc<Topology>, config: RegistrarConfig) -> Registrar {
-        Registrar { element, topology, config, bindings: HashMap::new(), nonces: HashSet::new(), nonce_counter: 0 }
+        let nonces = Nonces::new(config.nonce_lifetime);
+        Registrar { element, topology, config, bindings: HashMap::new(), nonces, nonce_counter: 0 }
     }
 
     fn to_tag(&self) -> String {
@@ -87,30 +101,43 @@ impl Registrar {
         host.eq_ignore_ascii_case(&self.topology.zone) || self.topology.element_named(host).is_some()
     }
 
-    fn challenge(&mut self, request: &Message, auth: &DigestAuth) -> Outgoing {
+    /// A 401 with a new nonce; `stale` when the credentials were right but their nonce was not
+    /// (RFC 7616 §3.3: the phone answers again without asking its user).
+    fn challenge(&mut self, request: &Message, auth: &DigestAuth, stale: bool, now: Instant) -> Outgoing {
         self.nonce_counter += 1;
         let nonce =
             format!("{}{:08x}{:08x}", self.element.name().replace('-', ""), self.nonce_counter, rand::random::<u32>());
-        self.nonces.insert(nonce.clone());
+        self.nonces.issue(nonce.clone(), now);
+        let mut challenge = Challenge::digest(&auth.realm, &nonce, None, true);
+        if stale {
+            challenge.params.set("stale", Some("true"));
+        }
         let mut response = Message::response_to(request, 401, Some(&self.to_tag()));
-        response.push_header(HeaderName::WwwAuthenticate, Challenge::digest(&auth.realm, &nonce, None, true));
+        response.push_header(HeaderName::WwwAuthenticate, challenge);
         Outgoing::Reply(response)
     }
 
-    fn authorized(&self, request: &Message, auth: &DigestAuth) -> bool {
-        let Ok(Some(credentials)) = request.credentials(false) else { return false };
-        let (Some(user), Some(nonce)) = (credentials.params.value("username"), credentials.params.value("nonce"))
-        else {
-            return false;
-        };
-        let Some(password) = auth.users.get(user) else { return false };
-        self.nonces.contains(nonce) && credentials.verify("REGISTER", password)
+    /// Whether the request carries right credentials for a known user: `None` if not, else what
+    /// their nonce is worth.
+    fn check_credentials(&mut self, request: &Message, auth: &DigestAuth, now: Instant) -> Option<NonceCheck> {
+        let credentials: Credentials = request.credentials(false).ok().flatten()?;
+        let password = auth.users.get(credentials.params.value("username")?)?;
+        if !credentials.verify("REGISTER", password) {
+            return None;
+        }
+        Some(self.nonces.check(&credentials, now))
     }
 
     fn register(&mut self, request: &Message, peer: &Peer, now: Instant) -> Outgoing {
         if let Some(auth) = self.config.auth.clone() {
-            if !self.authorized(request, &auth) {
-                return self.challenge(request, &auth);
+            match self.check_credentials(request, &auth, now) {
+                Some(NonceCheck::Fresh) => {}
+                Some(NonceCheck::Stale) => return self.challenge(request, &auth, true, now),
+                Some(NonceCheck::Replayed) => {
+                    tracing::info!(registrar = %self.element, "nonce count not above the last one: a replay");
+                    return self.challenge(request, &auth, false, now);
+                }
+                None => return self.challenge(request, &auth, false, now),
             }
         }
         let (Ok(to), Ok(call_id), Ok(cseq), Ok(contacts), Ok(expires)) =
@@ -185,11 +212,14 @@ impl Registrar {
             }
         }
         for b in self.bindings.get(&aor).into_iter().flatten() {
-            let remaining = b.expires_at.saturating_duration_since(now).as_secs_f64().round() as u64;
+            // Rounded up: a live binding never shows 0, which means removed (RFC 3261 §10.3).
+            let remaining = b.expires_at.saturating_duration_since(now).as_secs_f64().ceil() as u64;
             let mut contact = b.contact.clone();
             contact.params.set("expires", Some(&remaining.to_string()));
             response.push_header(HeaderName::Contact, contact);
         }
+        // RFC 3261 §10.3 step 8: a Date, so a phone without a clock can set one.
+        response.push_header(HeaderName::from("Date"), super::wire::http_date(SystemTime::now()));
         for b in self.bindings.get(&aor).into_iter().flatten() {
             tracing::debug!(registrar = %self.element, %aor, contact = %b.contact, path = ?b.path, flow = ?b.flow, "binding");
         }
@@ -209,7 +239,7 @@ impl Behaviour for Registrar {
             Some(Method::Register) => vec![self.register(request, peer, now)],
             _ => {
                 let mut response = Message::response_to(request, 405, Some(&self.to_tag()));
-                response.push_header(HeaderName::Allow, "REGISTER, OPTIONS");
+                self.capabilities().advertise(&mut response, false);
                 vec![Outgoing::Reply(response)]
             }
         }
@@ -218,5 +248,78 @@ impl Behaviour for Registrar {
     fn restart(&mut self) {
         self.bindings.clear();
         self.nonces.clear();
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut supported = vec!["path"];
+        if self.config.outbound.is_some() {
+            supported.push("outbound");
+        }
+        // It takes no bodies: an empty Accept says so (RFC 3261 §20.1; none would mean SDP).
+        Capabilities { allow: vec!["REGISTER", "OPTIONS"], supported, accept: Some(""), events: Vec::new() }
+    }
+
+    fn timers(&self) -> (Duration, Duration) {
+        (self.config.t1, super::DEFAULT_T2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    use sip::Credentials;
+
+    use super::*;
+    use crate::trace::Transport;
+
+    fn registrar() -> (Registrar, Arc<Topology>) {
+        let topology = Arc::new(Topology::new(Ipv4Addr::new(127, 100, 0, 0), "lab.test"));
+        let auth = DigestAuth { realm: "lab.test".into(), users: HashMap::from([("1001".into(), "secret".into())]) };
+        let config = RegistrarConfig { auth: Some(auth), ..RegistrarConfig::default() };
+        (Registrar::new(Element::RegistrarA, topology.clone(), config), topology)
+    }
+
+    fn register(topology: &Topology, branch: &str, cseq: u32) -> Message {
+        let mut m = Message::request(Method::Register, format!("sip:{}", topology.fqdn(Element::RegistrarA)));
+        m.push_header(HeaderName::Via, format!("SIP/2.0/UDP 127.100.0.10:5060;branch=z9hG4bK{branch}"));
+        m.push_header(HeaderName::From, format!("<sip:1001@{}>;tag=a", topology.fqdn(Element::ProxyA)));
+        m.push_header(HeaderName::To, format!("<sip:1001@{}>", topology.fqdn(Element::ProxyA)));
+        m.push_header(HeaderName::CallId, "reg-1");
+        m.push_header(HeaderName::CSeq, format!("{cseq} REGISTER"));
+        m.push_header(HeaderName::Contact, "<sip:1001@127.100.0.10:5060>");
+        m.push_header(HeaderName::Expires, 60);
+        m
+    }
+
+    fn answer(registrar: &mut Registrar, request: &Message, now: Instant) -> Message {
+        let peer = Peer { transport: Transport::Udp, flow: None, addr: "127.100.0.10:5060".parse().unwrap() };
+        let flows = HashMap::new();
+        let view = FlowView { flows: &flows };
+        match registrar.on_request(request, &peer, &view, now).remove(0) {
+            Outgoing::Reply(response) => response,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    /// RFC 7616 §3.3: an expired nonce with a right digest is challenged again with `stale=true`.
+    #[test]
+    fn an_expired_nonce_is_challenged_with_stale() {
+        let (mut registrar, topology) = registrar();
+        let t0 = Instant::now();
+        let challenge = answer(&mut registrar, &register(&topology, "1", 1), t0).challenges().unwrap().remove(0);
+        let uri = format!("sip:{}", topology.fqdn(Element::RegistrarA));
+        let authorized = |branch: &str, cseq: u32, nc: u32| {
+            let mut request = register(&topology, branch, cseq);
+            let credentials = Credentials::answer(&challenge, "1001", "secret", "REGISTER", &uri, "c0ffee", nc);
+            request.set_header(HeaderName::Authorization, credentials);
+            request
+        };
+        assert_eq!(answer(&mut registrar, &authorized("2", 2, 1), t0 + Duration::from_secs(299)).status(), Some(200));
+        let late = answer(&mut registrar, &authorized("3", 3, 2), t0 + Duration::from_secs(300));
+        assert_eq!(late.status(), Some(401));
+        assert_eq!(late.challenges().unwrap()[0].params.value("stale"), Some("true"), "{late:?}");
+        assert_ne!(late.challenges().unwrap()[0].nonce(), challenge.nonce(), "a new nonce");
     }
 }

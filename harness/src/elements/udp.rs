@@ -1,4 +1,4 @@
-//! An element's UDP port: datagrams classified (SIP, STUN, CRLF keep-alive) and handed to the element; `refuse` closes the port.
+//! An element's UDP port: datagrams classified (SIP, STUN, CRLF keep-alive) and handed to the element, and its client transactions retransmitted; `refuse` closes the port.
 
 use std::sync::Arc;
 
@@ -59,7 +59,18 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
                 Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
             },
             changed = faults.changed() => if changed.is_err() { return },
+            () = retransmission_due(shared.next_retransmission()) => shared.retransmit_due().await,
+            () = shared.client_started.notified() => {}
         }
+    }
+}
+
+/// Waits until `at`, or forever when nothing is due; the task dies with the lab, and so do the
+/// element's retransmissions.
+async fn retransmission_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -193,10 +193,16 @@ impl PhoneFlow {
     }
 }
 
+/// Answers `challenge` in `request` with the first use of its nonce.
 pub fn authorize(lab: &Lab, request: &mut Message, challenge: &Challenge) {
+    authorize_with_count(lab, request, challenge, 1);
+}
+
+/// Answers `challenge` with nonce count `nc`, as a phone reusing a nonce does (it must grow).
+pub fn authorize_with_count(lab: &Lab, request: &mut Message, challenge: &Challenge, nc: u32) {
     let uri = request.request_uri().unwrap().unwrap().to_string();
     let line = &lab.provisioning.line;
-    let credentials = Credentials::answer(challenge, &line.auth_name, &line.password, "REGISTER", &uri, "c0ffee", 1);
+    let credentials = Credentials::answer(challenge, &line.auth_name, &line.password, "REGISTER", &uri, "c0ffee", nc);
     request.set_header(HeaderName::Authorization, credentials);
 }
 
