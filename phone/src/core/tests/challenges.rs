@@ -86,4 +86,3 @@ fn a_423_without_min_expires_is_a_failure_without_failover() {
     phone.assert_quiet();
     assert!(matches!(phone.state(), RegistrationState::WaitingToRetry { registrar: Role::Primary, .. }));
 }
-
