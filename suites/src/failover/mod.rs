@@ -268,28 +268,19 @@ pub(crate) fn release_expectations(
 /// A slow but healthy primary (`delay`, half the transaction timer) is not failed: the phone
 /// stays at the primaries (R1.1, R2.1, R3.1: primary first while it works).
 fn slow_primary_case(row: Row, transport: Transport) -> Case {
-    let timers = Timers::fast();
-    let fault = Fault::Delay { ms: (timers.transaction_timer / 2).as_millis() as u32 };
-    let behaviour = row.behaviour.replace("-fails", "-slow");
-    Case {
-        id: format!("failover.{}.{behaviour}.delay.{transport}", row.configuration.id_segment()),
-        requirements: vec![row.start, Requirement::C1],
-        configuration: row.configuration,
-        transport,
-        fault: Some(fault),
-        needs: row.needs,
-        timers,
-        run: Arc::new(move |lab| Box::pin(not_failed(lab, row, fault))),
-    }
+    let fault = Fault::Delay { ms: (Timers::fast().transaction_timer / 2).as_millis() as u32 };
+    not_failed_case(row, &row.behaviour.replace("-fails", "-slow"), fault, transport)
 }
 
 /// A 430 (Flow Failed) the phone receives is treated as 400 (RFC 5626 §11: the edge proxy sends
 /// it towards the authoritative proxy, never to a UA): no failure, nothing moves (R2.1).
 fn answers_430_case(transport: Transport) -> Case {
-    let row = ROWS[2];
-    let fault = Fault::reject(430);
+    not_failed_case(ROWS[2], "primary-outbound-answers-430", Fault::reject(430), transport)
+}
+
+fn not_failed_case(row: Row, behaviour: &str, fault: Fault, transport: Transport) -> Case {
     Case {
-        id: format!("failover.{}.primary-outbound-answers-430.reject-430.{transport}", row.configuration.id_segment()),
+        id: format!("failover.{}.{behaviour}.{}.{transport}", row.configuration.id_segment(), fault.id_segment()),
         requirements: vec![row.start, Requirement::C1],
         configuration: row.configuration,
         transport,

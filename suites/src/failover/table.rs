@@ -44,6 +44,13 @@ use Element::{OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
 
 const ROW_1_PRIMARY: Placement = placement(RegistrarA, ProxyA, ProxyA, None);
 const ROW_2_PRIMARY: Placement = placement(RegistrarA, ProxyA, ProxyA, Some(OutboundA));
+/// Row 2 after any failure: everything at the backups, through outbound-b.
+const ROW_2_BACKUPS: Placement = placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB));
+/// Row 2's failback releases the backup binding and subscriptions through outbound-b.
+const ROW_2_RELEASES: &[Release] = &[
+    Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
+    Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
+];
 const ALL_BACKUPS: Needs = Needs { backup_registrar: true, backup_proxy: true, subscriptions: true };
 
 /// The seed's rows (BRIEF §2): row 1's two dimensions, row 2's "any connection", row 3.
@@ -90,14 +97,11 @@ pub const ROWS: [Row; 6] = [
         before: ROW_2_PRIMARY,
         start: Requirement::R2_1,
         // R2.2: the backup AOR at the backup registrar, subscriptions at the backup proxy, via outbound-b.
-        after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
+        after: ROW_2_BACKUPS,
         moved: Requirement::R2_2,
         // R2.3: everything back via outbound-a; what was held at the backups released via outbound-b.
         returned: Requirement::R2_3,
-        releases: &[
-            Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
-            Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
-        ],
+        releases: ROW_2_RELEASES,
         needs: ALL_BACKUPS,
     },
     // Row 2's "any connection fails" includes what lies behind the outbound proxy (BRIEF §2).
@@ -108,13 +112,10 @@ pub const ROWS: [Row; 6] = [
         subscriptions: true,
         before: ROW_2_PRIMARY,
         start: Requirement::R2_1,
-        after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
+        after: ROW_2_BACKUPS,
         moved: Requirement::R2_2,
         returned: Requirement::R2_3,
-        releases: &[
-            Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
-            Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
-        ],
+        releases: ROW_2_RELEASES,
         needs: ALL_BACKUPS,
     },
     Row {
@@ -124,13 +125,10 @@ pub const ROWS: [Row; 6] = [
         subscriptions: true,
         before: ROW_2_PRIMARY,
         start: Requirement::R2_1,
-        after: placement(RegistrarB, ProxyB, ProxyB, Some(OutboundB)),
+        after: ROW_2_BACKUPS,
         moved: Requirement::R2_2,
         returned: Requirement::R2_3,
-        releases: &[
-            Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
-            Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
-        ],
+        releases: ROW_2_RELEASES,
         needs: ALL_BACKUPS,
     },
     Row {
