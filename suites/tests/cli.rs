@@ -60,7 +60,7 @@ fn usage_errors_exit_2_with_one_line() {
 
 #[test]
 fn run_json_reports_failures_with_requirement_and_exit_1() {
-    let output = sipharness(&["run", "register", "--phone", "refphone:quirk=late-refresh", "--json"]);
+    let output = sipharness(&["run", "register.no-outbound.basic", "--phone", "refphone:quirk=late-refresh", "--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
     let text = stdout(&output);
     let line = text.lines().next().expect("one JSON line");
