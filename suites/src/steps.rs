@@ -73,6 +73,17 @@ pub async fn starts_at(
     Ok(found)
 }
 
+/// The phone stays at `placement` for a steady window (BRIEF §2): nothing to any other element,
+/// bindings only at its registrar; a breach violates `requirement`.
+pub async fn stays_at(lab: &mut Lab, placement: Placement, requirement: Requirement) -> Result<(), CaseError> {
+    let timing = lab.timing().clone();
+    let mut rules = harness::SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
+    for other in Element::SIP.into_iter().filter(|e| !placement.elements().contains(e)) {
+        rules = rules.unused(other, requirement);
+    }
+    lab.hold(rules, timing.steady_window()).await
+}
+
 /// Lets the phone's start-up exchanges settle before a one-off event (`reset`, `restart`): a
 /// request in flight on a connection the event resets fails with a transport error, which RFC
 /// 3263 lets a phone take for a failed server, so the event must meet an idle phone to judge

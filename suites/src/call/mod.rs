@@ -4,12 +4,11 @@ use std::sync::Arc;
 
 use harness::elements::InviteAnswer;
 use harness::{
-    Case, CaseError, Configuration, Element, ElementCommand, Fault, Invite, Lab, Needs, Requirement, SteadyRules,
-    Timers,
+    Case, CaseError, Configuration, Element, ElementCommand, Fault, Invite, Lab, Needs, Requirement, Timers,
 };
 
 use crate::failover::{Calls, ROWS, TRANSPORTS, fail_and_return};
-use crate::steps::{Placement, starts_at};
+use crate::steps::{Placement, starts_at, stays_at};
 
 pub fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
@@ -57,11 +56,5 @@ async fn callee_refuses(lab: &mut Lab, code: u16) -> Result<(), CaseError> {
     lab.stimulate(harness::dut::Stimulus::Dial(harness::provision::BLF_EXTENSION.into())).await?;
     let deadline = lab.timing().dial();
     lab.expect(Invite::at(Element::ProxyA).requirement(Requirement::R1_1).within(deadline)).await?;
-    let timing = lab.timing().clone();
-    let mut rules = SteadyRules::new(Element::RegistrarA, Requirement::R1_1, timing.timers.failback_probe);
-    for element in [Element::RegistrarB, Element::ProxyB, Element::OutboundA, Element::OutboundB] {
-        rules = rules.unused(element, Requirement::R1_1);
-    }
-    lab.hold(rules, timing.steady_window()).await?;
-    Ok(())
+    stays_at(lab, PRIMARY, Requirement::R1_1).await
 }

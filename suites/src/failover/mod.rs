@@ -10,7 +10,7 @@ use harness::{
     Case, CaseError, Deadline, Element, Fault, Lab, Register, Requirement, SteadyRules, Subscribe, Timers, Transport,
 };
 
-use crate::steps::{PACKAGES, new_dialogs, starts_at};
+use crate::steps::{PACKAGES, new_dialogs, starts_at, stays_at};
 pub use table::{ROWS, Release, Row};
 
 /// How long a 503's Retry-After asks the phone to wait: longer than the probe interval and the
@@ -297,11 +297,7 @@ async fn not_failed(lab: &mut Lab, row: Row, fault: Fault) -> Result<(), CaseErr
     starts_at(lab, row.before, row.subscriptions, row.start).await?;
     lab.fail(row.fails, fault);
     let timing = lab.timing().clone();
-    let mut rules = SteadyRules::new(row.before.registrar, row.start, timing.timers.failback_probe);
-    for element in Element::SIP.into_iter().filter(|e| !row.before.elements().contains(e)) {
-        rules = rules.unused(element, row.start);
-    }
-    lab.hold(rules, timing.steady_window()).await?;
+    stays_at(lab, row.before, row.start).await?;
     if let Fault::Delay { .. } = fault {
         // Still registered and subscribed at the primaries, each refresh answered late.
         let deadline = timing.next_register().and(timing.detect(fault)).plus("scheduling jitter", timing.jitter());

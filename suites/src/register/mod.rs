@@ -44,12 +44,7 @@ async fn registrar_restarts(lab: &mut Lab) -> Result<(), CaseError> {
     let timing = lab.timing().clone();
     let deadline = timing.next_register().plus("scheduling jitter", timing.jitter());
     lab.expect(placement.registration(Requirement::R1_1).within(deadline)).await?;
-    let mut rules = harness::SteadyRules::new(Element::RegistrarA, Requirement::R1_1, timing.timers.failback_probe);
-    for element in [Element::RegistrarB, Element::ProxyB, Element::OutboundA, Element::OutboundB] {
-        rules = rules.unused(element, Requirement::R1_1);
-    }
-    lab.hold(rules, timing.steady_window()).await?;
-    Ok(())
+    crate::steps::stays_at(lab, placement, Requirement::R1_1).await
 }
 
 const PRIMARY: crate::steps::Placement = crate::steps::Placement {

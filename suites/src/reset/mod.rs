@@ -2,11 +2,9 @@
 
 use std::sync::Arc;
 
-use harness::{
-    Case, CaseError, Configuration, Element, Event, Lab, Needs, Requirement, SteadyRules, Timers, Transport,
-};
+use harness::{Case, CaseError, Configuration, Element, Event, Lab, Needs, Requirement, Timers, Transport};
 
-use crate::steps::{Placement, settle, starts_at};
+use crate::steps::{Placement, settle, starts_at, stays_at};
 
 /// Where each row starts, and the element whose flows the case resets.
 const RESETS: [(Configuration, &str, Element, Placement, Requirement); 4] = [
@@ -64,11 +62,7 @@ async fn reset_flows(
     let timing = lab.timing().clone();
     // From the reset on: nothing to the other elements (a phone that takes the reset for a
     // failure moves at once), bindings only at the primary.
-    let mut rules = SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
-    for other in Element::SIP.into_iter().filter(|e| !placement.elements().contains(e)) {
-        rules = rules.unused(other, requirement);
-    }
-    lab.hold(rules, timing.steady_window()).await?;
+    stays_at(lab, placement, requirement).await?;
     // Still served by the primaries, over new connections.
     let deadline = timing
         .next_register()
