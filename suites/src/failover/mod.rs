@@ -176,29 +176,25 @@ pub async fn fail_and_return(
     if fault == Fault::Stall {
         lab.look_from(moved_mark);
     }
+    // Restored before a 503's Retry-After ran out, the server that answered it gets the phone back
+    // only after it (a lower bound), and the deadline carries the rest of it.
+    let retry_after_rest = retry_after_ends
+        .map(|until| Deadline::of("the rest of the 503's Retry-After", until.saturating_sub(lab.trace().now())));
     let mut deadline = lab.timing().failback();
-    let mut back_at_primary = row.before.everything(row.subscriptions, row.returned, &deadline);
-    if let Some(until) = retry_after_ends {
-        // Restored before its Retry-After ran out: the phone moves back only after it (a lower
-        // bound), and has the rest of it on top of the usual failback time.
-        let rest = until.saturating_sub(lab.trace().now());
-        let earliest = Deadline::of("the rest of the 503's Retry-After", rest);
-        deadline = deadline.and(earliest.clone());
-        back_at_primary = row
-            .before
-            .everything(row.subscriptions, row.returned, &deadline)
-            .into_iter()
-            .map(|e| {
-                // Only what goes to (or through) the server that answered 503.
-                if e.at == row.fails || e.via == Some(row.fails) {
-                    e.not_before(earliest.clone()).requirement(Requirement::Rfc3261_21_5_4)
-                } else {
-                    e
-                }
-            })
-            .collect();
+    if let Some(rest) = &retry_after_rest {
+        deadline = deadline.and(rest.clone());
     }
-    let mut back = back_at_primary;
+    let mut back: Vec<_> = row
+        .before
+        .everything(row.subscriptions, row.returned, &deadline)
+        .into_iter()
+        .map(|e| match &retry_after_rest {
+            Some(rest) if e.at == row.fails || e.via == Some(row.fails) => {
+                e.not_before(rest.clone()).requirement(Requirement::Rfc3261_21_5_4)
+            }
+            _ => e,
+        })
+        .collect();
     for release in row.releases {
         back.extend(release_expectations(*release, row.returned, &deadline, &moved));
     }

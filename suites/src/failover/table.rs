@@ -53,6 +53,23 @@ const ROW_2_RELEASES: &[Release] = &[
 ];
 const ALL_BACKUPS: Needs = Needs { backup_registrar: true, backup_proxy: true, subscriptions: true };
 
+/// Row 2 with `fails` behind outbound-a: the same moves as when outbound-a itself fails.
+const fn row_2_behind_outbound(behaviour: &'static str, fails: Element) -> Row {
+    Row {
+        configuration: Configuration::FullBackup,
+        behaviour,
+        fails,
+        subscriptions: true,
+        before: ROW_2_PRIMARY,
+        start: Requirement::R2_1,
+        after: ROW_2_BACKUPS,
+        moved: Requirement::R2_2,
+        returned: Requirement::R2_3,
+        releases: ROW_2_RELEASES,
+        needs: ALL_BACKUPS,
+    }
+}
+
 /// The seed's rows (BRIEF §2): row 1's two dimensions, row 2's "any connection", row 3.
 pub const ROWS: [Row; 6] = [
     Row {
@@ -105,32 +122,8 @@ pub const ROWS: [Row; 6] = [
         needs: ALL_BACKUPS,
     },
     // Row 2's "any connection fails" includes what lies behind the outbound proxy (BRIEF §2).
-    Row {
-        configuration: Configuration::FullBackup,
-        behaviour: "registrar-fails-behind-outbound",
-        fails: RegistrarA,
-        subscriptions: true,
-        before: ROW_2_PRIMARY,
-        start: Requirement::R2_1,
-        after: ROW_2_BACKUPS,
-        moved: Requirement::R2_2,
-        returned: Requirement::R2_3,
-        releases: ROW_2_RELEASES,
-        needs: ALL_BACKUPS,
-    },
-    Row {
-        configuration: Configuration::FullBackup,
-        behaviour: "proxy-fails-behind-outbound",
-        fails: ProxyA,
-        subscriptions: true,
-        before: ROW_2_PRIMARY,
-        start: Requirement::R2_1,
-        after: ROW_2_BACKUPS,
-        moved: Requirement::R2_2,
-        returned: Requirement::R2_3,
-        releases: ROW_2_RELEASES,
-        needs: ALL_BACKUPS,
-    },
+    row_2_behind_outbound("registrar-fails-behind-outbound", RegistrarA),
+    row_2_behind_outbound("proxy-fails-behind-outbound", ProxyA),
     Row {
         configuration: Configuration::OutboundOnly,
         behaviour: "primary-outbound-fails",
