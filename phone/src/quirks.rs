@@ -5,7 +5,8 @@ use std::fmt;
 
 use crate::error::PhoneError;
 
-/// One deliberate breakage. Each breaks exactly one behaviour a case checks.
+/// One deliberate breakage. Each breaks exactly one behaviour a case checks, except `requery-dns`,
+/// a legal variant every case must pass with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Quirk {
     /// Never uses the backup registrar; keeps retrying the primary (breaks R1.2).
@@ -32,6 +33,11 @@ pub enum Quirk {
     Ignore481,
     /// Resolves each name once and uses the answer for ever, past its TTL (breaks F5).
     IgnoreDnsTtl,
+    /// Tries SRV targets highest priority value first, the reverse of RFC 2782 (breaks F5).
+    IgnoreSrvPriority,
+    /// Asks the DNS before every request, within the TTL and on open TCP/TLS flows too: allowed
+    /// by F5, so it breaks nothing, and every F5 case must pass with it.
+    RequeryDns,
     /// Never sends RFC 5626 keep-alives (breaks F3).
     NoKeepalive,
     /// Sends keep-alives at 150% of Flow-Timer, beyond the RFC 5626 bound of 100% (breaks F3).
@@ -83,7 +89,7 @@ pub enum Quirk {
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 36] = [
+    pub const ALL: [Quirk; 38] = [
         Quirk::NoBackupRegistrar,
         Quirk::LateRefresh,
         Quirk::BackupFirst,
@@ -96,6 +102,8 @@ impl Quirk {
         Quirk::ReuseSubscriptionDialog,
         Quirk::Ignore481,
         Quirk::IgnoreDnsTtl,
+        Quirk::IgnoreSrvPriority,
+        Quirk::RequeryDns,
         Quirk::NoKeepalive,
         Quirk::KeepaliveTooSlow,
         Quirk::KeepaliveWithoutRequire,
@@ -137,6 +145,8 @@ impl Quirk {
             Quirk::ReuseSubscriptionDialog => "reuse-subscription-dialog",
             Quirk::Ignore481 => "ignore-481",
             Quirk::IgnoreDnsTtl => "ignore-dns-ttl",
+            Quirk::IgnoreSrvPriority => "ignore-srv-priority",
+            Quirk::RequeryDns => "requery-dns",
             Quirk::NoKeepalive => "no-keepalive",
             Quirk::KeepaliveTooSlow => "keepalive-too-slow",
             Quirk::KeepaliveWithoutRequire => "keepalive-without-require",
@@ -205,6 +215,14 @@ impl Quirk {
                  (RFC6665-4.1.2.4)"
             }
             Quirk::IgnoreDnsTtl => "resolves each name once and keeps using the answer after its TTL ran out (F5)",
+            Quirk::IgnoreSrvPriority => {
+                "tries SRV targets highest priority value first, the reverse of RFC 2782, so the first request goes \
+                 to the least preferred target (F5)"
+            }
+            Quirk::RequeryDns => {
+                "re-queries the DNS before every request, within the TTL too and on open TCP/TLS flows: allowed by \
+                 F5, so every case must pass with it (F5)"
+            }
             Quirk::NoKeepalive => "sends no RFC 5626 keep-alives (CRLF ping or STUN) on its flows (F3)",
             Quirk::KeepaliveTooSlow => "sends keep-alives at 150% of Flow-Timer instead of 80-100% (F3)",
             Quirk::KeepaliveWithoutRequire => {
@@ -305,7 +323,7 @@ impl Quirk {
             Quirk::NewInstanceEachBoot => "F2",
             Quirk::NoKeepalive | Quirk::KeepaliveTooSlow | Quirk::KeepaliveWithoutRequire => "F3",
             Quirk::NoFlowRecovery | Quirk::BackoffTooEager => "F4",
-            Quirk::IgnoreDnsTtl => "F5",
+            Quirk::IgnoreDnsTtl | Quirk::IgnoreSrvPriority | Quirk::RequeryDns => "F5",
             Quirk::LateRefresh => "RFC3261-10.2.4",
             Quirk::IgnoreRetryAfter => "RFC3261-21.5.4",
             Quirk::Ignore481 | Quirk::NoResubscribeOn481 => "RFC6665-4.1.2.4",

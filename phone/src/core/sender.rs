@@ -1,8 +1,11 @@
 //! Sends one request to a next hop: resolve it, open or reuse a flow, run the client transaction, answer digest challenges, try the next address (RFC 3263 §4.3), and report a final response or a failure.
 //!
 //! A request needs the DNS when it goes over UDP or opens a new TCP/TLS connection (BRIEF §2,
-//! F5); a request to a hop that already has an open connection reuses it without a lookup. The
-//! shell's resolver keeps answers only for their TTL, so asking again is cheap and never stale.
+//! F5); a request to a hop that already has an open connection reuses it without a lookup (the
+//! quirk `requery-dns` looks up even then). The shell's resolver keeps answers only for their
+//! TTL, so asking again is cheap and never stale. When the open connection fails the request
+//! (503, timeout, transport error), the name is looked up and the request goes on to the
+//! addresses it has not tried yet, as RFC 3263 §4.3 wants.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -123,6 +126,11 @@ struct OutgoingRequest {
     next_candidate: usize,
     /// The address of the current attempt.
     remote: Option<SocketAddr>,
+    /// Every address tried since the request (or its answer to a challenge) began: never twice.
+    tried: Vec<SocketAddr>,
+    /// Whether the DNS was asked for `candidates`. When it was not (the hop's open connection,
+    /// or an IP address), an attempt that fails on that connection asks it then.
+    looked_up: bool,
     last_failure: Option<FailureCause>,
     /// A 503 from the last address, kept in case no other address answers better.
     last_unavailable: Option<(Message, FlowId)>,
@@ -190,6 +198,8 @@ impl RequestSender {
             candidates: Vec::new(),
             next_candidate: 0,
             remote: None,
+            tried: Vec::new(),
+            looked_up: false,
             last_failure: None,
             last_unavailable: None,
             challenges: ChallengesAnswered::default(),
@@ -206,11 +216,15 @@ impl RequestSender {
         request.candidates.clear();
         request.next_candidate = 0;
         request.remote = None;
+        request.tried.clear();
+        request.looked_up = false;
         request.last_unavailable = None;
         request.stage = Stage::Resolving;
         let transport = request.transport;
         let hop = request.next_hop.clone();
+        let requery = context.quirk(crate::quirks::Quirk::RequeryDns) && hop.host.ip().is_none();
         if transport.is_reliable()
+            && !requery
             && let Some(&flow) = self.stream_hops.get(&(hop.clone(), transport))
             && let Some(entry) = self.flows.get(&flow)
         {
@@ -218,24 +232,13 @@ impl RequestSender {
             let _ = self.try_next_candidate(now, context, id);
             return;
         }
-        match hop.host.ip() {
-            Some(ip) => {
-                request.candidates.push(SocketAddr::new(ip, port_for(&hop, transport)));
-                // The one candidate cannot have failed yet, so no event comes back here.
-                let _ = self.try_next_candidate(now, context, id);
-            }
-            None => {
-                let host = match &hop.host {
-                    Host::Domain(name) => name.clone(),
-                    other => other.to_string(),
-                };
-                let lookup = if hop.port == 0 {
-                    Lookup::Service { host, transport }
-                } else {
-                    Lookup::Address { host, port: port_for(&hop, transport) }
-                };
-                context.push(Output::Resolve { request: id, lookup });
-            }
+        if let Some(lookup) = lookup_for(&hop, transport) {
+            request.looked_up = true;
+            context.push(Output::Resolve { request: id, lookup });
+        } else if let Some(ip) = hop.host.ip() {
+            request.candidates.push(SocketAddr::new(ip, port_for(&hop, transport)));
+            // The one candidate cannot have failed yet, so no event comes back here.
+            let _ = self.try_next_candidate(now, context, id);
         }
     }
 
@@ -253,7 +256,15 @@ impl RequestSender {
         match answer {
             Ok(addresses) if !addresses.is_empty() => {
                 tracing::debug!("{} resolved to {addresses:?}", request.lookup_name);
-                request.candidates = addresses;
+                // After a failed attempt on the hop's open connection: the addresses not tried yet.
+                request.candidates = addresses.into_iter().filter(|a| !request.tried.contains(a)).collect();
+                request.next_candidate = 0;
+                self.try_next_candidate(now, context, id).into_iter().collect()
+            }
+            _ if request.last_failure.is_some() || request.last_unavailable.is_some() => {
+                // The lookup after a failed attempt found nothing more: the attempt's outcome stands.
+                request.candidates.clear();
+                request.next_candidate = 0;
                 self.try_next_candidate(now, context, id).into_iter().collect()
             }
             other => {
@@ -420,7 +431,7 @@ impl RequestSender {
             self.begin(now, context, id);
             return ResponseOutcome::Ignored;
         }
-        if status == 503 && self.has_untried_candidate(id) {
+        if status == 503 && self.can_try_another_address(id) {
             // RFC 3263 §4.3: a 503 moves the request on to the next address.
             if let Some(request) = self.requests.get_mut(&id) {
                 tracing::debug!("{id}: 503 from {:?}; trying the next address", request.remote);
@@ -599,8 +610,11 @@ impl RequestSender {
         self.branches.clear();
     }
 
-    fn has_untried_candidate(&self, id: RequestId) -> bool {
-        self.requests.get(&id).is_some_and(|r| r.next_candidate < r.candidates.len())
+    /// Whether `id` has an address left to try, or may ask the DNS for more.
+    fn can_try_another_address(&self, id: RequestId) -> bool {
+        self.requests.get(&id).is_some_and(|r| {
+            r.next_candidate < r.candidates.len() || (!r.looked_up && lookup_for(&r.next_hop, r.transport).is_some())
+        })
     }
 
     /// Prepares the request again with credentials answering `response`. Whether it will be resent.
@@ -625,6 +639,19 @@ impl RequestSender {
     fn try_next_candidate(&mut self, now: Instant, context: &mut Context, id: RequestId) -> Option<RequestEvent> {
         let request = self.requests.get_mut(&id)?;
         let Some(&remote) = request.candidates.get(request.next_candidate) else {
+            if !request.looked_up
+                && let Some(lookup) = lookup_for(&request.next_hop, request.transport)
+            {
+                // The hop's open connection failed the request: the DNS names the next target.
+                tracing::debug!(
+                    "{id}: its connection to {} failed it; asking the DNS for the next target",
+                    request.lookup_name
+                );
+                request.looked_up = true;
+                request.stage = Stage::Resolving;
+                context.push(Output::Resolve { request: id, lookup });
+                return None;
+            }
             if let Some((response, flow)) = request.last_unavailable.take() {
                 self.requests.remove(&id);
                 return Some(RequestEvent::Final { request: id, response, flow });
@@ -639,6 +666,7 @@ impl RequestSender {
         };
         request.next_candidate += 1;
         request.remote = Some(remote);
+        request.tried.push(remote);
         let transport = request.transport;
         let hop = request.next_hop.clone();
         let existing = self
@@ -737,6 +765,18 @@ impl RequestSender {
         }
         request.stage = Stage::BetweenAttempts;
     }
+}
+
+/// What to ask the DNS for `hop` (RFC 3263 §4): SRV for port 0, A records for a port; nothing
+/// for an IP address.
+fn lookup_for(hop: &Destination, transport: Transport) -> Option<Lookup> {
+    let Host::Domain(name) = &hop.host else { return None };
+    let host = name.clone();
+    Some(if hop.port == 0 {
+        Lookup::Service { host, transport }
+    } else {
+        Lookup::Address { host, port: port_for(hop, transport) }
+    })
 }
 
 /// The port to reach a configured hop on: as configured, except that the vendor's default 5060

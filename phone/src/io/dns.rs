@@ -8,23 +8,53 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use rand::Rng;
 
 use crate::core::{Lookup, Transport};
 use crate::error::PhoneError;
+use crate::quirks::{Quirk, Quirks};
 
-/// Answers kept for ever by `ignore-dns-ttl`, by lookup.
-type StaleCache = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
+/// The last good answer of each lookup, by lookup: served past its TTL while the DNS does not
+/// answer, and for ever under `ignore-dns-ttl`.
+type LastAnswers = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
+
+/// Why a lookup found no addresses.
+#[derive(Debug)]
+enum LookupFailure {
+    /// The DNS answered: the name has no such records (NXDOMAIN, or no data).
+    NoRecords(String),
+    /// The DNS did not answer: a timeout, ICMP port unreachable, a refused or reset TCP
+    /// connection, SERVFAIL or REFUSED. The last good answer may stand in (serve-stale).
+    Unanswered(String),
+}
+
+impl LookupFailure {
+    fn of(what: &str, error: NetError) -> LookupFailure {
+        if error.is_no_records_found() {
+            LookupFailure::NoRecords(format!("{what}: {error}"))
+        } else {
+            LookupFailure::Unanswered(format!("{what}: {error}"))
+        }
+    }
+}
 
 /// Resolves configured server names into the addresses to try, in order.
 #[derive(Clone)]
 pub struct SipResolver {
     resolver: TokioResolver,
     server: SocketAddr,
+    /// How long one lookup (NAPTR, SRV and A together) may wait for the DNS.
+    timeout: Duration,
+    last_answers: LastAnswers,
     /// `ignore-dns-ttl`: every answer kept for ever, whatever its TTL.
-    stale_cache: Option<StaleCache>,
+    ignore_ttl: bool,
+    /// `ignore-srv-priority`: SRV targets highest priority value first.
+    ignore_srv_priority: bool,
+    /// `requery-dns`: the cache is bypassed, every lookup asks the DNS.
+    requery: bool,
 }
 
 impl std::fmt::Debug for SipResolver {
@@ -35,13 +65,16 @@ impl std::fmt::Debug for SipResolver {
 
 impl SipResolver {
     /// A resolver that asks `server` only (UDP, then TCP for truncated answers), from `bind_ip`,
-    /// never the system's configuration or hosts file; a query gives up after `timeout`. Its
-    /// cache keeps each answer for its TTL and no longer; `ignore_ttl` keeps answers for ever.
+    /// never the system's configuration or hosts file. A lookup gives up after `timeout` however
+    /// many queries it takes (one query, sent once and retransmitted within it, never retried
+    /// after it), and then uses the last good answer of that lookup, past its TTL, if there is
+    /// one (F5 allows it while the DNS does not answer). The cache keeps each answer for its TTL
+    /// and no longer. The DNS quirks in `quirks` apply.
     pub fn new(
         server: SocketAddr,
         bind_ip: IpAddr,
         timeout: Duration,
-        ignore_ttl: bool,
+        quirks: &Quirks,
     ) -> Result<SipResolver, PhoneError> {
         let connection = |mut connection: ConnectionConfig| {
             connection.port = server.port();
@@ -53,6 +86,12 @@ impl SipResolver {
         let config = ResolverConfig::from_name_servers(vec![name_server]);
         let mut options = ResolverOpts::default();
         options.timeout = timeout;
+        // hickory's `attempts` are retries after a failed query, each with a full timeout of its
+        // own: a silent DNS would cost (1 + attempts) timeouts. One query it is.
+        options.attempts = 0;
+        // No TTL floor: a 1 s TTL expires 1 s after the answer came (F5). The ceiling stays
+        // hickory's one day; negative answers live for the SOA's negative TTL (RFC 2308).
+        options.positive_min_ttl = Some(Duration::ZERO);
         options.use_hosts_file = ResolveHosts::Never;
         options.ip_strategy = if bind_ip.is_ipv4() { LookupIpStrategy::Ipv4Only } else { LookupIpStrategy::Ipv6Only };
         // The lab's DNS is authoritative and never recurses.
@@ -61,31 +100,74 @@ impl SipResolver {
             .with_options(options)
             .build()
             .map_err(|e| PhoneError::Resolver(e.to_string()))?;
-        let stale_cache = ignore_ttl.then(|| Arc::new(Mutex::new(HashMap::new())));
-        Ok(SipResolver { resolver, server, stale_cache })
+        Ok(SipResolver {
+            resolver,
+            server,
+            timeout,
+            last_answers: Arc::default(),
+            ignore_ttl: quirks.has(Quirk::IgnoreDnsTtl),
+            ignore_srv_priority: quirks.has(Quirk::IgnoreSrvPriority),
+            requery: quirks.has(Quirk::RequeryDns),
+        })
     }
 
-    /// The addresses `lookup` names, in the order to try them.
+    /// The addresses `lookup` names, in the order to try them: a fresh answer when the cached one's
+    /// TTL ran out, or the last good one while the DNS does not answer.
     pub async fn resolve(&self, lookup: &Lookup) -> Result<Vec<SocketAddr>, String> {
         let key = format!("{lookup:?}");
-        if let Some(cache) = &self.stale_cache
-            && let Some(found) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        if self.ignore_ttl
+            && let Some(found) = self.last_answer(&key)
         {
             tracing::debug!("DNS {key}: answered from the never-expiring cache (quirk ignore-dns-ttl)");
-            return Ok(found.clone());
+            return Ok(found);
         }
-        let answer = match lookup {
-            Lookup::Address { host, port } => self.addresses(host, *port).await,
-            Lookup::Service { host, transport } => self.service(host, *transport).await,
+        if self.requery {
+            tracing::debug!("DNS {key}: cache emptied, asking the DNS again (quirk requery-dns)");
+            self.resolver.clear_cache();
+        }
+        let answer = match tokio::time::timeout(self.timeout, self.lookup(lookup)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(LookupFailure::Unanswered(format!("{key}: no answer within {:?}", self.timeout))),
         };
-        if let (Some(cache), Ok(found)) = (&self.stale_cache, &answer) {
-            cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.clone());
+        let mut last_answers = self.last_answers.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Ok(found) => {
+                if found.is_empty() {
+                    last_answers.remove(&key);
+                } else {
+                    last_answers.insert(key, found.clone());
+                }
+                Ok(found)
+            }
+            Err(LookupFailure::NoRecords(detail)) => {
+                last_answers.remove(&key);
+                Err(detail)
+            }
+            Err(LookupFailure::Unanswered(detail)) => match last_answers.get(&key) {
+                Some(found) => {
+                    tracing::debug!(
+                        "DNS {key}: {detail}; using the last answer {found:?} past its TTL until the DNS answers again"
+                    );
+                    Ok(found.clone())
+                }
+                None => Err(detail),
+            },
         }
-        answer
     }
 
-    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        let answer = self.resolver.lookup_ip(absolute(host)).await.map_err(|e| format!("{host}: {e}"))?;
+    fn last_answer(&self, key: &str) -> Option<Vec<SocketAddr>> {
+        self.last_answers.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    async fn lookup(&self, lookup: &Lookup) -> Result<Vec<SocketAddr>, LookupFailure> {
+        match lookup {
+            Lookup::Address { host, port } => self.addresses(host, *port).await,
+            Lookup::Service { host, transport } => self.service(host, *transport).await,
+        }
+    }
+
+    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, LookupFailure> {
+        let answer = self.resolver.lookup_ip(absolute(host)).await.map_err(|e| LookupFailure::of(host, e))?;
         let addresses: Vec<SocketAddr> = answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         tracing::debug!("DNS {host} -> {addresses:?}");
         Ok(addresses)
@@ -94,8 +176,9 @@ impl SipResolver {
     /// RFC 3263 §4 for a host without a port: the NAPTR records of `host` for the transport
     /// (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`) by order and preference, each replacement's SRV
     /// records; without NAPTR, the SRV records `_sip._udp`, `_sip._tcp` or `_sips._tcp`;
-    /// without SRV, the host's addresses on the transport's default port.
-    async fn service(&self, host: &str, transport: Transport) -> Result<Vec<SocketAddr>, String> {
+    /// without SRV, the host's addresses on the transport's default port. A query the DNS does
+    /// not answer ends the lookup at once.
+    async fn service(&self, host: &str, transport: Transport) -> Result<Vec<SocketAddr>, LookupFailure> {
         let wanted = naptr_service(transport);
         let naptr = match self.resolver.lookup(absolute(host), RecordType::NAPTR).await {
             Ok(answer) => answer
@@ -113,7 +196,7 @@ impl SipResolver {
                 })
                 .collect::<Vec<_>>(),
             Err(e) if e.is_no_records_found() => Vec::new(),
-            Err(e) => return Err(format!("{host} NAPTR: {e}")),
+            Err(e) => return Err(LookupFailure::of(&format!("{host} NAPTR"), e)),
         };
         let mut matching: Vec<_> =
             naptr.into_iter().filter(|(_, _, services, flags, _)| services == wanted && flags == "S").collect();
@@ -123,11 +206,13 @@ impl SipResolver {
             match self.srv(replacement).await {
                 Ok(found) if !found.is_empty() => return Ok(found),
                 Ok(_) => {}
+                Err(e @ LookupFailure::Unanswered(_)) => return Err(e),
                 Err(e) => last_error = Some(e),
             }
         }
         if !matching.is_empty() {
-            return Err(last_error.unwrap_or_else(|| format!("{host}: no usable {wanted} NAPTR target")));
+            return Err(last_error
+                .unwrap_or_else(|| LookupFailure::NoRecords(format!("{host}: no usable {wanted} NAPTR target"))));
         }
         let service = format!("{}.{host}", srv_prefix(transport));
         match self.srv(&service).await {
@@ -141,7 +226,7 @@ impl SipResolver {
     }
 
     /// SRV records by priority, then weight (RFC 2782), each target's addresses in turn.
-    async fn srv(&self, service: &str) -> Result<Vec<SocketAddr>, String> {
+    async fn srv(&self, service: &str) -> Result<Vec<SocketAddr>, LookupFailure> {
         let records = match self.resolver.srv_lookup(absolute(service)).await {
             Ok(answer) => answer
                 .answers()
@@ -152,16 +237,23 @@ impl SipResolver {
                 })
                 .collect::<Vec<_>>(),
             Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
-            Err(e) => return Err(format!("{service}: {e}")),
+            Err(e) => return Err(LookupFailure::of(service, e)),
+        };
+        let ordered = if self.ignore_srv_priority {
+            tracing::debug!("DNS {service}: SRV targets highest priority value first (quirk ignore-srv-priority)");
+            order_by_reversed_priority(records)
+        } else {
+            order_by_priority_and_weight(records)
         };
         let mut addresses = Vec::new();
         let mut last_error = None;
-        for (_, _, port, target) in order_by_priority_and_weight(records) {
+        for (_, _, port, target) in ordered {
             if target == "." {
                 continue; // RFC 2782: the service is decidedly not available here.
             }
             match self.addresses(&target, port).await {
                 Ok(found) => addresses.extend(found),
+                Err(e @ LookupFailure::Unanswered(_)) => return Err(e),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -231,6 +323,13 @@ fn order_by_priority_and_weight<T>(mut records: Vec<(u16, u16, u16, T)>) -> Vec<
     ordered
 }
 
+/// The quirk `ignore-srv-priority`: the reverse of RFC 2782, highest priority value first, and
+/// within one priority by target name, so the order is the same every time.
+fn order_by_reversed_priority<T: Ord>(mut records: Vec<(u16, u16, u16, T)>) -> Vec<(u16, u16, u16, T)> {
+    records.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.3.cmp(&b.3)));
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +347,15 @@ mod tests {
         let mut ordered: Vec<&str> = order_by_priority_and_weight(records).into_iter().map(|r| r.3).collect();
         ordered.sort();
         assert_eq!(ordered, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn quirk_ignore_srv_priority_puts_the_highest_priority_value_first_every_time() {
+        for _ in 0..20 {
+            let records = vec![(10, 60, 5060, "a"), (20, 60, 5060, "c"), (20, 40, 5060, "b"), (5, 0, 5060, "z")];
+            let ordered: Vec<&str> = order_by_reversed_priority(records).into_iter().map(|r| r.3).collect();
+            assert_eq!(ordered, vec!["b", "c", "a", "z"]);
+        }
     }
 
     #[test]

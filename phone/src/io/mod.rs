@@ -103,10 +103,7 @@ pub async fn run(
 ) -> Result<(), PhoneError> {
     let network_timeout = settings.timers.transaction_timer.max(MIN_NETWORK_TIMEOUT);
     let resolver = match options.dns {
-        Some(server) => {
-            let ignore_ttl = settings.quirks.has(crate::quirks::Quirk::IgnoreDnsTtl);
-            Some(dns::SipResolver::new(server, settings.bind_ip, network_timeout, ignore_ttl)?)
-        }
+        Some(server) => Some(dns::SipResolver::new(server, settings.bind_ip, network_timeout, &settings.quirks)?),
         None => None,
     };
     let tls = match (&options.ca, settings.transport) {

@@ -741,6 +741,7 @@ mod outbound;
 mod quirks;
 mod rows;
 mod simulated;
+mod srv;
 mod stun;
 mod transactions;
 mod wire;
