@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{CaseError, Violation};
 use crate::faults::Fault;
-use crate::lab::Lab;
+use crate::lab::{Lab, LabSpec};
 use crate::provision::{Configuration, Timers};
 use crate::requirement::Requirement;
 use crate::trace::Transport;
@@ -41,6 +41,8 @@ pub struct Case {
     pub needs: Needs,
     /// The timers the phone is provisioned with.
     pub timers: Timers,
+    /// What the case changes in its lab ([`crate::lab::standard_lab`]: nothing).
+    pub lab: fn(&mut LabSpec),
     pub run: CaseFn,
 }
 

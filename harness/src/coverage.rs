@@ -22,12 +22,23 @@ pub struct PendingQuirk {
     pub reason: &'static str,
 }
 
+/// A quirk that changes the phone's behaviour within what the spec allows (re-querying the DNS
+/// early): the cases it names must pass with it, so no case fails a legal phone.
+#[derive(Debug, Clone, Copy)]
+pub struct LegalVariant {
+    pub quirk: &'static str,
+    pub cases: &'static str,
+    /// Why the behaviour is allowed.
+    pub allowed_by: &'static str,
+}
+
 /// Everything a build of the suites knows: its cases and its ratchet.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub cases: Vec<Case>,
     pub catches: Vec<QuirkCatch>,
     pub pending: Vec<PendingQuirk>,
+    pub legal: Vec<LegalVariant>,
 }
 
 impl Catalog {
@@ -37,6 +48,17 @@ impl Catalog {
         for catch in &self.catches {
             for case in self.cases.iter().filter(|c| filter_matches(catch.cases, &c.id)) {
                 pairs.push((catch.quirk, case.id.clone(), catch.requirement));
+            }
+        }
+        pairs
+    }
+
+    /// The (legal quirk, case id) pairs that must pass, globs expanded over the cases.
+    pub fn legal_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        for legal in &self.legal {
+            for case in self.cases.iter().filter(|c| filter_matches(legal.cases, &c.id)) {
+                pairs.push((legal.quirk, case.id.clone()));
             }
         }
         pairs
@@ -81,6 +103,13 @@ to make a case fail citing it.\n"
                 for (quirk, count) in quirks {
                     let _ = writeln!(out, "- `{quirk}`: {count} case{}", if count == 1 { "" } else { "s" });
                 }
+            }
+        }
+        if !self.legal.is_empty() {
+            let _ = writeln!(out, "\n## Legal variants: quirks every case they name must pass\n");
+            for legal in &self.legal {
+                let count = self.legal_pairs().iter().filter(|(q, _)| *q == legal.quirk).count();
+                let _ = writeln!(out, "- `{}` on `{}` ({count} cases): {}", legal.quirk, legal.cases, legal.allowed_by);
             }
         }
         if !self.pending.is_empty() {

@@ -24,6 +24,10 @@ use crate::trace::{Direction, DnsRecord, Fate, Payload, Record as TraceRecord, T
 /// The zone template every case starts from (`fixtures/zones/lab.test.zone`).
 pub const ZONE_TEMPLATE: &str = include_str!("../../fixtures/zones/lab.test.zone");
 
+/// The TTL of the registrars' SIP service records (`registrars.<zone>`: NAPTR, and SRV naming
+/// both registrars), as the zone template writes it: F5 cases wait it out.
+pub const SERVICE_TTL_S: u32 = 2;
+
 /// Fills the zone template with the case's addresses.
 pub fn render_zone(template: &str, topology: &Topology) -> String {
     let mut text = template.replace("{{zone}}", &topology.zone);
@@ -258,6 +262,7 @@ async fn answer_query(
         transport,
         local,
         remote: source,
+        flow: None,
         payload: Payload::Dns(payload),
         fate,
     };

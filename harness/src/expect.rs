@@ -330,7 +330,10 @@ pub fn request_uri_complaint(events: &[TraceEvent], response: &TraceEvent, topol
     })?;
     let uri = request.sip()?.request_uri()?.ok()?;
     let host = uri.as_sip()?.host.to_string();
-    if topology.element_named(&host) == Some(response.element) {
+    // A registrar provisioned as the registrars' SIP service is named by it (RFC 3263).
+    let service = response.element.is_registrar()
+        && host.trim_end_matches('.').eq_ignore_ascii_case(&topology.registrar_service());
+    if topology.element_named(&host) == Some(response.element) || service {
         None
     } else {
         Some(format!("the REGISTER reached {} but its Request-URI names {host}", response.element))

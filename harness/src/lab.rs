@@ -39,13 +39,18 @@ pub struct LabSpec {
     pub digest: bool,
     /// Registrars answer 423 with this Min-Expires to shorter requests.
     pub min_expires: u32,
-    /// Registrars' RFC 5626 support (Require: outbound, Flow-Timer).
+    /// Registrars' RFC 5626 support (Require: outbound, Flow-Timer): on exactly when the
+    /// configuration has SIP outbound on, unless a case says otherwise (see [`LabSpec::for_case`]).
     pub outbound: Option<OutboundSupport>,
     pub proxy: ProxyConfig,
     /// Claim the first free block in order (for `serve`), instead of one spread by process id.
     pub first_free_block: bool,
     /// Provision BLF and MWI subscriptions.
     pub subscriptions: bool,
+    /// Name the registrar by the registrars' SIP service (`sip registrar ip: registrars.<zone>`,
+    /// port 0), whose SRV records name registrar-a and then registrar-b, instead of each by host
+    /// and port.
+    pub registrar_service: bool,
     pub zone: String,
 }
 
@@ -57,14 +62,35 @@ impl LabSpec {
             timers: Timers::fast(),
             digest: true,
             min_expires: 1,
-            outbound: None,
+            outbound: configuration
+                .sip_outbound()
+                .then(|| OutboundSupport::granting(Timers::fast().outbound.flow_timer)),
             proxy: ProxyConfig::default(),
             first_free_block: false,
             subscriptions: false,
+            registrar_service: false,
             zone: "lab.test".into(),
         }
     }
 }
+
+impl LabSpec {
+    /// The lab a case asks for: its configuration, transport, timers and subscriptions, the
+    /// registrars granting the case's `Flow-Timer`, then the case's own adjustments.
+    pub fn for_case(case: &crate::case::Case) -> LabSpec {
+        let mut spec = LabSpec {
+            subscriptions: case.needs.subscriptions,
+            timers: case.timers,
+            ..LabSpec::new(case.configuration, case.transport)
+        };
+        spec.outbound = spec.outbound.map(|_| OutboundSupport::granting(case.timers.outbound.flow_timer));
+        (case.lab)(&mut spec);
+        spec
+    }
+}
+
+/// The lab as [`LabSpec::for_case`] makes it, unchanged: what most cases want.
+pub fn standard_lab(_: &mut LabSpec) {}
 
 /// The sockets of one SIP element, bound before the element's tasks take them.
 struct ElementSockets {
@@ -178,6 +204,7 @@ impl Lab {
             &topology,
             spec.timers,
             spec.subscriptions,
+            spec.registrar_service,
             DEFAULT_MAC,
         );
         let mut tasks = Vec::new();
@@ -232,7 +259,8 @@ impl Lab {
             console: topology.console_ip(),
         };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
-        let timing = Timing::new(spec.timers, dut.capabilities().clone());
+        let timing =
+            Timing::new(spec.timers, dut.capabilities().clone()).with_sip_outbound(spec.configuration.sip_outbound());
         dut.start().await?;
         tracing::info!(block = %topology.ip(Element::Dns), "lab up");
         Ok(Lab {
@@ -272,6 +300,12 @@ impl Lab {
         self.dir.path()
     }
 
+    /// Records something the case did outside the elements' faults (a DNS record changed), so
+    /// ladders and snapshots show it and cut their phases there.
+    pub fn note_action(&self, element: Element, text: impl Into<String>) {
+        self.note(element, text.into());
+    }
+
     fn note(&self, element: Element, text: String) {
         let addr = self.topology.sip_addr(element);
         self.trace.record(Record {
@@ -280,6 +314,7 @@ impl Lab {
             transport: Transport::Udp,
             local: addr,
             remote: addr,
+            flow: None,
             payload: Payload::Action(text),
             fate: Fate::Delivered,
         });

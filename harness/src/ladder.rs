@@ -8,11 +8,15 @@ use sip::{HeaderName, Host, Message, SipUri, StunClass, Uri};
 use crate::topology::{Party, Topology};
 use crate::trace::{Direction, DnsRecord, Fate, Payload, TraceEvent};
 
-/// Numbers run-to-run values (Call-IDs, ephemeral ports) by first use.
+/// Numbers run-to-run values (Call-IDs) by first use, and hides ephemeral ports.
+///
+/// An ephemeral port names a connection of the phone's (its TLS Contact), and whether the phone
+/// keeps a connection or opens a new one after a stall, and whether the kernel hands a new one
+/// the port an old one had, depends on timing: so every ephemeral port is drawn as `port`, and
+/// the ladder does not claim which connection a message used.
 #[derive(Default)]
 struct Placeholders {
     call_ids: HashMap<String, usize>,
-    ports: HashMap<u16, usize>,
 }
 
 impl Placeholders {
@@ -22,11 +26,7 @@ impl Placeholders {
     }
 
     fn port(&mut self, port: u16) -> String {
-        if matches!(port, 53 | 5060 | 5061) {
-            return port.to_string();
-        }
-        let next = self.ports.len() + 1;
-        format!("port-{}", self.ports.entry(port).or_insert(next))
+        if matches!(port, 53 | 5060 | 5061) { port.to_string() } else { "port".to_owned() }
     }
 }
 
@@ -271,7 +271,7 @@ fn mask_numbers(line: &str) -> String {
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         masked.push(c);
-        if c == '-' && (masked.ends_with("call-") || masked.ends_with("port-")) {
+        if c == '-' && masked.ends_with("call-") {
             while chars.peek().is_some_and(char::is_ascii_digit) {
                 chars.next();
             }
@@ -281,13 +281,13 @@ fn mask_numbers(line: &str) -> String {
     masked
 }
 
-/// Renumbers `call-N` and `port-N` placeholders by first appearance in `text`.
+/// Renumbers `call-N` placeholders by first appearance in `text`.
 fn renumber(text: &str) -> String {
-    let mut maps: [std::collections::HashMap<String, usize>; 2] = Default::default();
+    let mut maps: [std::collections::HashMap<String, usize>; 1] = Default::default();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while !rest.is_empty() {
-        let next = ["call-", "port-"].iter().enumerate().filter_map(|(i, p)| rest.find(p).map(|at| (at, i, *p))).min();
+        let next = ["call-"].iter().enumerate().filter_map(|(i, p)| rest.find(p).map(|at| (at, i, *p))).min();
         let Some((at, kind, prefix)) = next else {
             out.push_str(rest);
             break;

@@ -23,13 +23,13 @@ pub mod topology;
 pub mod trace;
 
 pub use case::{Case, CaseFn, CaseFuture, CaseResult, Needs, Verdict};
-pub use coverage::{Catalog, PendingQuirk, QuirkCatch};
+pub use coverage::{Catalog, LegalVariant, PendingQuirk, QuirkCatch};
 pub use elements::ElementCommand;
 pub use error::{CaseError, HarnessError, Violation};
 pub use expect::{Expect, Invite, Register, Request, Subscribe};
 pub use faults::{Event, Fault, FaultTarget};
-pub use lab::{Lab, LabSpec};
-pub use provision::{Configuration, Timers};
+pub use lab::{Lab, LabSpec, standard_lab};
+pub use provision::{Configuration, OutboundTimers, Timers};
 pub use requirement::Requirement;
 pub use steady::SteadyRules;
 pub use timing::{Deadline, Timing};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::topology::{Element, Topology};
 use crate::trace::Transport;
 
-/// The three rows of the seed's table (BRIEF §2).
+/// The three rows of the seed's table (BRIEF §2); rows 2 and 3 also with SIP outbound on (RFC
+/// 5626 flows, `sip outbound support: 1`), since only row 1's heading says it is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Configuration {
     /// Row 1: outbound off, backup proxy and backup registrar.
@@ -15,16 +16,46 @@ pub enum Configuration {
     FullBackup,
     /// Row 3: backup outbound proxy only.
     OutboundOnly,
+    /// Row 2 with SIP outbound on.
+    FullBackupRfc5626,
+    /// Row 3 with SIP outbound on.
+    OutboundOnlyRfc5626,
 }
 
 impl Configuration {
-    /// The case-id segment.
+    /// The case-id segment (BRIEF §5: `-rfc5626` appended when SIP outbound is on).
     pub fn id_segment(self) -> &'static str {
         match self {
             Configuration::NoOutbound => "no-outbound",
             Configuration::FullBackup => "full-backup",
             Configuration::OutboundOnly => "outbound-only",
+            Configuration::FullBackupRfc5626 => "full-backup-rfc5626",
+            Configuration::OutboundOnlyRfc5626 => "outbound-only-rfc5626",
         }
+    }
+
+    /// Whether the phone is provisioned with `sip outbound support: 1`.
+    pub fn sip_outbound(self) -> bool {
+        matches!(self, Configuration::FullBackupRfc5626 | Configuration::OutboundOnlyRfc5626)
+    }
+
+    /// The same row with SIP outbound on (row 1 has no outbound proxy: itself).
+    pub fn with_sip_outbound(self) -> Configuration {
+        match self {
+            Configuration::FullBackup => Configuration::FullBackupRfc5626,
+            Configuration::OutboundOnly => Configuration::OutboundOnlyRfc5626,
+            other => other,
+        }
+    }
+
+    /// Whether the row has a backup proxy and a backup registrar (rows 1 and 2).
+    pub fn has_backups(self) -> bool {
+        !matches!(self, Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626)
+    }
+
+    /// Whether the row has outbound proxies (rows 2 and 3).
+    pub fn has_outbound_proxies(self) -> bool {
+        self != Configuration::NoOutbound
     }
 }
 
@@ -46,6 +77,36 @@ pub struct Timers {
     pub subscription_period: Duration,
     /// How often the phone probes a failed primary (`refphone failback probe interval`).
     pub failback_probe: Duration,
+    /// RFC 5626: what the registrars grant as `Flow-Timer` (whole seconds), and the keep-alive
+    /// timers the phone is provisioned with.
+    pub outbound: OutboundTimers,
+}
+
+/// The RFC 5626 timers of a case: the registrars' `Flow-Timer` and the phone's own keys for
+/// what the RFC fixes (scaled down for the lab, so flows fail and recover within a case).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutboundTimers {
+    /// `Flow-Timer` in the registrars' 2xx (§4.4): keep-alives at 80-100% of it.
+    pub flow_timer: Duration,
+    /// `sip persistent tls keep alive`: the keep-alive interval without `Flow-Timer`.
+    pub keep_alive: Duration,
+    /// `refphone pong timeout`: RFC 5626 §4.4.1's 10 s for a CRLF pong.
+    pub pong_timeout: Duration,
+    /// `refphone stun rto`: RFC 5389's initial STUN retransmission timeout (a transaction gives
+    /// up after 79 of them, §7.2.1).
+    pub stun_rto: Duration,
+    /// `refphone outbound base time`: RFC 5626 §4.5's base-time (30 s, or 90 s with another flow up).
+    pub base_time: Duration,
+    /// `refphone outbound max time`: RFC 5626 §4.5's max-time (1800 s).
+    pub max_time: Duration,
+}
+
+impl OutboundTimers {
+    /// How long a STUN binding transaction runs before it times out (RFC 5389 §7.2.1: 7 sends,
+    /// the waits doubling from RTO, then 16 RTO after the last: 79 RTO).
+    pub fn stun_timeout(&self) -> Duration {
+        self.stun_rto * 79
+    }
 }
 
 impl Timers {
@@ -59,6 +120,14 @@ impl Timers {
             transaction_timer: Duration::from_millis(800),
             subscription_period: Duration::from_secs(2),
             failback_probe: Duration::from_secs(1),
+            outbound: OutboundTimers {
+                flow_timer: Duration::from_secs(2),
+                keep_alive: Duration::from_secs(2),
+                pong_timeout: Duration::from_millis(800),
+                stun_rto: Duration::from_millis(10),
+                base_time: Duration::from_millis(500),
+                max_time: Duration::from_secs(4),
+            },
         }
     }
 }
@@ -110,13 +179,16 @@ fn seconds(d: Duration) -> String {
 }
 
 impl Provisioning {
-    /// The cfg for a case. `subscriptions` provisions BLF and MWI, for cases that watch them move.
+    /// The cfg for a case. `subscriptions` provisions BLF and MWI, for cases that watch them move;
+    /// `registrar_service` names the registrar by the registrars' SIP service (port 0: NAPTR and SRV,
+    /// RFC 3263) instead of registrar-a and registrar-b by host and port.
     pub fn new(
         configuration: Configuration,
         transport: Transport,
         topology: &Topology,
         timers: Timers,
         subscriptions: bool,
+        registrar_service: bool,
         mac: &str,
     ) -> Provisioning {
         let line = LineAccount::default();
@@ -127,17 +199,23 @@ impl Provisioning {
         };
         let host = |e: Element| topology.fqdn(e);
         let port = if transport == Transport::Tls { "5061" } else { "5060" };
-        let backups = configuration != Configuration::OutboundOnly;
-        let outbound = configuration != Configuration::NoOutbound;
+        let backups = configuration.has_backups();
+        let outbound = configuration.has_outbound_proxies();
         key("sip proxy ip", host(Element::ProxyA));
         key("sip proxy port", port.into());
         if backups {
             key("sip backup proxy ip", host(Element::ProxyB));
             key("sip backup proxy port", port.into());
         }
-        key("sip registrar ip", host(Element::RegistrarA));
-        key("sip registrar port", port.into());
-        if backups {
+        if registrar_service {
+            // RFC 3263: the service's NAPTR and SRV records name both registrars (F5).
+            key("sip registrar ip", topology.registrar_service());
+            key("sip registrar port", "0".into());
+        } else {
+            key("sip registrar ip", host(Element::RegistrarA));
+            key("sip registrar port", port.into());
+        }
+        if backups && !registrar_service {
             key("sip backup registrar ip", host(Element::RegistrarB));
             key("sip backup registrar port", port.into());
         }
@@ -147,7 +225,7 @@ impl Provisioning {
             key("sip backup outbound proxy", host(Element::OutboundB));
             key("sip backup outbound proxy port", port.into());
         }
-        key("sip outbound support", "0".into());
+        key("sip outbound support", if configuration.sip_outbound() { "1" } else { "0" }.into());
         key(
             "sip transport protocol",
             match transport {
@@ -172,6 +250,14 @@ impl Provisioning {
             key("refphone subscription period", seconds(timers.subscription_period));
         }
         key("refphone failback probe interval", seconds(timers.failback_probe));
+        if configuration.sip_outbound() {
+            let outbound = &timers.outbound;
+            key("sip persistent tls keep alive", seconds(outbound.keep_alive));
+            key("refphone pong timeout", seconds(outbound.pong_timeout));
+            key("refphone stun rto", outbound.stun_rto.as_millis().to_string());
+            key("refphone outbound base time", seconds(outbound.base_time));
+            key("refphone outbound max time", seconds(outbound.max_time));
+        }
 
         let mut mac_cfg = String::new();
         let _ = writeln!(mac_cfg, "# Line account for the phone with MAC {mac}.");

@@ -66,11 +66,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         Ok(d) => d,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
     };
-    let spec = LabSpec {
-        subscriptions: case.needs.subscriptions,
-        timers: case.timers,
-        ..LabSpec::new(case.configuration, case.transport)
-    };
+    let spec = LabSpec::for_case(case);
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),

@@ -21,6 +21,9 @@ pub struct SteadyRules {
     /// else means two registrars hold the phone at once (a binding at a failed element cannot be
     /// accepted, so it does not count).
     pub registrar: (Element, Requirement),
+    /// Whether the registrar may change in the window (a DNS answer that names another one
+    /// may be used as soon as it is fetched): then no registrar rule.
+    pub registrar_may_change: bool,
     /// How often the phone may probe a failed primary.
     pub probe_interval: Duration,
     /// Elements that are down while nothing better is up (a primary and its backup both
@@ -43,6 +46,7 @@ impl SteadyRules {
         SteadyRules {
             failed: Vec::new(),
             registrar: (registrar, requirement),
+            registrar_may_change: false,
             probe_interval,
             retrying: Vec::new(),
             quiet: Vec::new(),
@@ -67,6 +71,12 @@ impl SteadyRules {
     /// `element` gets nothing at all, not even a probe, before `until` on the trace's clock.
     pub fn quiet_until(mut self, element: Element, until: Duration, requirement: Requirement) -> SteadyRules {
         self.quiet.push((element, until, requirement));
+        self
+    }
+
+    /// The phone may move to another registrar within the window: no registrar rule.
+    pub fn registrar_may_change(mut self) -> SteadyRules {
+        self.registrar_may_change = true;
         self
     }
 
@@ -117,7 +127,8 @@ impl SteadyRules {
             }
         }
         let (registrar, requirement) = self.registrar;
-        let accepted = event.direction == Direction::Sent
+        let accepted = !self.registrar_may_change
+            && event.direction == Direction::Sent
             && event.element.is_registrar()
             && event.element != registrar
             && message.status().is_some_and(|s| (200..300).contains(&s))

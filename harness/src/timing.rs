@@ -60,11 +60,34 @@ impl fmt::Display for Deadline {
 pub struct Timing {
     pub timers: Timers,
     pub capabilities: Capabilities,
+    /// Whether the phone runs RFC 5626 flows (`sip outbound support: 1`): then a failed primary
+    /// is tried again on the §4.5 backoff, not on the probe interval.
+    pub sip_outbound: bool,
 }
 
 impl Timing {
     pub fn new(timers: Timers, capabilities: Capabilities) -> Timing {
-        Timing { timers, capabilities }
+        Timing { timers, capabilities, sip_outbound: false }
+    }
+
+    /// The same timing for a phone with RFC 5626 flows on (or off).
+    pub fn with_sip_outbound(mut self, on: bool) -> Timing {
+        self.sip_outbound = on;
+        self
+    }
+
+    /// The least time between two background attempts at a failed primary: the probe interval,
+    /// or with RFC 5626 the least §4.5 backoff (after one failure, `base-time * 2 * 0.5`).
+    pub fn probe_spacing(&self) -> Duration {
+        if self.sip_outbound { self.timers.outbound.base_time } else { self.timers.failback_probe }
+    }
+
+    /// The RFC 5626 §4.5 bounds of the wait before attempt `failures + 1` at a failed flow:
+    /// `min(max-time, base-time * 2^failures)` times 0.5 to 1.
+    pub fn backoff_bounds(&self, failures: u32) -> (Duration, Duration) {
+        let outbound = &self.timers.outbound;
+        let upper = outbound.base_time.saturating_mul(1 << failures.min(30)).min(outbound.max_time);
+        (upper / 2, upper)
     }
 
     pub fn jitter(&self) -> Duration {
@@ -176,8 +199,13 @@ impl Timing {
     /// After a primary returns: the next probe (a probe in flight when it returned may still time
     /// out first), its answer, then the moves back.
     pub fn failback(&self) -> Deadline {
-        self.with_jitter(
+        let next_attempt = if self.sip_outbound {
+            Deadline::of("the RFC 5626 reconnect backoff, at most max-time", self.timers.outbound.max_time)
+        } else {
             Deadline::of("probe interval", self.timers.failback_probe)
+        };
+        self.with_jitter(
+            next_attempt
                 .plus(format!("a probe in flight timing out ({})", self.timeout_term()), self.transaction_timeout()),
         )
     }

@@ -1,4 +1,4 @@
-//! The lab's TLS: a CA made per lab (rcgen) and a server certificate per element, with its FQDN, its IP and the zone as SANs (RFC 5922).
+//! The lab's TLS: a CA made per lab (rcgen) and a server certificate per element, with its FQDN, its IP, the zone and (registrars) the registrars' service name as SANs (RFC 5922).
 
 use std::sync::Arc;
 
@@ -41,14 +41,18 @@ impl LabCa {
         &self.certificate_der
     }
 
-    /// A server certificate and key for `element`, its SANs being its FQDN, its IP and the zone.
+    /// A server certificate and key for `element`, its SANs being its FQDN, its IP, the zone and, for a registrar, the registrars' service.
     pub fn server_identity(
         &self,
         element: Element,
         topology: &Topology,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), HarnessError> {
         let key = KeyPair::generate().map_err(tls_error)?;
-        let sans = vec![topology.fqdn(element), topology.ip(element).to_string(), topology.zone.clone()];
+        let mut sans = vec![topology.fqdn(element), topology.ip(element).to_string(), topology.zone.clone()];
+        if element.is_registrar() {
+            // A URI naming the registrars' service reaches either (RFC 5922 §7.2: the URI's domain).
+            sans.push(topology.registrar_service());
+        }
         let mut params = CertificateParams::new(sans).map_err(tls_error)?;
         params.distinguished_name.push(DnType::CommonName, topology.fqdn(element));
         let certificate = params.signed_by(&key, &self.issuer).map_err(tls_error)?;

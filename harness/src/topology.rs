@@ -152,6 +152,12 @@ impl Topology {
         SocketAddr::new(self.ip(element), 5060)
     }
 
+    /// `registrars.lab.test`: both registrars as one SIP service (NAPTR and SRV, registrar-a
+    /// preferred), for phones provisioned with a service name rather than hosts (F5).
+    pub fn registrar_service(&self) -> String {
+        format!("registrars.{}", self.zone)
+    }
+
     /// `proxy-a.lab.test`
     pub fn fqdn(&self, element: Element) -> String {
         format!("{}.{}", element.name(), self.zone)

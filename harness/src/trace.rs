@@ -94,6 +94,9 @@ pub struct TraceEvent {
     pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The element's TCP/TLS connection it travelled on (per element, numbered from 1); `None`
+    /// for UDP and the harness's own records.
+    pub flow: Option<u64>,
     pub payload: Payload,
     pub fate: Fate,
 }
@@ -128,6 +131,7 @@ pub struct Record {
     pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    pub flow: Option<u64>,
     pub payload: Payload,
     pub fate: Fate,
 }
@@ -162,6 +166,7 @@ impl Trace {
                 transport: record.transport,
                 local: record.local,
                 remote: record.remote,
+                flow: record.flow,
                 payload: record.payload,
                 fate: record.fate,
             });

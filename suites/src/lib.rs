@@ -1,14 +1,16 @@
 //! The conformance cases, by area; each cites the requirement IDs (BRIEF §2) it checks, next to the check.
 
 pub mod call;
+pub mod dns;
 pub mod failover;
+pub mod outbound;
 pub mod register;
 pub mod reset;
 pub mod steps;
 pub mod subscribe;
 
 use harness::Requirement::{self, *};
-use harness::{Case, Catalog, PendingQuirk, QuirkCatch};
+use harness::{Case, Catalog, LegalVariant, PendingQuirk, QuirkCatch};
 
 const fn catch(quirk: &'static str, cases: &'static str, requirement: Requirement) -> QuirkCatch {
     QuirkCatch { quirk, cases, requirement }
@@ -94,31 +96,35 @@ pub const QUIRK_CATCHES: &[QuirkCatch] = &[
     // The cfg's transport, and ICMP read as the profile declares.
     catch("udp-only", "failover.no-outbound.primary-registrar-fails.silent.tcp", C1),
     catch("ignore-icmp", "failover.no-outbound.primary-registrar-fails.refuse.udp", R1_2),
+    // Rows 2 and 3 with RFC 5626 flows.
+    catch("no-outbound-proxy-failover", "failover.full-backup-rfc5626.*", R2_2),
+    catch("no-outbound-proxy-failover", "failover.outbound-only-rfc5626.*", R3_2),
+    // F2-F4: the instance, the keep-alives, the flows re-established.
+    catch("new-instance-each-boot", "outbound.*.instance-kept-across-reboot.*", F2),
+    catch("no-keepalive", "outbound.*.keepalives.*", F3),
+    catch("keepalive-too-slow", "outbound.*.keepalives.*", F3),
+    catch("keepalive-without-require", "outbound.*.no-require-no-keepalives.*", F3),
+    catch("no-keepalive", "outbound.*.flow-fails-between-requests.*", F3),
+    catch("no-flow-recovery", "outbound.*.flow-reestablished.*", F4),
+    catch("backoff-too-eager", "outbound.*.flow-reestablished.*", F4),
+    // F5: SRV priority, and answers used past their TTL.
+    catch("ignore-srv-priority", "dns.*.srv-priority.*", F5),
+    catch("ignore-srv-priority", "dns.*.next-srv-target.*", F5),
+    catch("ignore-dns-ttl", "dns.*.record-changes.*", F5),
+    catch("ignore-dns-ttl", "dns.*.dns-fails.*", F5),
 ];
 
 /// Quirks no case catches yet, each with the reason; a test fails when one of these is caught
 /// already (move it to [`QUIRK_CATCHES`]) or does not exist.
-pub const PENDING_QUIRKS: &[PendingQuirk] = &[
-    PendingQuirk {
-        quirk: "ignore-dns-ttl",
-        reason: "F5 cases (DNS records changing under TTLs) come with the feature-bullet issue",
-    },
-    PendingQuirk {
-        quirk: "no-keepalive",
-        reason: "F3 cases (RFC 5626 keep-alives) come with the feature-bullet issue",
-    },
-    PendingQuirk { quirk: "keepalive-too-slow", reason: "F3 cases come with the feature-bullet issue" },
-    PendingQuirk { quirk: "keepalive-without-require", reason: "F3 cases come with the feature-bullet issue" },
-    PendingQuirk { quirk: "no-flow-recovery", reason: "F4 cases (flow recovery) come with the feature-bullet issue" },
-    PendingQuirk {
-        quirk: "backoff-too-eager",
-        reason: "F4 cases (RFC 5626 backoff) come with the feature-bullet issue",
-    },
-    PendingQuirk {
-        quirk: "new-instance-each-boot",
-        reason: "F2 cases (+sip.instance across a reboot) come with the feature-bullet issue",
-    },
-];
+pub const PENDING_QUIRKS: &[PendingQuirk] = &[];
+
+/// Quirks within the spec: every case they name must pass with them (BRIEF §2: re-querying the DNS
+/// early is allowed).
+pub const LEGAL_VARIANTS: &[LegalVariant] = &[LegalVariant {
+    quirk: "requery-dns",
+    cases: "dns.*",
+    allowed_by: "F5 allows re-querying before the TTL runs out; a case must not fail a legal phone",
+}];
 
 /// Every case this build knows, in listing order.
 pub fn cases() -> Vec<Case> {
@@ -128,10 +134,17 @@ pub fn cases() -> Vec<Case> {
     cases.extend(failover::cases());
     cases.extend(reset::cases());
     cases.extend(call::cases());
+    cases.extend(outbound::cases());
+    cases.extend(dns::cases());
     cases
 }
 
 /// The cases and the ratchet, for the CLI and the tests.
 pub fn catalog() -> Catalog {
-    Catalog { cases: cases(), catches: QUIRK_CATCHES.to_vec(), pending: PENDING_QUIRKS.to_vec() }
+    Catalog {
+        cases: cases(),
+        catches: QUIRK_CATCHES.to_vec(),
+        pending: PENDING_QUIRKS.to_vec(),
+        legal: LEGAL_VARIANTS.to_vec(),
+    }
 }

@@ -76,12 +76,23 @@ pub async fn starts_at(
 /// The phone stays at `placement` for a steady window (BRIEF §2): nothing to any other element,
 /// bindings only at its registrar; a breach violates `requirement`.
 pub async fn stays_at(lab: &mut Lab, placement: Placement, requirement: Requirement) -> Result<(), CaseError> {
+    let window = lab.timing().steady_window();
+    stays_at_for(lab, placement, requirement, window).await
+}
+
+/// [`stays_at`] over a window of the case's choosing.
+pub async fn stays_at_for(
+    lab: &mut Lab,
+    placement: Placement,
+    requirement: Requirement,
+    window: std::time::Duration,
+) -> Result<(), CaseError> {
     let timing = lab.timing().clone();
-    let mut rules = harness::SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
+    let mut rules = harness::SteadyRules::new(placement.registrar, requirement, timing.probe_spacing());
     for other in Element::SIP.into_iter().filter(|e| !placement.elements().contains(e)) {
         rules = rules.unused(other, requirement);
     }
-    lab.hold(rules, timing.steady_window()).await
+    lab.hold(rules, window).await
 }
 
 /// Lets the phone's start-up exchanges settle before a one-off event (`reset`, `restart`): a
@@ -91,7 +102,7 @@ pub async fn stays_at(lab: &mut Lab, placement: Placement, requirement: Requirem
 /// phone stays where it is meanwhile.
 pub async fn settle(lab: &mut Lab, placement: Placement, requirement: Requirement) -> Result<(), CaseError> {
     let timing = lab.timing().clone();
-    let rules = harness::SteadyRules::new(placement.registrar, requirement, timing.timers.failback_probe);
+    let rules = harness::SteadyRules::new(placement.registrar, requirement, timing.probe_spacing());
     lab.hold(rules, timing.steady_window() / 4).await
 }
 

@@ -1,4 +1,4 @@
-//! One test per case against the reference phone (passes, with its snapshot), one per ratchet pair (the quirk makes the case fail citing its requirement), and the ratchet's own bookkeeping.
+//! One test per case against the reference phone (passes, with its snapshot), one per ratchet pair (the quirk makes the case fail citing its requirement), one per legal variant and case it names (passes), and the ratchet's own bookkeeping.
 //!
 //! `cargo test -p suites --test cases -- <case id> --exact` runs one case and its snapshot alone;
 //! `cargo test -p suites --test cases -- ratchet` runs the quirk pairs.
@@ -25,6 +25,10 @@ fn main() {
     for (quirk, id, requirement) in catalog.quirk_pairs() {
         let case = find(&catalog, &id);
         trials.push(Trial::test(format!("ratchet::{quirk}::{id}"), move || fails_against(&case, quirk, requirement)));
+    }
+    for (quirk, id) in catalog.legal_pairs() {
+        let case = find(&catalog, &id);
+        trials.push(Trial::test(format!("legal::{quirk}::{id}"), move || passes_against(&case, quirk)));
     }
     trials.push(Trial::test("bookkeeping::every_case_is_caught_by_a_quirk", {
         let catalog = catalog.clone();
@@ -108,6 +112,16 @@ fn fails_against(case: &Case, quirk: &str, requirement: Requirement) -> Result<(
     }
 }
 
+/// A legal variant (a quirk within the spec) passes the case: no case fails a legal phone.
+fn passes_against(case: &Case, quirk: &str) -> Result<(), Failed> {
+    let result = run(case, &format!("refphone:quirk={quirk}"));
+    if result.verdict == Verdict::Pass {
+        Ok(())
+    } else {
+        Err(format!("the legal variant {quirk} should pass {}:\n{}", case.id, explain(&result)).into())
+    }
+}
+
 fn every_case_is_caught(catalog: &Catalog) -> Result<(), Failed> {
     let pairs = catalog.quirk_pairs();
     let uncaught: Vec<&str> =
@@ -160,11 +174,20 @@ fn every_quirk_is_caught_or_pending(catalog: &Catalog) -> Result<(), Failed> {
             problems.push(format!("{} is pending but a case catches it: drop it from the pending list", pending.quirk));
         }
     }
+    for legal in &catalog.legal {
+        if !known.contains(&legal.quirk) {
+            problems.push(format!("the legal variants name {}, which refphone --list-quirks lacks", legal.quirk));
+        }
+        if catalog.catches.iter().any(|c| c.quirk == legal.quirk) {
+            problems.push(format!("{} is a legal variant, yet the ratchet expects it to fail a case", legal.quirk));
+        }
+    }
     for quirk in known {
         let caught = catalog.catches.iter().any(|c| c.quirk == quirk);
         let pending = catalog.pending.iter().any(|p| p.quirk == quirk);
-        if !caught && !pending {
-            problems.push(format!("no case catches the quirk {quirk}, and it is not pending"));
+        let legal = catalog.legal.iter().any(|l| l.quirk == quirk);
+        if !caught && !pending && !legal {
+            problems.push(format!("no case catches the quirk {quirk}, and it is neither pending nor a legal variant"));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n").into()) }

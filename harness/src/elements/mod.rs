@@ -282,13 +282,14 @@ impl ElementShared {
         lock(&self.flows).len()
     }
 
-    fn record(&self, direction: Direction, transport: Transport, remote: SocketAddr, payload: Payload, fate: Fate) {
+    fn record(&self, direction: Direction, peer: Peer, payload: Payload, fate: Fate) {
         self.trace.record(Record {
             element: self.element,
             direction,
-            transport,
-            local: self.local_addr(transport),
-            remote,
+            transport: peer.transport,
+            local: self.local_addr(peer.transport),
+            remote: peer.addr,
+            flow: peer.flow,
             payload,
             fate,
         });
@@ -374,7 +375,12 @@ impl ElementShared {
         let (transport, remote) = self.destination_info(to);
         let bytes = message.to_bytes();
         // Recorded before it leaves, so the receiver's record always comes after it in the trace.
-        self.record(Direction::Sent, transport, remote, Payload::Sip(Box::new(message)), Fate::Delivered);
+        let flow = match to {
+            Destination::Flow(id) => Some(id),
+            _ => None,
+        };
+        let peer = Peer { transport, flow, addr: remote };
+        self.record(Direction::Sent, peer, Payload::Sip(Box::new(message)), Fate::Delivered);
         if !self.send_bytes(to, bytes).await {
             tracing::debug!(element = %self.element, "cannot send to {to:?}: gone");
         }
@@ -409,43 +415,31 @@ impl ElementShared {
         };
         match unit {
             Inbound::Ping => {
-                self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate.clone());
+                self.record(Direction::Received, peer, Payload::KeepAlive, fate.clone());
                 if fate == Fate::Delivered {
-                    self.record(Direction::Sent, peer.transport, peer.addr, Payload::KeepAlive, Fate::Delivered);
+                    self.record(Direction::Sent, peer, Payload::KeepAlive, Fate::Delivered);
                     self.send_bytes(keep_alive_to, b"\r\n".to_vec()).await;
                 }
             }
             Inbound::KeepAlive => {
-                self.record(Direction::Received, peer.transport, peer.addr, Payload::KeepAlive, fate);
+                self.record(Direction::Received, peer, Payload::KeepAlive, fate);
             }
             Inbound::Stun(request) => {
                 let is_binding = request.class == StunClass::BindingRequest;
-                self.record(
-                    Direction::Received,
-                    peer.transport,
-                    peer.addr,
-                    Payload::Stun(request.clone()),
-                    fate.clone(),
-                );
+                self.record(Direction::Received, peer, Payload::Stun(request.clone()), fate.clone());
                 if fate == Fate::Delivered && is_binding {
                     let answer = StunMessage::binding_success(&request, peer.addr);
                     let bytes = answer.encode();
-                    self.record(Direction::Sent, peer.transport, peer.addr, Payload::Stun(answer), Fate::Delivered);
+                    self.record(Direction::Sent, peer, Payload::Stun(answer), Fate::Delivered);
                     self.send_bytes(keep_alive_to, bytes).await;
                 }
             }
             Inbound::Malformed(malformed) => {
                 tracing::warn!(element = %self.element, "malformed message from {}: {malformed}", peer.addr);
-                self.record(Direction::Received, peer.transport, peer.addr, Payload::Malformed(malformed), fate);
+                self.record(Direction::Received, peer, Payload::Malformed(malformed), fate);
             }
             Inbound::Sip(message) => {
-                self.record(
-                    Direction::Received,
-                    peer.transport,
-                    peer.addr,
-                    Payload::Sip(message.clone()),
-                    fate.clone(),
-                );
+                self.record(Direction::Received, peer, Payload::Sip(message.clone()), fate.clone());
                 if fate != Fate::Delivered {
                     return;
                 }

@@ -44,6 +44,13 @@ pub struct OutboundSupport {
     pub flow_timer: Option<u32>,
 }
 
+impl OutboundSupport {
+    /// `Require: outbound` with `Flow-Timer` of `flow_timer` in whole seconds (at least 1).
+    pub fn granting(flow_timer: std::time::Duration) -> OutboundSupport {
+        OutboundSupport { flow_timer: Some(flow_timer.as_secs().max(1) as u32) }
+    }
+}
+
 impl Default for RegistrarConfig {
     fn default() -> RegistrarConfig {
         RegistrarConfig {

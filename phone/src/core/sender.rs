@@ -242,6 +242,24 @@ impl RequestSender {
         }
     }
 
+    /// Sends a request answered with credentials to the server that challenged it (its nonce is
+    /// that server's), the addresses not yet tried kept as the fallbacks: it finishes the request
+    /// the DNS was asked for, so it asks nothing (with `requery-dns` too).
+    fn retry_where_challenged(&mut self, now: Instant, context: &mut Context, id: RequestId) {
+        let Some(request) = self.requests.get_mut(&id) else { return };
+        let Some(challenger) = request.remote else { return self.begin(now, context, id) };
+        let untried: Vec<SocketAddr> =
+            request.candidates[request.next_candidate.min(request.candidates.len())..].to_vec();
+        request.candidates = std::iter::once(challenger).chain(untried).collect();
+        request.next_candidate = 0;
+        request.remote = None;
+        request.tried.clear();
+        request.last_unavailable = None;
+        request.stage = Stage::Resolving;
+        // The challenger is a candidate, so this cannot run out of addresses.
+        let _ = self.try_next_candidate(now, context, id);
+    }
+
     pub fn on_resolved(
         &mut self,
         now: Instant,
@@ -428,7 +446,7 @@ impl RequestSender {
         }
         self.end_transaction(context, id);
         if matches!(status, 401 | 407) && self.answer_challenge(context, id, &response) {
-            self.begin(now, context, id);
+            self.retry_where_challenged(now, context, id);
             return ResponseOutcome::Ignored;
         }
         if status == 503 && self.can_try_another_address(id) {

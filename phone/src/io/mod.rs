@@ -254,6 +254,12 @@ impl Shell {
         self.epoch += 1;
         let mut settings = self.settings.clone();
         settings.id_seed = rand::random();
+        // A reset is a reboot: the instance is the one kept in --state-dir, unless the quirk makes
+        // a new one at every start.
+        if settings.quirks.has(crate::quirks::Quirk::NewInstanceEachBoot) {
+            settings.instance_id = crate::state::new_instance();
+            tracing::info!("Command: Reset: a new +sip.instance (quirk new-instance-each-boot)");
+        }
         self.core = PhoneCore::new(settings);
         self.core.start(now);
     }

@@ -17,12 +17,17 @@ pub fn cases() -> Vec<Case> {
             // R1.1, R2.1, R3.1 name INVITE: a call in each phase of the row's story.
             cases.push(Case {
                 id: format!("call.{}.{}.silent.{transport}", row.configuration.id_segment(), row.behaviour),
-                requirements: vec![row.start, row.moved, row.returned, Requirement::C1],
+                requirements: [
+                    vec![row.start, row.moved, row.returned, Requirement::C1],
+                    crate::failover::outbound_requirements(row.configuration),
+                ]
+                .concat(),
                 configuration: row.configuration,
                 transport,
                 fault: Some(Fault::Silent),
                 needs: row.needs,
                 timers: Timers::fast(),
+                lab: harness::standard_lab,
                 run: Arc::new(move |lab| Box::pin(fail_and_return(lab, row, Fault::Silent, None, Calls::EachPhase))),
             });
         }
@@ -37,6 +42,7 @@ pub fn cases() -> Vec<Case> {
                 fault: None,
                 needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true },
                 timers: Timers::fast(),
+                lab: harness::standard_lab,
                 run: Arc::new(move |lab| Box::pin(callee_refuses(lab, code))),
             });
         }

@@ -27,6 +27,11 @@ pub const FAULTS: [Fault; 6] = [
     Fault::Stall,
 ];
 
+/// The faults rows 2 and 3 also run with SIP outbound on: one per way a flow dies (no answer,
+/// closed, an answer that means failed, a flow black-holed while new ones are served).
+pub const RFC5626_FAULTS: [Fault; 4] =
+    [Fault::Silent, Fault::Refuse, Fault::Reject { code: 503, retry_after: None }, Fault::Stall];
+
 /// Every transport a case runs over.
 pub const TRANSPORTS: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
 
@@ -54,6 +59,13 @@ pub fn cases() -> Vec<Case> {
                 cases.push(row_case(row, Fault::Silent, transport, Some(transport)));
             }
             cases.push(slow_primary_case(row, transport));
+            if row.configuration.has_outbound_proxies() {
+                // Rows 2 and 3 with RFC 5626 flows (BRIEF §2: only row 1 says outbound is off).
+                let row = Row { configuration: row.configuration.with_sip_outbound(), ..row };
+                for fault in RFC5626_FAULTS {
+                    cases.push(row_case(row, fault, transport, None));
+                }
+            }
         }
     }
     cases.extend(TRANSPORTS.map(answers_430_case));
@@ -68,6 +80,7 @@ fn row_case(row: Row, fault: Fault, transport: Transport, only: Option<Transport
         segment.push_str("-only");
     }
     let mut requirements = vec![row.start, row.moved, row.returned, Requirement::C1];
+    requirements.extend(outbound_requirements(row.configuration));
     if let Fault::Reject { retry_after: Some(_), .. } = fault {
         requirements.push(Requirement::Rfc3261_21_5_4);
     }
@@ -79,8 +92,21 @@ fn row_case(row: Row, fault: Fault, transport: Transport, only: Option<Transport
         fault: Some(fault),
         needs: row.needs,
         timers: timers_for(fault),
+        lab: harness::standard_lab,
         run: Arc::new(move |lab| Box::pin(fail_and_return(lab, row, fault, only, Calls::None))),
     }
+}
+
+/// F1 in every case whose phone has a backup outbound proxy, F2 in every case with SIP outbound on.
+pub(crate) fn outbound_requirements(configuration: harness::Configuration) -> Vec<Requirement> {
+    let mut requirements = Vec::new();
+    if configuration.has_outbound_proxies() {
+        requirements.push(Requirement::F1);
+    }
+    if configuration.sip_outbound() {
+        requirements.push(Requirement::F2);
+    }
+    requirements
 }
 
 /// The deadline for the move after `row.fails` breaks with `fault`.
@@ -163,7 +189,7 @@ pub async fn fail_and_return(
     if fault != Fault::Stall {
         let timing = lab.timing().clone();
         let mut rules =
-            SteadyRules::new(row.after.registrar, row.moved, timing.timers.failback_probe).failed(row.fails, row.moved);
+            SteadyRules::new(row.after.registrar, row.moved, timing.probe_spacing()).failed(row.fails, row.moved);
         if let Some(until) = retry_after_ends {
             rules = rules.quiet_until(row.fails, until, Requirement::Rfc3261_21_5_4);
         }
@@ -204,7 +230,7 @@ pub async fn fail_and_return(
     }
     // Settled back: bindings only at the primary registrar, nothing to the elements it left.
     let timing = lab.timing().clone();
-    let mut rules = SteadyRules::new(row.before.registrar, row.returned, timing.timers.failback_probe);
+    let mut rules = SteadyRules::new(row.before.registrar, row.returned, timing.probe_spacing());
     for element in row.after.elements().into_iter().filter(|e| !row.before.elements().contains(e)) {
         rules = rules.unused(element, row.returned);
     }
@@ -277,12 +303,13 @@ fn answers_430_case(transport: Transport) -> Case {
 fn not_failed_case(row: Row, behaviour: &str, fault: Fault, transport: Transport) -> Case {
     Case {
         id: format!("failover.{}.{behaviour}.{}.{transport}", row.configuration.id_segment(), fault.id_segment()),
-        requirements: vec![row.start, Requirement::C1],
+        requirements: [vec![row.start, Requirement::C1], outbound_requirements(row.configuration)].concat(),
         configuration: row.configuration,
         transport,
         fault: Some(fault),
         needs: row.needs,
         timers: Timers::fast(),
+        lab: harness::standard_lab,
         run: Arc::new(move |lab| Box::pin(not_failed(lab, row, fault))),
     }
 }

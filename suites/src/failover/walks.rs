@@ -56,6 +56,7 @@ pub fn cases() -> Vec<Case> {
                     fault: Some(fault),
                     needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true },
                     timers: Timers::fast(),
+                    lab: harness::standard_lab,
                     run: Arc::new(move |lab| Box::pin(walk(lab, steps, fault))),
                 });
             }
@@ -156,7 +157,7 @@ async fn walk(lab: &mut Lab, steps: [Step; 4], fault: Fault) -> Result<(), CaseE
         subscriptions = found;
         // Steady in the new state: nothing but probes to what is failed, bindings at one
         // registrar, nothing to a backup no longer in use.
-        let mut rules = SteadyRules::new(now.registrar, requirement, timing.timers.failback_probe);
+        let mut rules = SteadyRules::new(now.registrar, requirement, timing.probe_spacing());
         if state.registrar_failed {
             rules = rules.failed(Element::RegistrarA, requirement);
         } else {
@@ -188,6 +189,7 @@ pub fn both_down_cases() -> Vec<Case> {
                 fault: Some(fault),
                 needs: Needs { backup_registrar: true, backup_proxy: false, subscriptions: false },
                 timers: Timers::fast(),
+                lab: harness::standard_lab,
                 run: Arc::new(move |lab| Box::pin(both_registrars_fail(lab, fault))),
             });
         }
@@ -209,7 +211,7 @@ async fn both_registrars_fail(lab: &mut Lab, fault: Fault) -> Result<(), CaseErr
     lab.fail(Element::RegistrarB, fault);
     // Both down: the phone keeps trying both, no faster than its retry timer.
     let retry = timing.timers.registration_retry;
-    let rules = SteadyRules::new(Element::RegistrarA, Requirement::R1_2, timing.timers.failback_probe)
+    let rules = SteadyRules::new(Element::RegistrarA, Requirement::R1_2, timing.probe_spacing())
         .retrying(Element::RegistrarA, retry, Requirement::R1_2)
         .retrying(Element::RegistrarB, retry, Requirement::R1_2);
     lab.hold(rules, timing.steady_window()).await?;

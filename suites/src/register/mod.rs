@@ -17,6 +17,7 @@ pub fn cases() -> Vec<Case> {
         fault: None,
         needs: Needs::default(),
         timers: Timers::fast(),
+        lab: harness::standard_lab,
         run: Arc::new(|lab| Box::pin(basic(lab))),
     }];
     for transport in crate::failover::TRANSPORTS {
@@ -28,6 +29,7 @@ pub fn cases() -> Vec<Case> {
             fault: None,
             needs: Needs { backup_registrar: true, ..Needs::default() },
             timers: Timers::fast(),
+            lab: harness::standard_lab,
             run: Arc::new(|lab| Box::pin(registrar_restarts(lab))),
         });
     }

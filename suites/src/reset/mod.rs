@@ -28,18 +28,23 @@ pub fn cases() -> Vec<Case> {
     for (configuration, behaviour, element, placement, requirement) in RESETS {
         for transport in [Transport::Tcp, Transport::Tls] {
             let needs = Needs {
-                backup_registrar: configuration != Configuration::OutboundOnly,
-                backup_proxy: configuration != Configuration::OutboundOnly,
+                backup_registrar: configuration.has_backups(),
+                backup_proxy: configuration.has_backups(),
                 subscriptions: true,
             };
             cases.push(Case {
                 id: format!("failover.{}.{behaviour}.reset.{transport}", configuration.id_segment()),
-                requirements: vec![requirement, Requirement::C1],
+                requirements: [
+                    vec![requirement, Requirement::C1],
+                    crate::failover::outbound_requirements(configuration),
+                ]
+                .concat(),
                 configuration,
                 transport,
                 fault: None,
                 needs,
                 timers: Timers::fast(),
+                lab: harness::standard_lab,
                 run: Arc::new(move |lab| Box::pin(reset_flows(lab, element, placement, requirement))),
             });
         }

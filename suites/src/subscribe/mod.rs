@@ -21,6 +21,7 @@ pub fn cases() -> Vec<Case> {
             fault: None,
             needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true },
             timers: Timers::fast(),
+            lab: harness::standard_lab,
             run: Arc::new(|lab| Box::pin(proxy_restarts(lab))),
         })
         .collect()
