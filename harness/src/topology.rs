@@ -19,6 +19,18 @@ pub enum Element {
 }
 
 impl Element {
+    /// The element on the same side of the lab that serves what this one does not: a proxy's
+    /// registrar (REGISTER goes on there), a registrar's proxy (SUBSCRIBE, INVITE, ... go on there).
+    pub fn counterpart(self) -> Option<Element> {
+        match self {
+            Element::ProxyA => Some(Element::RegistrarA),
+            Element::RegistrarA => Some(Element::ProxyA),
+            Element::ProxyB => Some(Element::RegistrarB),
+            Element::RegistrarB => Some(Element::ProxyB),
+            _ => None,
+        }
+    }
+
     pub const ALL: [Element; 7] = [
         Element::Dns,
         Element::ProxyA,

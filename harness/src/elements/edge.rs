@@ -1,14 +1,12 @@
 //! The outbound (edge) proxy of RFC 5626: forwards the phone's requests, adds Path/Record-Route with a flow token and `;ob`, and routes requests back over the phone's flow, or answers 430 when it is gone.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
+use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
 use tokio::time::Instant;
 
+use super::relay::Relay;
 use super::{Behaviour, Capabilities, Destination, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Party, Topology};
 
@@ -28,52 +26,18 @@ fn parse_flow_token(token: &str) -> Option<Destination> {
     Some(Destination::Udp(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
 }
 
-/// A forwarded request whose final response has not come back yet.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    back: Destination,
-    since: Instant,
-    invite: bool,
-}
-
-/// How long an INVITE may wait for its final response through the edge proxy (RFC 3261 §16.6
-/// step 11, Timer C: more than 3 minutes); other requests are given up at 64*T1.
-const INVITE_PATIENCE: Duration = Duration::from_secs(181);
-
-/// Transaction-stateless forwarding (RFC 3261 §16.11): no retransmissions of its own, every
-/// retransmission passed on under the branch its first copy got, so the element behind answers it
-/// from its server transaction; with a memory of which way each forwarded request's response goes
-/// back.
+/// Transaction-stateless forwarding (RFC 3261 §16.11, [`Relay`]): no retransmissions of its own,
+/// every retransmission passed on under the branch its first copy got, so the element behind
+/// answers it from its server transaction.
 pub struct EdgeProxy {
     element: Element,
     topology: Arc<Topology>,
-    /// Our Via branch -> where its responses go, since when, and whether it is an INVITE's.
-    pending: HashMap<String, Pending>,
-    counter: u64,
+    relay: Relay,
 }
 
 impl EdgeProxy {
     pub fn new(element: Element, topology: Arc<Topology>) -> EdgeProxy {
-        EdgeProxy { element, topology, pending: HashMap::new(), counter: 0 }
-    }
-
-    /// The branch of the forwarded copy: a function of the incoming top Via's branch and sent-by
-    /// (RFC 3261 §16.11), so a retransmission, and the CANCEL or non-2xx ACK of an INVITE, get the
-    /// branch its first copy got; a request without an RFC 3261 branch gets a new one.
-    fn branch_for(&mut self, request: &Message) -> String {
-        let name = self.element.name().replace('-', "");
-        let incoming = request.top_via().ok();
-        match incoming.as_ref().and_then(|v| v.branch().filter(|b| b.starts_with("z9hG4bK")).map(|b| (v, b))) {
-            Some((via, branch)) => {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                (branch, via.host.to_string(), via.port).hash(&mut hasher);
-                format!("z9hG4bK{name}s{:016x}", hasher.finish())
-            }
-            None => {
-                self.counter += 1;
-                format!("z9hG4bK{name}e{}", self.counter)
-            }
-        }
+        EdgeProxy { element, topology: topology.clone(), relay: Relay::new(element, topology) }
     }
 
     fn own_uri(&self, user: Option<&str>) -> SipUri {
@@ -95,27 +59,6 @@ impl EdgeProxy {
             return Some(self.topology.sip_addr(element));
         }
         Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
-    }
-
-    /// Forgets the forwarded requests whose transactions are over without a final response.
-    fn forget_unanswered(&mut self, now: Instant) {
-        let give_up = super::DEFAULT_T1 * 64;
-        self.pending.retain(|_, p| now.duration_since(p.since) < if p.invite { INVITE_PATIENCE } else { give_up });
-    }
-
-    fn forward(&mut self, mut request: Message, to: Destination, back: Destination, now: Instant) -> Vec<Outgoing> {
-        self.forget_unanswered(now);
-        let branch = self.branch_for(&request);
-        let max_forwards = request.max_forwards().ok().flatten().unwrap_or(70);
-        if max_forwards == 0 {
-            return vec![Outgoing::Reply(Message::response_to(&request, 483, None))];
-        }
-        request.set_header(HeaderName::MaxForwards, max_forwards - 1);
-        let via = Via::new("UDP", Host::from(self.topology.ip(self.element)), Some(5060), &branch);
-        request.headers.insert(0, sip::Header { name: HeaderName::Via, value: via.to_string() });
-        let invite = request.method() == Some(&Method::Invite);
-        self.pending.insert(branch, Pending { back, since: now, invite });
-        vec![Outgoing::Send { to, message: request }]
     }
 
     /// A request from the phone: on to the element its Route or Request-URI names.
@@ -158,7 +101,7 @@ impl EdgeProxy {
         // Responses go back the way a server's would (RFC 3261 §18.2.2): the flow, or the top Via
         // as the transaction layer stamped it (`received`, `rport`).
         let back = super::wire::response_destination(&request, peer, &self.topology);
-        self.forward(request, Destination::Udp(next), back, now)
+        self.relay.forward(request, Destination::Udp(next), back, now)
     }
 
     /// A request from an element: over the phone's flow named by the Route's flow token, or 430.
@@ -183,7 +126,7 @@ impl EdgeProxy {
             None => false,
         };
         match destination {
-            Some(to) if alive => self.forward(request, to, Destination::Udp(peer.addr), now),
+            Some(to) if alive => self.relay.forward(request, to, Destination::Udp(peer.addr), now),
             // RFC 5626 §5.3: the flow to the phone is gone.
             _ => vec![Outgoing::Reply(Message::response_to(&request, 430, None))],
         }
@@ -199,25 +142,11 @@ impl Behaviour for EdgeProxy {
     }
 
     fn on_response(&mut self, response: &Message, _from: &Peer, _view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
-        let Ok(top) = response.top_via() else { return Vec::new() };
-        let Some(back) = top.branch().and_then(|b| self.pending.get(b)).map(|p| p.back) else { return Vec::new() };
-        if let (true, Some(branch)) = (response.status().is_some_and(|s| s >= 200), top.branch()) {
-            self.pending.remove(branch);
-        }
-        let mut response = response.clone();
-        if let Some(i) = response.headers.iter().position(|h| h.name == HeaderName::Via) {
-            let vias = sip::split_list(&response.headers[i].value).into_iter().map(str::to_owned).collect::<Vec<_>>();
-            if vias.len() > 1 {
-                response.headers[i].value = vias[1..].join(", ");
-            } else {
-                response.headers.remove(i);
-            }
-        }
-        vec![Outgoing::Send { to: back, message: response }]
+        self.relay.on_response(response).unwrap_or_default()
     }
 
     fn restart(&mut self) {
-        self.pending.clear();
+        self.relay.clear();
     }
 
     /// What it relays; it takes no bodies of its own (no Accept).

@@ -4,6 +4,7 @@ mod digest;
 mod edge;
 mod proxy;
 mod registrar;
+mod relay;
 mod stream;
 mod transaction;
 mod udp;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri, Via};
 use tokio::time::Instant;
 
+use super::relay::Relay;
 use super::{Behaviour, Capabilities, Destination, ElementCommand, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
@@ -65,11 +66,14 @@ pub struct Proxy {
     config: ProxyConfig,
     subscriptions: HashMap<(String, String), Subscription>,
     counter: u64,
+    /// REGISTERs passed on to the registrar of our side.
+    relay: Relay,
 }
 
 impl Proxy {
     pub fn new(element: Element, topology: Arc<Topology>, config: ProxyConfig) -> Proxy {
-        Proxy { element, topology, config, subscriptions: HashMap::new(), counter: 0 }
+        let relay = Relay::new(element, topology.clone());
+        Proxy { element, topology, config, subscriptions: HashMap::new(), counter: 0, relay }
     }
 
     fn next(&mut self) -> u64 {
@@ -236,6 +240,8 @@ impl Behaviour for Proxy {
         match request.method() {
             Some(Method::Subscribe) => self.subscribe(request, peer, now),
             Some(Method::Invite) => self.invite(request),
+            // A phone with one server registers here too: on to our registrar.
+            Some(Method::Register) => self.relay.pass_to_counterpart(request, peer, now),
             Some(Method::Ack) => Vec::new(),
             Some(Method::Bye) | Some(Method::Cancel) => vec![self.reply(request, 200)],
             _ => {
@@ -269,14 +275,20 @@ impl Behaviour for Proxy {
         out
     }
 
+    fn on_response(&mut self, response: &Message, _from: &Peer, _view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
+        self.relay.on_response(response).unwrap_or_default()
+    }
+
     fn restart(&mut self) {
         self.subscriptions.clear();
+        self.relay.clear();
     }
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            allow: vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE"],
-            supported: Vec::new(),
+            // REGISTER is passed on to the registrar of our side, with our Path.
+            allow: vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "SUBSCRIBE", "REGISTER"],
+            supported: vec!["path"],
             accept: Some("application/sdp"),
             events: vec!["dialog", "message-summary"],
         }

@@ -8,6 +8,7 @@ use sip::{Challenge, Contact, Credentials, HeaderName, Message, Method, NameAddr
 use tokio::time::Instant;
 
 use super::digest::{NonceCheck, Nonces};
+use super::relay::Relay;
 use super::{Behaviour, Capabilities, FlowId, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
@@ -86,12 +87,15 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     nonces: Nonces,
     nonce_counter: u64,
+    /// What the proxy of our side serves (SUBSCRIBE, INVITE, ...), passed on there.
+    relay: Relay,
 }
 
 impl Registrar {
     pub fn new(element: Element, topology: Arc<Topology>, config: RegistrarConfig) -> Registrar {
         let nonces = Nonces::new(config.nonce_lifetime);
-        Registrar { element, topology, config, bindings: HashMap::new(), nonces, nonce_counter: 0 }
+        let relay = Relay::new(element, topology.clone());
+        Registrar { element, topology, config, bindings: HashMap::new(), nonces, nonce_counter: 0, relay }
     }
 
     fn to_tag(&self) -> String {
@@ -244,6 +248,10 @@ impl Behaviour for Registrar {
     fn on_request(&mut self, request: &Message, peer: &Peer, _view: &FlowView<'_>, now: Instant) -> Vec<Outgoing> {
         match request.method() {
             Some(Method::Register) => vec![self.register(request, peer, now)],
+            // A phone with one server subscribes and calls here too: on to our proxy.
+            Some(Method::Subscribe | Method::Invite | Method::Ack | Method::Bye | Method::Cancel) => {
+                self.relay.pass_to_counterpart(request, peer, now)
+            }
             _ => {
                 let mut response = Message::response_to(request, 405, Some(&self.to_tag()));
                 self.capabilities().advertise(&mut response, false);
@@ -252,9 +260,14 @@ impl Behaviour for Registrar {
         }
     }
 
+    fn on_response(&mut self, response: &Message, _from: &Peer, _view: &FlowView<'_>, _now: Instant) -> Vec<Outgoing> {
+        self.relay.on_response(response).unwrap_or_default()
+    }
+
     fn restart(&mut self) {
         self.bindings.clear();
         self.nonces.clear();
+        self.relay.clear();
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -263,7 +276,9 @@ impl Behaviour for Registrar {
             supported.push("outbound");
         }
         // It takes no bodies: an empty Accept says so (RFC 3261 §20.1; none would mean SDP).
-        Capabilities { allow: vec!["REGISTER", "OPTIONS"], supported, accept: Some(""), events: Vec::new() }
+        // SUBSCRIBE, INVITE and their kin are passed on to the proxy of our side.
+        let allow = vec!["REGISTER", "OPTIONS", "SUBSCRIBE", "INVITE", "ACK", "BYE", "CANCEL"];
+        Capabilities { allow, supported, accept: Some(""), events: Vec::new() }
     }
 
     fn timers(&self) -> (Duration, Duration) {
