@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::Message as DnsMessage;
+use hickory_server::proto::op::{Message as DnsMessage, MessageType};
 use hickory_server::proto::rr::{LowerName, Name, Record, RecordSet, RecordType, RrKey};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::proto::serialize::txt::Parser;
@@ -278,6 +278,19 @@ async fn answer_query(
             return None;
         }
     };
+    if request.metadata.message_type == MessageType::Response {
+        // RFC 1035 §4.1.1: QR=1 is an answer. Answering answers would let one spoofed datagram
+        // start an endless loop between two servers (or with ourselves).
+        let detail = "a response (QR=1), not a query: never answered".to_owned();
+        ctx.trace.record(record(
+            Direction::Received,
+            DnsRecord::Malformed { detail },
+            Fate::Dropped("not a query".into()),
+        ));
+        return None;
+    }
+    // RFC 1035 §4.2.1 and RFC 6891 §6.2.5: over UDP at most 512 octets, or what EDNS offers.
+    let udp_limit = usize::from(request.max_payload().max(512));
     let (id, name, record_type) = match request.request_info() {
         Ok(info) => (request.metadata.id, info.query.name().to_string(), info.query.query_type().to_string()),
         Err(_) => (request.metadata.id, String::new(), String::new()),
@@ -293,18 +306,45 @@ async fn answer_query(
     }
     let captured = CapturedResponse::default();
     ctx.zone.catalog.handle_request::<_, TokioTime>(&request, captured.clone()).await;
-    let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    let mut bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    let mut fate = Fate::Delivered;
+    if transport == Transport::Udp && bytes.len() > udp_limit {
+        // Too long for the datagram: TC set and the sections left out, so the phone asks again
+        // over TCP (RFC 1035 §4.2.1, RFC 7766 §5).
+        match truncated(&bytes) {
+            Some(short) => bytes = short,
+            None => fate = Fate::Dropped(format!("{} octets, over the UDP limit of {udp_limit}", bytes.len())),
+        }
+    }
+    if transport == Transport::Tcp && bytes.len() > usize::from(u16::MAX) {
+        // RFC 1035 §4.2.2: the length prefix is two octets.
+        fate = Fate::Dropped(format!("{} octets cannot be framed over TCP (at most 65535)", bytes.len()));
+    }
     let (rcode, answers) = match DnsMessage::from_vec(&bytes) {
         Ok(m) => (
-            m.metadata.response_code.to_string(),
+            if m.metadata.truncation {
+                format!("{} TC", m.metadata.response_code)
+            } else {
+                m.metadata.response_code.to_string()
+            },
             m.answers.iter().map(|r| format!("{} {} {}", r.record_type(), r.ttl, r.data)).collect(),
         ),
         Err(e) => (format!("undecodable: {e}"), Vec::new()),
     };
-    ctx.trace.record(record(
-        Direction::Sent,
-        DnsRecord::Answer { id, name, record_type, rcode, answers },
-        Fate::Delivered,
-    ));
-    Some(bytes)
+    if let Fate::Dropped(why) = &fate {
+        tracing::warn!("dns: answer to {source} for {name} {record_type} not sent: {why}");
+    }
+    let sent = fate == Fate::Delivered;
+    ctx.trace.record(record(Direction::Sent, DnsRecord::Answer { id, name, record_type, rcode, answers }, fate));
+    sent.then_some(bytes)
+}
+
+/// The answer with its record sections left out and TC set; `None` if it does not decode.
+fn truncated(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut message = DnsMessage::from_vec(bytes).ok()?;
+    message.answers.clear();
+    message.authorities.clear();
+    message.additionals.clear();
+    message.metadata.truncation = true;
+    message.to_vec().ok()
 }

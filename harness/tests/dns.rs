@@ -106,3 +106,70 @@ async fn records_can_be_added_and_removed() {
     );
     assert!(lab.zone().set(&a_name, "A", 60, &["not-an-address"]).await.is_err());
 }
+
+/// A query for `name` and `record_type`, as a phone's resolver sends it (no EDNS).
+fn raw_query(id: u16, name: &str, record_type: hickory_proto::rr::RecordType) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(hickory_proto::rr::Name::from_ascii(name).unwrap(), record_type));
+    query.to_vec().unwrap()
+}
+
+/// RFC 1035 §4.1.1: a datagram with QR=1 is an answer, never answered (one spoofed datagram would
+/// otherwise loop two servers for ever); it is recorded as dropped.
+#[tokio::test]
+async fn a_response_is_never_answered() {
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    let lab = lab().await;
+    let socket = tokio::net::UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
+    let response = Message::new(7, MessageType::Response, OpCode::Query).to_vec().unwrap();
+    socket.send_to(&response, lab.topology.dns_addr()).await.unwrap();
+    let mut buf = [0u8; 512];
+    let answer = tokio::time::timeout(common::SILENCE_WINDOW, socket.recv_from(&mut buf)).await;
+    assert!(answer.is_err(), "a response was answered");
+    let dropped = lab.trace().snapshot().into_iter().any(|e| {
+        e.element == Element::Dns
+            && e.direction == Direction::Received
+            && matches!(e.fate, harness::trace::Fate::Dropped(_))
+            && matches!(&e.payload, Payload::Dns(DnsRecord::Malformed { detail }) if detail.contains("QR=1"))
+    });
+    assert!(dropped, "recorded as a dropped response");
+}
+
+/// RFC 1035 §4.2.1: over UDP an answer fits in 512 octets (no EDNS here) or comes truncated with
+/// TC set and no records, so the resolver asks again over TCP, which carries it whole.
+#[tokio::test]
+async fn a_long_answer_is_truncated_over_udp_and_whole_over_tcp() {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RecordType;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = lab().await;
+    let name = format!("many.{}", lab.topology.zone);
+    let addresses: Vec<String> = (0..250).map(|i| format!("127.99.{}.{}", i / 200, i % 200 + 1)).collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    lab.zone().set(&name, "A", 60, &addresses).await.unwrap();
+    let query = raw_query(9, &format!("{name}."), RecordType::A);
+
+    let socket = tokio::net::UdpSocket::bind(SocketAddr::new(lab.topology.phone_ip(), 0)).await.unwrap();
+    socket.send_to(&query, lab.topology.dns_addr()).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = tokio::time::timeout(common::ANSWER_DEADLINE, socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert!(n <= 512, "a {n}-octet datagram: the amplification RFC 1035 §4.2.1 forbids");
+    let truncated = Message::from_vec(&buf[..n]).unwrap();
+    assert!(truncated.metadata.truncation, "TC set");
+    assert!(truncated.answers.is_empty());
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(lab.topology.phone_ip(), 0)).unwrap();
+    let mut stream = socket.connect(lab.topology.dns_addr()).await.unwrap();
+    let length = u16::try_from(query.len()).unwrap().to_be_bytes();
+    stream.write_all(&length).await.unwrap();
+    stream.write_all(&query).await.unwrap();
+    let mut length = [0u8; 2];
+    tokio::time::timeout(common::ANSWER_DEADLINE, stream.read_exact(&mut length)).await.unwrap().unwrap();
+    let mut whole = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut whole).await.unwrap();
+    let whole = Message::from_vec(&whole).unwrap();
+    assert_eq!(whole.answers.len(), 250, "the whole answer over TCP");
+    assert!(!whole.metadata.truncation);
+}
