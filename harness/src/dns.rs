@@ -76,6 +76,11 @@ impl Zone {
         let (_, records) = Parser::new(text, None, Some(self.origin.clone())).parse().map_err(|e| e.to_string())?;
         let mut sets = records.into_iter();
         match (sets.next(), sets.next()) {
+            (Some((_, set)), None) if encoded_len(&set) > MAX_SERVABLE_RRSET => Err(format!(
+                "{} {record_type} would take {} octets: more than one DNS message can carry (RFC 1035 §4.2.2)",
+                set.name(),
+                encoded_len(&set)
+            )),
             (Some((key, set)), None) if self.origin.zone_of(set.name()) => Ok((key, set)),
             (Some((_, set)), None) => Err(format!("{} is outside the zone {}", set.name(), self.origin)),
             _ => Err("expected records of one name and one type".into()),
@@ -111,6 +116,25 @@ impl Zone {
         self.handler.records_mut().await.remove(&RrKey::new(LowerName::from(name), record_type));
         Ok(())
     }
+}
+
+/// The most octets a record set may take and still be served: an answer over TCP is at most
+/// 65535 octets, header and question included.
+const MAX_SERVABLE_RRSET: usize = 60_000;
+
+/// The octets a record set takes on the wire (names uncompressed).
+fn encoded_len(set: &RecordSet) -> usize {
+    use hickory_server::proto::serialize::binary::BinEncodable;
+    set.records_without_rrsigs()
+        .map(|record| {
+            let mut bytes = Vec::new();
+            let mut encoder = BinEncoder::new(&mut bytes);
+            match record.emit(&mut encoder) {
+                Ok(()) => bytes.len(),
+                Err(_) => usize::MAX / 2,
+            }
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Collects the encoded response instead of sending it, so the DNS loop can record and send it itself.

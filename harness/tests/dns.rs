@@ -173,3 +173,15 @@ async fn a_long_answer_is_truncated_over_udp_and_whole_over_tcp() {
     assert_eq!(whole.answers.len(), 250, "the whole answer over TCP");
     assert!(!whole.metadata.truncation);
 }
+
+/// A record set no DNS message could carry (a 70,000-character TXT) is refused with a reason
+/// when it is added, instead of leaving its name unanswerable.
+#[tokio::test]
+async fn a_record_too_long_to_serve_is_refused() {
+    let lab = lab().await;
+    let name = format!("long.{}", lab.topology.zone);
+    let chunks: Vec<String> = (0..280).map(|_| format!("\"{}\"", "x".repeat(250))).collect();
+    let error = lab.zone().add(&name, "TXT", 60, &chunks.join(" ")).await.expect_err("refused");
+    assert!(error.contains("octets"), "{error}");
+    lab.zone().add(&name, "TXT", 60, "\"short\"").await.expect("a short TXT is served");
+}
