@@ -135,7 +135,7 @@ fn run(catalog: Vec<Case>, filter: Option<&str>, phone: &str, json: bool, jobs: 
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
     };
-    if let Err(e) = profile.driver() {
+    if let Err(e) = profile.check() {
         return usage_error(&e.to_string());
     }
     let selected: Vec<Case> = select(&catalog, filter).into_iter().cloned().collect();

@@ -58,6 +58,17 @@ fn usage_errors_exit_2_with_one_line() {
     assert_eq!(sipharness(&["run", "--phone", "refphone", "--jobs", "0"]).status.code(), Some(2));
 }
 
+/// An unknown quirk is a usage error before any case starts (not an `error` verdict per case).
+#[test]
+fn an_unknown_quirk_is_refused_before_any_case_runs() {
+    let output = sipharness(&["run", "--json", "--phone", "refphone:quirk=no-such-quirk"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).is_empty(), "no case ran: {}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no-such-quirk"), "{stderr}");
+}
+
 #[test]
 fn run_json_reports_failures_with_requirement_and_exit_1() {
     let output = sipharness(&["run", "register.no-outbound.basic", "--phone", "refphone:quirk=late-refresh", "--json"]);

@@ -205,6 +205,22 @@ impl Profile {
     }
 
     /// A fresh driver for one case.
+    /// Everything the profile names exists (refphone's quirks are those `--list-quirks` lists),
+    /// so a typo is an error before any case starts.
+    pub fn check(&self) -> Result<(), HarnessError> {
+        self.driver()?;
+        if self.name == "refphone" {
+            let known = refphone::known_quirks(&find_refphone()?)?;
+            if let Some(unknown) = self.values("quirk").find(|q| !known.iter().any(|k| k == q)) {
+                return Err(HarnessError::Profile {
+                    profile: self.to_string(),
+                    detail: format!("refphone has no quirk {unknown:?} (refphone --list-quirks lists them)"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn driver(&self) -> Result<Box<dyn Dut>, HarnessError> {
         match self.name.as_str() {
             "refphone" => Ok(Box::new(RefphoneDriver::new(

@@ -42,6 +42,20 @@ pub fn find_refphone() -> Result<PathBuf, HarnessError> {
     ))
 }
 
+/// The quirks `binary --list-quirks` lists, by name.
+pub fn known_quirks(binary: &Path) -> Result<Vec<String>, HarnessError> {
+    let output = std::process::Command::new(binary)
+        .arg("--list-quirks")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HarnessError::DutStart(format!("{} --list-quirks: {e}", binary.display())))?;
+    if !output.status.success() {
+        return Err(HarnessError::DutStart(format!("{} --list-quirks failed ({})", binary.display(), output.status)));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    Ok(listing.lines().filter_map(|l| l.split('\t').next()).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+}
+
 /// Drives the reference phone over its command line and cfg files.
 pub struct RefphoneDriver {
     binary: PathBuf,
