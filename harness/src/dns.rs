@@ -201,11 +201,10 @@ pub(crate) async fn run_udp(ctx: Arc<DnsContext>, socket: UdpSocket) {
         tokio::select! {
             received = sock.recv_from(&mut buf) => match received {
                 Ok((n, source)) => {
-                    if let Some(answer) = answer_query(&ctx, fault, &buf[..n], source, Transport::Udp).await {
-                        if let Err(e) = sock.send_to(&answer, source).await {
+                    if let Some(answer) = answer_query(&ctx, fault, &buf[..n], source, Transport::Udp).await
+                        && let Err(e) = sock.send_to(&answer, source).await {
                             tracing::debug!("dns: send to {source}: {e}");
                         }
-                    }
                 }
                 Err(e) => tracing::debug!("dns: recv: {e}"),
             },

@@ -383,14 +383,14 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
             Payload::Sip(m) if m.is_request() => {
                 let method = m.method().map(|m| m.to_string()).unwrap_or_default();
                 let mut s = format!("{method} at {}", event.element);
-                if m.method() == Some(&Method::Register) {
-                    if let Some(host) = aor_host(m) {
-                        let _ = write!(s, " (AOR host {host}");
-                        if m.header(&HeaderName::Expires) == Some("0") {
-                            s.push_str(", Expires 0");
-                        }
-                        s.push(')');
+                if m.method() == Some(&Method::Register)
+                    && let Some(host) = aor_host(m)
+                {
+                    let _ = write!(s, " (AOR host {host}");
+                    if m.header(&HeaderName::Expires) == Some("0") {
+                        s.push_str(", Expires 0");
                     }
+                    s.push(')');
                 }
                 s
             }

@@ -435,15 +435,15 @@ impl Lab {
             v.requirement = Requirement::C1;
             return Err(v.into());
         }
-        if let Some(earliest) = &expectation.not_before {
-            if event.at < from + earliest.limit() {
-                let arrived = format!(
-                    "{} {:.2} s after the wait began",
-                    ladder::describe_event(&event, &topology),
-                    event.at.saturating_sub(from).as_secs_f64()
-                );
-                return Err(violation(format!("too early: {}", expectation.requirement.sentence()), arrived).into());
-            }
+        if let Some(earliest) = &expectation.not_before
+            && event.at < from + earliest.limit()
+        {
+            let arrived = format!(
+                "{} {:.2} s after the wait began",
+                ladder::describe_event(&event, &topology),
+                event.at.saturating_sub(from).as_secs_f64()
+            );
+            return Err(violation(format!("too early: {}", expectation.requirement.sentence()), arrived).into());
         }
         self.cursor = event.index + 1;
         self.matched.push(event.index);

@@ -100,10 +100,10 @@ fn sip_line(message: &Message, topology: &Topology, placeholders: &mut Placehold
         let method = message.cseq().map(|c| c.method.to_string()).unwrap_or_else(|_| "?".into());
         let mut line = format!("{status} {reason} ({method} {call})");
         let register = message.cseq().is_ok_and(|c| c.method == sip::Method::Register);
-        if let (true, Ok(contacts)) = (register, message.contacts()) {
-            if !contacts.is_empty() {
-                let _ = write!(line, " bindings={}", contacts.len());
-            }
+        if let (true, Ok(contacts)) = (register, message.contacts())
+            && !contacts.is_empty()
+        {
+            let _ = write!(line, " bindings={}", contacts.len());
         }
         if let Some(retry) = message.header(&HeaderName::RetryAfter) {
             let _ = write!(line, " retry-after={retry}");
@@ -251,10 +251,10 @@ pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topo
         }
         groups.sort_by_key(|lines| (!lines[0].contains(" DNS "), mask_numbers(&lines[0])));
         out.extend(groups.into_iter().flatten());
-        if let Some(action) = events.get(end) {
-            if let Payload::Action(text) = &action.payload {
-                out.push(format!("== {text} =="));
-            }
+        if let Some(action) = events.get(end)
+            && let Payload::Action(text) = &action.payload
+        {
+            out.push(format!("== {text} =="));
         }
         phase_start = end.saturating_add(1);
         if matched.iter().all(|&m| m < phase_start) {

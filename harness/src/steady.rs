@@ -111,19 +111,19 @@ impl SteadyRules {
             let release = removes_binding(message)
                 || message.expires().ok().flatten() == Some(0)
                 || matches!(method, Method::Ack | Method::Bye | Method::Cancel);
-            if let Some((element, requirement)) = self.unused.iter().find(|(e, _)| *e == event.element) {
-                if !earlier && !release {
-                    return Some((
-                        *requirement,
-                        format!("a {method} reached {element}, which the phone has no use for"),
-                    ));
-                }
+            if let Some((element, requirement)) = self.unused.iter().find(|(e, _)| *e == event.element)
+                && !earlier
+                && !release
+            {
+                return Some((*requirement, format!("a {method} reached {element}, which the phone has no use for")));
             }
             let failed = self.failed.iter().find(|(element, _)| *element == event.element);
-            if let Some((element, requirement)) = failed {
-                if *method != Method::Options && !earlier && !release {
-                    return Some((*requirement, format!("a {method} reached {element}, which is failed")));
-                }
+            if let Some((element, requirement)) = failed
+                && *method != Method::Options
+                && !earlier
+                && !release
+            {
+                return Some((*requirement, format!("a {method} reached {element}, which is failed")));
             }
         }
         let (registrar, requirement) = self.registrar;

@@ -39,7 +39,7 @@ pub fn lint_datagram(bytes: &[u8]) -> LintReport {
     }
     grammar_errors(&message, &mut diagnostics);
     rule_warnings(&message, &mut diagnostics);
-    diagnostics.sort_by(|a, b| b.severity.cmp(&a.severity));
+    diagnostics.sort_by_key(|d| std::cmp::Reverse(d.severity));
     LintReport { diagnostics }
 }
 
@@ -73,10 +73,10 @@ fn grammar_errors(message: &Message, out: &mut Vec<Diagnostic>) {
     if present(HeaderName::CallId) {
         grammar_error(out, message.call_id().map(drop));
     }
-    if let Some(cseq) = message.header(&HeaderName::CSeq) {
-        if !cseq_grammar_ok(cseq) {
-            grammar_error(out, message.cseq().map(drop));
-        }
+    if let Some(cseq) = message.header(&HeaderName::CSeq)
+        && !cseq_grammar_ok(cseq)
+    {
+        grammar_error(out, message.cseq().map(drop));
     }
     grammar_error(out, message.contacts().map(drop));
     grammar_error(out, message.routes().map(drop));
@@ -165,21 +165,21 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
             Some(_) => {}
         }
     }
-    if let (Ok(cseq), Some(method)) = (message.cseq(), message.method()) {
-        if &cseq.method != method {
-            out.push(Diagnostic::warning(
-                "cseq-method",
-                format!("CSeq method {} differs from the request method {method} (RFC 3261 §8.1.1.5)", cseq.method),
-            ));
-        }
+    if let (Ok(cseq), Some(method)) = (message.cseq(), message.method())
+        && &cseq.method != method
+    {
+        out.push(Diagnostic::warning(
+            "cseq-method",
+            format!("CSeq method {} differs from the request method {method} (RFC 3261 §8.1.1.5)", cseq.method),
+        ));
     }
-    if let Some(Ok(uri)) = message.request_uri() {
-        if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
-            out.push(Diagnostic::warning(
-                "request-uri-headers",
-                "the Request-URI carries headers, which it must not (RFC 3261 §19.1.1)",
-            ));
-        }
+    if let Some(Ok(uri)) = message.request_uri()
+        && uri.as_sip().is_some_and(|u| u.headers.is_some())
+    {
+        out.push(Diagnostic::warning(
+            "request-uri-headers",
+            "the Request-URI carries headers, which it must not (RFC 3261 §19.1.1)",
+        ));
     }
     let contacts = message.contacts().unwrap_or_default();
     let with_reg_id = || contacts.iter().filter_map(Contact::address).filter(|a| a.params.has("reg-id"));
@@ -200,25 +200,26 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
 /// Numbers the grammar allows as digits but an RFC bounds.
 fn range_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
     let mut out_of_range = |message: String| out.push(Diagnostic::warning("out-of-range", message));
-    if let Some(value) = message.header(&HeaderName::MaxForwards).filter(|v| is_digits(v)) {
-        if value.parse::<u8>().is_err() {
-            out_of_range(format!("Max-Forwards {value} exceeds 255 (RFC 3261 §20.22)"));
-        }
+    if let Some(value) = message.header(&HeaderName::MaxForwards).filter(|v| is_digits(v))
+        && value.parse::<u8>().is_err()
+    {
+        out_of_range(format!("Max-Forwards {value} exceeds 255 (RFC 3261 §20.22)"));
     }
-    if let Some((seq, _)) = message.header(&HeaderName::CSeq).and_then(|v| v.trim().split_once([' ', '\t'])) {
-        if is_digits(seq) && !seq.parse::<u32>().is_ok_and(|n| n < 1 << 31) {
-            out_of_range(format!("CSeq number {seq} is not below 2**31 (RFC 3261 §8.1.1.5)"));
-        }
+    if let Some((seq, _)) = message.header(&HeaderName::CSeq).and_then(|v| v.trim().split_once([' ', '\t']))
+        && is_digits(seq)
+        && !seq.parse::<u32>().is_ok_and(|n| n < 1 << 31)
+    {
+        out_of_range(format!("CSeq number {seq} is not below 2**31 (RFC 3261 §8.1.1.5)"));
     }
     for (name, label) in [
         (HeaderName::Expires, "Expires"),
         (HeaderName::MinExpires, "Min-Expires"),
         (HeaderName::FlowTimer, "Flow-Timer"),
     ] {
-        if let Some(value) = message.header(&name).filter(|v| is_digits(v)) {
-            if value.parse::<u32>().is_err() {
-                out_of_range(format!("{label} {value} exceeds 2**32-1 (RFC 3261 §20.19)"));
-            }
+        if let Some(value) = message.header(&name).filter(|v| is_digits(v))
+            && value.parse::<u32>().is_err()
+        {
+            out_of_range(format!("{label} {value} exceeds 2**32-1 (RFC 3261 §20.19)"));
         }
     }
 }

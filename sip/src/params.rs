@@ -55,7 +55,7 @@ impl Params {
 
     /// Parses the parameters after a `;`: at least one, so a trailing `;` is an empty parameter.
     pub(crate) fn parse(s: &str) -> Result<Params, Error> {
-        Params::parse_items(split_outside_quotes(s, b';').into_iter())
+        Params::parse_items(split_outside_quotes(s, b';'))
     }
 
     pub fn get(&self, name: &str) -> Option<&Param> {

@@ -13,7 +13,7 @@ pub(crate) fn looks_like_stun(bytes: &[u8]) -> bool {
         && bytes[0] & 0xC0 == 0
         && bytes[4..8] == MAGIC_COOKIE.to_be_bytes()
         && usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) == bytes.len() - HEADER_LEN
-        && bytes.len() % 4 == 0
+        && bytes.len().is_multiple_of(4)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -303,7 +303,7 @@ fn uri_characters_ok(rest: &str) -> bool {
     }
     let mut quoting = crate::scan::Quoting::default();
     for c in rest.bytes() {
-        if c >= 0x7f || c < b' ' {
+        if !(b' '..0x7f).contains(&c) {
             return false;
         }
         if quoting.outside(c) && !URI_OUTSIDE_QUOTES[usize::from(c)] {
