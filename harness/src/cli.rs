@@ -150,19 +150,39 @@ fn run(catalog: Vec<Case>, filter: Option<&str>, phone: &str, json: bool, jobs: 
         let work = run_cases(selected, &profile, jobs, |result, done, total| print_result(result, json, done, total));
         tokio::select! {
             results = work => Some(results),
-            _ = tokio::signal::ctrl_c() => None,
+            () = interrupted() => None,
         }
     });
     // Dropping the runtime drops every lab, which kills every phone it started.
     drop(runtime);
     let Some(results) = results else {
-        let _ = writeln!(std::io::stderr(), "sipharness: interrupted; every phone was stopped");
+        let _ = writeln!(std::io::stderr(), "sipharness: interrupted; every phone was stopped and its files removed");
         return EXIT_USAGE;
     };
     if !json {
         print_summary(&results);
     }
     exit_code(&results)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (a CI runner's stop): either way every lab is dropped, so every
+/// phone is stopped and every case's temporary directory removed.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 /// The exit code BRIEF §5 gives a set of results.

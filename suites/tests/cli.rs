@@ -124,3 +124,49 @@ Call-ID: a84b4c76e66710\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@192.0.2.10:506
     let output = sipharness(&["lint", ok.to_str().unwrap(), missing.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// SIGTERM (a CI runner stopping a job) cleans up as Ctrl-C does: every phone stopped, every
+/// case's temporary directory removed, exit 2.
+#[test]
+fn sigterm_stops_every_phone_and_removes_every_temporary_directory() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipharness"))
+        .args(["run", "failover.no-outbound.primary-registrar-fails.silent.udp", "--phone", "refphone"])
+        .env("TMPDIR", tmp.path())
+        .env("SIPHARNESS_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lab is up (and its phone started) once the harness says so.
+    let stderr = child.stderr.take().unwrap();
+    let (lines, lab_up) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("refphone started") {
+                let _ = lines.send(());
+            }
+        }
+    });
+    lab_up.recv_timeout(Duration::from_secs(20)).expect("the lab came up");
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let (done, exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = exited.recv_timeout(Duration::from_secs(20)).expect("it stopped").unwrap();
+    assert_eq!(status.code(), Some(2), "interrupted is exit 2");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // No refphone still runs from that directory.
+    let tmp_path = tmp.path().to_string_lossy().to_string();
+    for process in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let cmdline = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        assert!(!(cmdline.contains("refphone") && cmdline.contains(&tmp_path)), "a phone outlived the run: {cmdline}");
+    }
+}
