@@ -353,3 +353,19 @@ async fn the_registrars_200_carries_a_date() {
     assert_eq!(words.len(), 6, "{date}");
     assert!(words[0].ends_with(',') && words[5] == "GMT", "{date}");
 }
+
+/// The outbound proxy is no open relay: a Request-URI naming an address outside the lab (here a
+/// loopback address of no lab) is refused with 403, and nothing is sent there.
+#[tokio::test]
+async fn the_edge_proxy_relays_only_within_the_lab() {
+    let lab = lab().await;
+    let mut flow = udp(&lab, Element::OutboundA).await;
+    let outside = std::net::IpAddr::from([127, 99, 99, 99]);
+    let mut message = flow.request(&lab, Method::Other("MESSAGE".into()), Element::OutboundA);
+    message.start =
+        sip::StartLine::Request { method: Method::Other("MESSAGE".into()), uri: format!("sip:1002@{outside}:5060") };
+    let refused = flow.exchange(&message).await;
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+    let sent_outside = lab.trace().snapshot().iter().any(|e| e.remote.ip() == outside);
+    assert!(!sent_outside, "nothing went to {outside}");
+}

@@ -1,6 +1,7 @@
 //! The outbound (edge) proxy of RFC 5626: forwards the phone's requests, adds Path/Record-Route with a flow token and `;ob`, and routes requests back over the phone's flow, or answers 430 when it is gone.
 
-use std::net::SocketAddr;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use sip::{HeaderName, Host, Message, Method, NameAddr, Scheme, SipUri};
@@ -26,6 +27,9 @@ fn parse_flow_token(token: &str) -> Option<Destination> {
     Some(Destination::Udp(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
 }
 
+/// How many phone addresses an edge proxy remembers (a bound on what a flood of sources costs).
+const MAX_PHONES_SEEN: usize = 1024;
+
 /// Transaction-stateless forwarding (RFC 3261 §16.11, [`Relay`]): no retransmissions of its own,
 /// every retransmission passed on under the branch its first copy got, so the element behind
 /// answers it from its server transaction.
@@ -33,11 +37,19 @@ pub struct EdgeProxy {
     element: Element,
     topology: Arc<Topology>,
     relay: Relay,
+    /// Addresses phones sent us requests from: besides the lab's elements and its phone, the only
+    /// places we relay to (never an open relay to whatever a Request-URI names).
+    phones_seen: HashSet<IpAddr>,
 }
 
 impl EdgeProxy {
     pub fn new(element: Element, topology: Arc<Topology>) -> EdgeProxy {
-        EdgeProxy { element, topology: topology.clone(), relay: Relay::new(element, topology) }
+        EdgeProxy {
+            element,
+            topology: topology.clone(),
+            relay: Relay::new(element, topology),
+            phones_seen: HashSet::new(),
+        }
     }
 
     fn own_uri(&self, user: Option<&str>) -> SipUri {
@@ -52,17 +64,22 @@ impl EdgeProxy {
     }
 
     /// The UDP address a URI names. Behind the edge proxy every hop is UDP to port 5060 of the
-    /// element (a `:5061` in a TLS Request-URI names the phone's side, not ours); an address
-    /// outside the topology keeps its port.
+    /// element (a `:5061` in a TLS Request-URI names the phone's side, not ours); the lab's phone,
+    /// or a phone that sent us requests, keeps its port; anywhere else is `None`.
     fn address_of(&self, uri: &SipUri) -> Option<SocketAddr> {
         if let Some(element) = self.topology.element_named(&uri.host.to_string()) {
             return Some(self.topology.sip_addr(element));
         }
-        Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
+        let ip = uri.host.ip()?;
+        let ours = ip == self.topology.phone_ip() || self.phones_seen.contains(&ip);
+        ours.then(|| SocketAddr::new(ip, uri.port.unwrap_or(5060)))
     }
 
     /// A request from the phone: on to the element its Route or Request-URI names.
     fn forward_from_phone(&mut self, request: &Message, peer: &Peer, now: Instant) -> Vec<Outgoing> {
+        if self.phones_seen.len() < MAX_PHONES_SEEN {
+            self.phones_seen.insert(peer.addr.ip());
+        }
         let mut request = request.clone();
         let mut routes = request.routes().unwrap_or_default();
         // RFC 3261 §16.4: the Route entries naming us go (a phone in a dialog we record-routed
@@ -78,10 +95,13 @@ impl EdgeProxy {
             Some(route) => route.uri.as_sip().cloned(),
             None => request.request_uri().and_then(Result::ok).and_then(|u| u.as_sip().cloned()),
         };
+        let names_outside = next.as_ref().is_some_and(|u| u.host.ip().is_some() && self.address_of(u).is_none());
         let next = next.and_then(|u| self.address_of(&u)).filter(|a| a.ip() != self.topology.ip(self.element));
         let Some(next) = next else {
-            // Nowhere to go but ourselves: an edge proxy is no registrar.
-            return vec![Outgoing::Reply(Message::response_to(&request, 404, None))];
+            // Nowhere to go but ourselves (an edge proxy is no registrar), or outside the lab (no
+            // open relay): refused.
+            let status = if names_outside { 403 } else { 404 };
+            return vec![Outgoing::Reply(Message::response_to(&request, status, None))];
         };
         let token = flow_token(peer);
         let stamp = NameAddr::new(self.own_uri(Some(&token)));
