@@ -218,6 +218,7 @@ pub(crate) async fn run_tcp(ctx: Arc<DnsContext>, listener: tokio::net::TcpListe
     let addr = ctx.topology.dns_addr();
     let mut fault_rx = ctx.fault.clone();
     let mut listener = Some(listener);
+    let mut backoff = crate::net::AcceptBackoff::default();
     loop {
         let fault = *fault_rx.borrow_and_update();
         if fault == Some(Fault::Refuse) {
@@ -241,8 +242,17 @@ pub(crate) async fn run_tcp(ctx: Arc<DnsContext>, listener: tokio::net::TcpListe
             },
         };
         tokio::select! {
-            accepted = accepting.accept() => if let Ok((stream, source)) = accepted {
-                tokio::spawn(serve_tcp_connection(ctx.clone(), stream, source));
+            accepted = accepting.accept() => match accepted {
+                Ok((stream, source)) => {
+                    backoff.accepted();
+                    tokio::spawn(serve_tcp_connection(ctx.clone(), stream, source));
+                }
+                Err(e) => {
+                    // Out of descriptors, accept fails again at once: pause, do not spin.
+                    let pause = backoff.failed();
+                    tracing::warn!("dns: accept: {e}; next try in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
             },
             changed = fault_rx.changed() => if changed.is_err() { return },
         }

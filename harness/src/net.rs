@@ -12,3 +12,46 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
 }
+
+/// Back-off for an accept loop whose `accept` fails: out of file descriptors (EMFILE, ENFILE),
+/// buffers or memory, `accept` fails again at once, and retrying at once spins a core. Each
+/// failure in a row doubles the pause, from 10 ms up to 1 s; an accepted connection resets it.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    pub const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// The pause before the next `accept`, after one more failure.
+    pub fn failed(&mut self) -> std::time::Duration {
+        let pause = Self::FIRST.saturating_mul(1 << self.failures.min(16)).min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        pause
+    }
+
+    pub fn accepted(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::AcceptBackoff;
+
+    #[test]
+    fn failing_accepts_back_off_doubling_to_a_second_and_a_success_resets() {
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<Duration> = (0..10).map(|_| backoff.failed()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert!(pauses.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*pauses.last().unwrap(), Duration::from_secs(1));
+        backoff.accepted();
+        assert_eq!(backoff.failed(), Duration::from_millis(10));
+    }
+}

@@ -47,6 +47,7 @@ async fn run_listener(
     let addr = shared.local_addr(transport);
     let mut faults = shared.faults.subscribe();
     let mut listener = Some(listener);
+    let mut backoff = crate::net::AcceptBackoff::default();
     loop {
         let refused = faults.borrow_and_update().on(transport) == Some(Fault::Refuse);
         if refused {
@@ -76,13 +77,19 @@ async fn run_listener(
         tokio::select! {
             accepted = accepting.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.accepted();
                     // Every close of ours is a reset: SO_LINGER 0.
                     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                     let shared = shared.clone();
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move { serve_connection(shared, stream, peer, transport, acceptor).await });
                 }
-                Err(e) => tracing::debug!(element = %shared.element, "accept: {e}"),
+                Err(e) => {
+                    // Out of descriptors, accept fails again at once: pause, do not spin.
+                    let pause = backoff.failed();
+                    tracing::warn!(element = %shared.element, "accept: {e}; next try in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
             },
             changed = faults.changed() => if changed.is_err() { return },
         }
