@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
@@ -259,16 +260,27 @@ pub(crate) async fn run_tcp(ctx: Arc<DnsContext>, listener: tokio::net::TcpListe
     }
 }
 
+/// How long a DNS TCP connection may stay idle, or take to bring a whole query, before it is
+/// closed (RFC 7766 §6.2.3: servers close idle connections; a few seconds is usual).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn serve_tcp_connection(ctx: Arc<DnsContext>, mut stream: tokio::net::TcpStream, source: SocketAddr) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let mut len = [0u8; 2];
-        if stream.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if stream.read_exact(&mut query).await.is_err() {
-            return;
+        let mut query = Vec::new();
+        let read = async {
+            stream.read_exact(&mut len).await?;
+            query.resize(usize::from(u16::from_be_bytes(len)), 0);
+            stream.read_exact(&mut query).await
+        };
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, read).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("dns: tcp connection from {source} idle for {TCP_IDLE_TIMEOUT:?}: closed");
+                return;
+            }
         }
         let fault = *ctx.fault.borrow();
         if let Some(answer) = answer_query(&ctx, fault, &query, source, Transport::Tcp).await {

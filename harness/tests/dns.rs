@@ -185,3 +185,17 @@ async fn a_record_too_long_to_serve_is_refused() {
     assert!(error.contains("octets"), "{error}");
     lab.zone().add(&name, "TXT", 60, "\"short\"").await.expect("a short TXT is served");
 }
+
+/// A DNS TCP connection that brings no query is closed after the idle timeout (RFC 7766 §6.2.3).
+#[tokio::test]
+async fn an_idle_dns_tcp_connection_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let lab = lab().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(lab.topology.phone_ip(), 0)).unwrap();
+    let mut stream = socket.connect(lab.topology.dns_addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let deadline = harness::dns::TCP_IDLE_TIMEOUT + common::ANSWER_DEADLINE;
+    let read = tokio::time::timeout(deadline, stream.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, not answered: {read:?}");
+}

@@ -194,3 +194,23 @@ async fn tls_certificate_names_the_element() {
     let wrong = rustls::pki_types::ServerName::try_from(lab.topology.fqdn(Element::ProxyA)).unwrap();
     assert!(connector.connect(wrong, tcp).await.is_err(), "proxy-b's certificate must not pass as proxy-a");
 }
+
+/// A connection that never brings a complete message is closed after the first-message deadline
+/// (it would otherwise be held for ever); one that did stays open however long it is idle.
+#[tokio::test]
+async fn a_silent_connection_is_closed_but_an_idle_flow_is_kept() {
+    use harness::elements::FIRST_MESSAGE_DEADLINE;
+    let lab = lab().await;
+    let mut quiet = PhoneFlow::open(&lab, Element::RegistrarA, Transport::Tcp).await.unwrap();
+    // Half a request: never complete.
+    quiet.send_raw(b"REGISTER sip:registrar-a SIP/2.0\r\n").await.unwrap();
+    let mut kept = PhoneFlow::open(&lab, Element::RegistrarA, Transport::Tcp).await.unwrap();
+    assert_eq!(kept.register(&lab, Element::RegistrarA, 60).await.status(), Some(200));
+    let closed = quiet.read(FIRST_MESSAGE_DEADLINE + ANSWER_DEADLINE).await;
+    assert!(matches!(closed, Read::Closed(_)), "the incomplete connection is closed: {closed:?}");
+    // The flow that brought a message is still served after the same idle time.
+    let mut options = kept.request(&lab, Method::Options, Element::RegistrarA);
+    options.push_header(HeaderName::Accept, "application/sdp");
+    assert_eq!(kept.exchange(&options).await.status(), Some(200), "the idle flow is kept");
+    assert_eq!(lab.open_flows(Element::RegistrarA), 1);
+}

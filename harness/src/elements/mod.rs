@@ -23,6 +23,7 @@ use tokio::time::Instant;
 pub use edge::EdgeProxy;
 pub use proxy::{InviteAnswer, Proxy, ProxyConfig};
 pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
+pub use stream::FIRST_MESSAGE_DEADLINE;
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
 pub use transaction::{DEFAULT_T1, DEFAULT_T2};
 pub(crate) use udp::run_udp;

@@ -17,6 +17,12 @@ use crate::trace::Transport;
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How long a new connection may take to bring its first complete frame (a SIP message or a
+/// keep-alive) before it is dropped: a phone sends its request as soon as it connects, and a
+/// connection that never completes one would otherwise be held for ever. Once a frame came, the
+/// flow has no idle timeout (a phone without keep-alives must not be cut off by the harness).
+pub const FIRST_MESSAGE_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Binds a TCP listener on exactly `addr` (SO_REUSEADDR, so `restore` can bind again at once).
 pub(crate) fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket =
@@ -145,8 +151,15 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut framer = StreamFramer::new(FramerRole::Server);
     let mut buf = vec![0u8; 16 * 1024];
+    let first_deadline = tokio::time::sleep(FIRST_MESSAGE_DEADLINE);
+    tokio::pin!(first_deadline);
+    let mut framed = false;
     'flow: loop {
         tokio::select! {
+            () = &mut first_deadline, if !framed => {
+                tracing::info!(element = %shared.element, flow, "no complete frame from {addr} within {FIRST_MESSAGE_DEADLINE:?}: closed");
+                break 'flow;
+            }
             read = reader.read(&mut buf) => {
                 let n = match read {
                     Ok(0) | Err(_) => break 'flow,
@@ -154,6 +167,7 @@ where
                 };
                 framer.push(&buf[..n]);
                 while let Some(frame) = framer.next_frame() {
+                    framed = true;
                     match frame {
                         Frame::Message(m) => shared.inbound(peer, Inbound::Sip(Box::new(m))).await,
                         Frame::Ping => shared.inbound(peer, Inbound::Ping).await,
