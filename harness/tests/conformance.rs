@@ -369,3 +369,34 @@ async fn the_edge_proxy_relays_only_within_the_lab() {
     let sent_outside = lab.trace().snapshot().iter().any(|e| e.remote.ip() == outside);
     assert!(!sent_outside, "nothing went to {outside}");
 }
+
+/// A response too large for any UDP datagram is not sent (it could not be), and the trace marks
+/// it dropped instead of showing it as sent: here a registrar's 200 to a UDP query of 600
+/// bindings (made over TCP) would take over 64 KB.
+#[tokio::test]
+async fn a_response_too_large_for_a_datagram_is_marked_dropped() {
+    use harness::trace::{Direction, Fate};
+    let lab = lab().await;
+    let mut tcp = PhoneFlow::open(&lab, Element::RegistrarA, Transport::Tcp).await.unwrap();
+    let challenge = challenge(&lab, &mut tcp).await;
+    for batch in 0..2u32 {
+        let contacts: Vec<String> = (0..300)
+            .map(|i| format!("<sip:{}-{batch}-{i}@{}:5060>", "u".repeat(150), lab.topology.phone_ip()))
+            .collect();
+        let register = register(&lab, &mut tcp, &contacts.join(", "), 600, &challenge, batch + 1);
+        assert_eq!(tcp.exchange(&register).await.status(), Some(200));
+    }
+    let mut flow = udp(&lab, Element::RegistrarA).await;
+    let mut query = flow.request(&lab, Method::Register, Element::RegistrarA);
+    query.remove_header(&HeaderName::Contact);
+    authorize_with_count(&lab, &mut query, &challenge, 3);
+    flow.send(&query).await.unwrap();
+    let answer = flow.read(common::SILENCE_WINDOW).await;
+    assert!(!matches!(answer, common::Read::Message(_)), "no datagram can carry it: {answer:?}");
+    let dropped = lab.trace().snapshot().into_iter().any(|e| {
+        e.element == Element::RegistrarA
+            && e.direction == Direction::Sent
+            && matches!(&e.fate, Fate::Dropped(why) if why.contains("UDP datagram"))
+    });
+    assert!(dropped, "the trace marks the 200 dropped");
+}

@@ -37,6 +37,9 @@ use transaction::{ClientTransactions, ServerTransactions, ServerVerdict};
 /// A TCP or TLS connection an element holds, numbered in order of arrival.
 pub type FlowId = u64;
 
+/// The largest UDP payload over IPv4 (65535 minus the IP and UDP headers).
+const MAX_UDP_PAYLOAD: usize = 65_507;
+
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -382,6 +385,14 @@ impl ElementShared {
             _ => None,
         };
         let peer = Peer { transport, flow, addr: remote };
+        if transport == Transport::Udp && bytes.len() > MAX_UDP_PAYLOAD {
+            // No datagram carries it (RFC 3261 §18.1.1 would move a request to TCP; a response
+            // to a UDP request has nowhere else to go): not sent, and the trace says so.
+            let why = format!("{} octets: too large for a UDP datagram", bytes.len());
+            tracing::warn!(element = %self.element, "not sent to {remote}: {why}");
+            self.record(Direction::Sent, peer, Payload::Sip(Box::new(message)), Fate::Dropped(why));
+            return;
+        }
         self.record(Direction::Sent, peer, Payload::Sip(Box::new(message)), Fate::Delivered);
         if !self.send_bytes(to, bytes).await {
             tracing::debug!(element = %self.element, "cannot send to {to:?}: gone");
