@@ -249,12 +249,24 @@ fn serve() -> u8 {
     }
 }
 
+/// The largest UDP payload: `lint` judges each file as one datagram, so it never reads more.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// At most `limit + 1` octets of `file` (one more than allowed tells it is too long), so
+/// `lint /dev/zero` or a huge file costs no more memory than a datagram.
+fn read_bounded(file: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn lint(files: &[PathBuf]) -> u8 {
     let mut code = EXIT_OK;
     let mut unreadable = false;
     let mut out = std::io::stdout().lock();
     for file in files {
-        let bytes = match std::fs::read(file) {
+        let bytes = match read_bounded(file, MAX_DATAGRAM) {
             Ok(b) => b,
             Err(e) => {
                 let _ = writeln!(out, "{}: unreadable: {e}", file.display());
@@ -262,6 +274,15 @@ fn lint(files: &[PathBuf]) -> u8 {
                 continue;
             }
         };
+        if bytes.len() > MAX_DATAGRAM {
+            let _ = writeln!(
+                out,
+                "{}: malformed: error datagram-too-long: more than {MAX_DATAGRAM} octets, which no UDP datagram carries",
+                file.display()
+            );
+            code = EXIT_FAILED;
+            continue;
+        }
         let report = sip::lint_datagram(&bytes);
         if report.diagnostics.is_empty() {
             let _ = writeln!(out, "{}: ok", file.display());

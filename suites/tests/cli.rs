@@ -170,3 +170,12 @@ fn sigterm_stops_every_phone_and_removes_every_temporary_directory() {
         assert!(!(cmdline.contains("refphone") && cmdline.contains(&tmp_path)), "a phone outlived the run: {cmdline}");
     }
 }
+
+/// `lint` reads one datagram's worth of each file at most: `/dev/zero` (endless) and a file larger
+/// than any UDP datagram are `malformed` at once, without reading them whole.
+#[test]
+fn lint_reads_its_input_bounded() {
+    let output = sipharness(&["lint", "/dev/zero"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("/dev/zero: malformed: error datagram-too-long"), "{}", stdout(&output));
+}
