@@ -1,7 +1,8 @@
 //! The lab: one case's private topology (elements, DNS, phone) on its own loopback block, with the verbs cases use: expect, fail, restore.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,17 @@ use crate::tls::LabCa;
 use crate::topology::{self, Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, TraceEvent, Transport};
 
+/// Which address block a lab claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockChoice {
+    /// A free block from a start derived from the process id (cases; concurrent processes apart).
+    Spread,
+    /// The first free block in order from 127.100.0.16 (`serve`: found where it was last time).
+    FirstFree,
+    /// This block and no other (`serve --block`): an error if any of its addresses is taken.
+    Pinned(Ipv4Addr),
+}
+
 /// How a case wants its lab built.
 #[derive(Debug, Clone)]
 pub struct LabSpec {
@@ -43,8 +55,10 @@ pub struct LabSpec {
     /// configuration has SIP outbound on, unless a case says otherwise (see [`LabSpec::for_case`]).
     pub outbound: Option<OutboundSupport>,
     pub proxy: ProxyConfig,
-    /// Claim the first free block in order (for `serve`), instead of one spread by process id.
-    pub first_free_block: bool,
+    /// Which address block the lab claims.
+    pub block: BlockChoice,
+    /// Keep the lab's CA in this directory across runs (`serve --ca-dir`) instead of a new one.
+    pub ca_dir: Option<PathBuf>,
     /// Provision BLF and MWI subscriptions.
     pub subscriptions: bool,
     /// Name the registrar by the registrars' SIP service (`sip registrar ip: registrars.<zone>`,
@@ -66,7 +80,8 @@ impl LabSpec {
                 .sip_outbound()
                 .then(|| OutboundSupport::granting(Timers::fast().outbound.flow_timer)),
             proxy: ProxyConfig::default(),
-            first_free_block: false,
+            block: BlockChoice::Spread,
+            ca_dir: None,
             subscriptions: false,
             registrar_service: false,
             zone: "lab.test".into(),
@@ -107,61 +122,70 @@ struct ClaimedBlock {
     dns_tcp: tokio::net::TcpListener,
 }
 
-fn bind_element(topology: &Topology, element: Element) -> std::io::Result<ElementSockets> {
-    let ip = topology.ip(element);
-    Ok(ElementSockets {
-        udp: bind_udp(SocketAddr::new(ip, 5060))?,
-        tcp: crate::elements::bind_tcp(SocketAddr::new(ip, 5060))?,
-        tls: crate::elements::bind_tcp(SocketAddr::new(ip, 5061))?,
-    })
+/// What could not be bound when claiming a block.
+struct Taken {
+    what: String,
+    addr: SocketAddr,
+    error: std::io::Error,
 }
 
-/// Binds every element's UDP port on a fresh block; a taken address moves on to the next block.
-fn claim_block(zone: &str, first_free: bool) -> Result<ClaimedBlock, HarnessError> {
+/// Binds every port of the block at `base`: each element's, the DNS's, and the phone's (checked
+/// free, then released: the phone binds it itself).
+fn bind_block(zone: &str, base: Ipv4Addr) -> Result<ClaimedBlock, Taken> {
+    let mut topology = Topology::new(base, zone);
+    let mut sip = Vec::new();
+    for element in Element::SIP {
+        let ip = topology.ip(element);
+        let taken = |what: &str, port: u16, error| Taken {
+            what: format!("{element} {what}"),
+            addr: SocketAddr::new(ip, port),
+            error,
+        };
+        let sockets = ElementSockets {
+            udp: bind_udp(SocketAddr::new(ip, 5060)).map_err(|e| taken("udp", 5060, e))?,
+            tcp: crate::elements::bind_tcp(SocketAddr::new(ip, 5060)).map_err(|e| taken("tcp", 5060, e))?,
+            tls: crate::elements::bind_tcp(SocketAddr::new(ip, 5061)).map_err(|e| taken("tls", 5061, e))?,
+        };
+        sip.push((element, sockets));
+    }
+    let phone = SocketAddr::new(topology.phone_ip(), 5060);
+    std::net::UdpSocket::bind(phone).map_err(|error| Taken { what: "the phone's udp".into(), addr: phone, error })?;
+    let dns_addr = topology.dns_addr();
+    let dns_taken = |what: &str, addr, error| Taken { what: format!("dns {what}"), addr, error };
+    let dns = match bind_udp(dns_addr) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let high = SocketAddr::new(topology.ip(Element::Dns), 0);
+            bind_udp(high).map_err(|e| dns_taken("udp", high, e))?
+        }
+        Err(e) => return Err(dns_taken("udp", dns_addr, e)),
+    };
+    topology.dns_port = dns.local_addr().map_err(|e| dns_taken("udp", dns_addr, e))?.port();
+    let dns_tcp =
+        crate::elements::bind_tcp(topology.dns_addr()).map_err(|e| dns_taken("tcp", topology.dns_addr(), e))?;
+    Ok(ClaimedBlock { topology, sip, dns, dns_tcp })
+}
+
+/// Claims a block as `choice` says: a taken address moves on to the next block, except for a
+/// pinned block, whose taken address is the error.
+fn claim_block(zone: &str, choice: BlockChoice) -> Result<ClaimedBlock, HarnessError> {
+    if let BlockChoice::Pinned(base) = choice {
+        return bind_block(zone, base).map_err(|taken| HarnessError::Bind {
+            what: taken.what,
+            addr: taken.addr,
+            source: taken.error,
+        });
+    }
     let mut last = std::io::Error::other("no attempt made");
-    'blocks: for attempt in 0..topology::CLAIM_ATTEMPTS {
-        let base = if first_free { topology::sequential_block(attempt) } else { topology::candidate_block(attempt) };
-        let mut topology = Topology::new(base, zone);
-        let mut sip = Vec::new();
-        for element in Element::SIP {
-            match bind_element(&topology, element) {
-                Ok(sockets) => sip.push((element, sockets)),
-                Err(e) => {
-                    last = e;
-                    continue 'blocks;
-                }
-            }
-        }
-        // The phone's own port must be free too; it binds it itself.
-        if let Err(e) = std::net::UdpSocket::bind(SocketAddr::new(topology.phone_ip(), 5060)) {
-            last = e;
-            continue 'blocks;
-        }
-        let dns = match bind_udp(topology.dns_addr()) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                match bind_udp(SocketAddr::new(topology.ip(Element::Dns), 0)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        last = e;
-                        continue 'blocks;
-                    }
-                }
-            }
-            Err(e) => {
-                last = e;
-                continue 'blocks;
-            }
+    for attempt in 0..topology::CLAIM_ATTEMPTS {
+        let base = match choice {
+            BlockChoice::FirstFree => topology::sequential_block(attempt),
+            _ => topology::candidate_block(attempt),
         };
-        topology.dns_port = dns.local_addr()?.port();
-        let dns_tcp = match crate::elements::bind_tcp(topology.dns_addr()) {
-            Ok(l) => l,
-            Err(e) => {
-                last = e;
-                continue 'blocks;
-            }
-        };
-        return Ok(ClaimedBlock { topology, sip, dns, dns_tcp });
+        match bind_block(zone, base) {
+            Ok(block) => return Ok(block),
+            Err(taken) => last = taken.error,
+        }
     }
     Err(topology::no_free_block(last))
 }
@@ -195,7 +219,7 @@ pub struct Lab {
 impl Lab {
     /// Claims a block, starts the elements and the DNS, provisions and starts the phone.
     pub async fn start(spec: &LabSpec, mut dut: Box<dyn Dut>) -> Result<Lab, HarnessError> {
-        let block = claim_block(&spec.zone, spec.first_free_block)?;
+        let block = claim_block(&spec.zone, spec.block)?;
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
         let provisioning = Provisioning::new(
@@ -221,7 +245,10 @@ impl Lab {
         tasks.push(tokio::spawn(dns::run_udp(dns_ctx.clone(), block.dns)));
         tasks.push(tokio::spawn(dns::run_tcp(dns_ctx, block.dns_tcp)));
 
-        let ca = Arc::new(LabCa::new()?);
+        let ca = Arc::new(match &spec.ca_dir {
+            Some(dir) => LabCa::kept_in(dir)?,
+            None => LabCa::new()?,
+        });
         let auth = spec.digest.then(|| DigestAuth {
             realm: topology.zone.clone(),
             users: HashMap::from([(provisioning.line.auth_name.clone(), provisioning.line.password.clone())]),

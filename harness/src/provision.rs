@@ -132,6 +132,30 @@ impl Timers {
     }
 }
 
+impl Timers {
+    /// What `serve` gives a real phone on a bench: within the vendor's ranges, short enough to
+    /// watch a failover happen (a refresh every 30 s, a failed primary probed every 30 s).
+    pub fn lab() -> Timers {
+        Timers {
+            registration_period: Duration::from_secs(60),
+            registration_retry: Duration::from_secs(30),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            transaction_timer: Duration::from_secs(4),
+            subscription_period: Duration::from_secs(120),
+            failback_probe: Duration::from_secs(30),
+            outbound: OutboundTimers {
+                flow_timer: Duration::from_secs(30),
+                keep_alive: Duration::from_secs(30),
+                pong_timeout: Duration::from_secs(10),
+                stun_rto: Duration::from_millis(500),
+                base_time: Duration::from_secs(30),
+                max_time: Duration::from_secs(1800),
+            },
+        }
+    }
+}
+
 /// The line the harness provisions (line 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineAccount {

@@ -1,15 +1,20 @@
 //! `sipharness serve`: the whole topology and its DNS kept up for exploring a phone by hand, faults and DNS changes read from stdin.
 
-use std::io::Write as _;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::dut::ScriptedPhone;
+use crate::elements::OutboundSupport;
 use crate::error::HarnessError;
 use crate::faults::{Event, Fault, FaultTarget};
-use crate::lab::{Lab, LabSpec};
+use crate::lab::{BlockChoice, Lab, LabSpec};
 use crate::ladder::LiveLadder;
-use crate::provision::Configuration;
+use crate::phone_config::{self, PhoneKind};
+use crate::provision::{Configuration, DEFAULT_MAC, Provisioning, Timers};
+use crate::tls::CA_CERTIFICATE_FILE;
 use crate::topology::Element;
 use crate::trace::Transport;
 
@@ -25,7 +30,7 @@ pub enum Command {
     Quit,
 }
 
-const HELP: &str = "commands: fail <element>[/<transport>] silent|refuse|stall | fail <target> reject <code> [retry-after=<s>] | \
+pub const HELP: &str = "commands: fail <element>[/<transport>] silent|refuse|stall|delay <ms> | fail <target> reject <code> [retry-after=<s>] | \
 restore <target> | reset <target> | restart <element> | dns set|add <name> <type> <ttl> <rdata> | dns remove <name> <type> | quit";
 
 /// `<name> <type> <ttl> <rdata>`, where `args` is the text after `dns set`/`dns add`; the rdata is
@@ -80,27 +85,110 @@ fn after_words(line: &str, n: usize) -> &str {
     rest
 }
 
-/// Brings the topology up, prints its sockets, then serves commands from stdin until `quit`,
-/// end of input or Ctrl-C.
-pub async fn serve() -> Result<(), HarnessError> {
-    let spec = LabSpec { first_free_block: true, ..LabSpec::new(Configuration::NoOutbound, Transport::Udp) };
+/// How `serve` builds its lab, from its command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub configuration: Configuration,
+    /// The transport the phone is configured for (`--phone-config`); every element serves all three.
+    pub transport: Transport,
+    /// Whether registrars demand digest authentication.
+    pub digest: bool,
+    /// The block to claim; the first free one from 127.100.0.16 when `None`.
+    pub block: Option<Ipv4Addr>,
+    /// Where the lab CA is kept across runs.
+    pub ca_dir: Option<PathBuf>,
+    /// Which phone to write settings for, and where.
+    pub phone_config: Option<(PhoneKind, PathBuf)>,
+    /// The phone's MAC, naming the vendor's `<MAC>.cfg`.
+    pub mac: String,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            configuration: Configuration::NoOutbound,
+            transport: Transport::Udp,
+            digest: true,
+            block: None,
+            ca_dir: None,
+            phone_config: None,
+            mac: DEFAULT_MAC.to_owned(),
+        }
+    }
+}
+
+/// The registrars' Min-Expires: any expiry a phone asks for is granted (up to the registrars'
+/// 7200 s), so a phone provisioned with a short registration period for quick failover is not
+/// sent a 423.
+pub const MIN_EXPIRES_S: u32 = 1;
+
+impl ServeOptions {
+    /// The lab `serve` runs: real-phone timers, subscriptions on, Flow-Timer from those timers.
+    pub fn lab_spec(&self) -> LabSpec {
+        let timers = Timers::lab();
+        let mut spec = LabSpec {
+            timers,
+            digest: self.digest,
+            min_expires: MIN_EXPIRES_S,
+            subscriptions: true,
+            block: self.block.map_or(BlockChoice::FirstFree, BlockChoice::Pinned),
+            ca_dir: self.ca_dir.clone(),
+            ..LabSpec::new(self.configuration, self.transport)
+        };
+        spec.outbound = spec.outbound.map(|_| OutboundSupport::granting(timers.outbound.flow_timer));
+        spec
+    }
+}
+
+/// Writes one line of `serve`'s stdout protocol.
+fn say(out: &mut impl Write, line: &str) {
+    let _ = writeln!(out, "{line}");
+}
+
+/// Brings the topology up, prints its sockets, zone and credentials, then `ready`; then serves
+/// commands from stdin until `quit`, end of input or Ctrl-C, printing the trace as it grows.
+pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
+    let spec = options.lab_spec();
     let mut lab = Lab::start(&spec, Box::new(ScriptedPhone::default())).await?;
     let topology = lab.topology.clone();
+    let provisioning = Provisioning::new(
+        spec.configuration,
+        spec.transport,
+        &topology,
+        spec.timers,
+        spec.subscriptions,
+        spec.registrar_service,
+        &options.mac,
+    );
+    if let Some((kind, dir)) = &options.phone_config {
+        let written = phone_config::write(*kind, &provisioning, &topology, &lab.ca().certificate_pem, dir)?;
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        tracing::warn!("serve: wrote {}", names.join(", "));
+    }
     {
         let mut out = std::io::stdout().lock();
         for element in Element::SIP {
             let ip = topology.ip(element);
-            let _ = writeln!(out, "{element} udp {ip}:5060");
-            let _ = writeln!(out, "{element} tcp {ip}:5060");
-            let _ = writeln!(out, "{element} tls {ip}:5061");
+            say(&mut out, &format!("{element} udp {ip}:5060"));
+            say(&mut out, &format!("{element} tcp {ip}:5060"));
+            say(&mut out, &format!("{element} tls {ip}:5061"));
         }
-        let _ = writeln!(out, "dns udp {}", topology.dns_addr());
-        let _ = writeln!(out, "dns tcp {}", topology.dns_addr());
-        let _ = writeln!(out, "zone {}", topology.zone);
-        let _ = writeln!(out, "ready");
+        say(&mut out, &format!("dns udp {}", topology.dns_addr()));
+        say(&mut out, &format!("dns tcp {}", topology.dns_addr()));
+        say(&mut out, &format!("zone {}", topology.zone));
+        // Printed with digest off too: a phone that always answers challenges needs them anyway.
+        let line = &provisioning.line;
+        say(
+            &mut out,
+            &format!("credentials user {} password {} realm {}", line.auth_name, line.password, topology.zone),
+        );
+        say(&mut out, "ready");
         let _ = out.flush();
     }
-    let ca = lab.dir().join("lab-ca.pem");
+    let ca = match &options.ca_dir {
+        Some(dir) => dir.join(CA_CERTIFICATE_FILE),
+        None => lab.dir().join(CA_CERTIFICATE_FILE),
+    };
     tracing::warn!(
         "serve: bind the phone to {} and point its DNS at {}; the lab CA is {}",
         topology.phone_ip(),
@@ -117,8 +205,9 @@ pub async fn serve() -> Result<(), HarnessError> {
             let Some(event) = trace.wait_for(next, deadline, |_| true).await else { continue };
             next = event.index + 1;
             if let Some(line) = ladder.line(&event, &topology) {
+                // Milliseconds since the lab started, so a person can tell a timer from a burst.
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "+{}ms {line}", event.at.as_millis());
                 let _ = out.flush();
             }
         }
@@ -163,11 +252,19 @@ async fn apply(lab: &mut Lab, command: Command) -> Result<(), String> {
         }
         Command::Restore(target) => lab.restore(target),
         Command::Event(target, event) => lab.event(target, event),
+        // A DNS change is marked on the trace as a fault is, so the ladder shows it in place.
         Command::DnsSet { name, record_type, ttl, rdata } => {
-            lab.zone().set(&name, &record_type, ttl, &[&rdata]).await?
+            lab.zone().set(&name, &record_type, ttl, &[&rdata]).await?;
+            lab.note_action(Element::Dns, format!("dns set {name} {record_type} {ttl} {rdata}"));
         }
-        Command::DnsAdd { name, record_type, ttl, rdata } => lab.zone().add(&name, &record_type, ttl, &rdata).await?,
-        Command::DnsRemove { name, record_type } => lab.zone().remove(&name, &record_type).await?,
+        Command::DnsAdd { name, record_type, ttl, rdata } => {
+            lab.zone().add(&name, &record_type, ttl, &rdata).await?;
+            lab.note_action(Element::Dns, format!("dns add {name} {record_type} {ttl} {rdata}"));
+        }
+        Command::DnsRemove { name, record_type } => {
+            lab.zone().remove(&name, &record_type).await?;
+            lab.note_action(Element::Dns, format!("dns remove {name} {record_type}"));
+        }
         Command::Quit => {}
     }
     Ok(())

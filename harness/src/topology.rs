@@ -219,6 +219,23 @@ pub(crate) fn sequential_block(n: u32) -> Ipv4Addr {
     Ipv4Addr::new(127, 100, y as u8, z as u8)
 }
 
+/// A block's base address as a person names it (`serve --block 127.100.0.16`): IPv4 in
+/// 127.0.0.0/8 but not 127.0.0.0/24 (127.0.0.1 and 127.0.0.53 belong to the host), at a
+/// multiple of the block size, so the elements sit at +1..+7 and the phone at +10.
+pub fn parse_block(text: &str) -> Result<Ipv4Addr, String> {
+    let base: Ipv4Addr = text.parse().map_err(|_| format!("{text:?} is not an IPv4 address"))?;
+    let [a, b, c, d] = base.octets();
+    if a != 127 || (b, c) == (0, 0) {
+        return Err(format!("{base} is not a loopback block: use 127.X.Y.Z outside 127.0.0.0/24, e.g. 127.100.0.16"));
+    }
+    if d % BLOCK_SIZE != 0 {
+        return Err(format!(
+            "{base} does not start a block: the last number is a multiple of {BLOCK_SIZE}, e.g. 127.100.0.16"
+        ));
+    }
+    Ok(base)
+}
+
 /// How many blocks to try before giving up.
 pub(crate) const CLAIM_ATTEMPTS: u32 = 64;
 

@@ -1,4 +1,4 @@
-//! `sipharness serve` as a person at a terminal uses it: the sockets it prints answer over UDP, TCP and TLS, and commands take effect at once.
+//! `sipharness serve` as a person at a terminal uses it: the sockets it prints answer over UDP, TCP and TLS, commands take effect at once and are marked, and its flags do what `--help` says.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sip::{Frame, FramerRole, HeaderName, Message, Method, StreamFramer, StunMessage};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 const SILENCE_WINDOW: Duration = Duration::from_millis(500);
@@ -18,27 +18,37 @@ struct Served {
     child: Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Lines<BufReader<ChildStderr>>,
     sockets: Vec<(String, String, SocketAddr)>,
     zone: String,
+    /// `credentials ...` as printed before `ready`.
+    credentials: String,
     ca: std::path::PathBuf,
 }
 
+fn serve_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sipharness"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("SIPHARNESS_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 impl Served {
-    async fn start() -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sipharness"))
-            .arg("serve")
-            .env("SIPHARNESS_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sipharness serve starts");
+    /// Starts `sipharness serve ARGS` on the first free block and reads what it prints up to `ready`.
+    async fn start(args: &[&str]) -> Served {
+        let mut child = serve_command(args).spawn().expect("sipharness serve starts");
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut sockets = Vec::new();
         let mut zone = String::new();
+        let mut credentials = String::new();
         loop {
             let line = tokio::time::timeout(DEADLINE, stdout.next_line())
                 .await
@@ -49,6 +59,7 @@ impl Served {
             match words.as_slice() {
                 ["ready"] => break,
                 ["zone", name] => zone = name.to_string(),
+                ["credentials", ..] => credentials = line.clone(),
                 [element, transport, addr] => {
                     sockets.push((element.to_string(), transport.to_string(), addr.parse().unwrap()))
                 }
@@ -65,7 +76,20 @@ impl Served {
                 break std::path::PathBuf::from(path.trim());
             }
         };
-        Served { child, stdin, stdout, sockets, zone, ca }
+        Served { child, stdin, stdout, stderr, sockets, zone, credentials, ca }
+    }
+
+    /// The block's base address: the DNS sits at +1.
+    fn block(&self) -> std::net::Ipv4Addr {
+        let IpAddr::V4(dns) = self.socket("dns", "udp").ip() else { panic!("IPv4") };
+        let [a, b, c, d] = dns.octets();
+        std::net::Ipv4Addr::new(a, b, c, d - 1)
+    }
+
+    async fn quit(mut self) {
+        self.command("quit").await;
+        let status = tokio::time::timeout(DEADLINE, self.child.wait()).await.expect("exits in time").unwrap();
+        assert!(status.success());
     }
 
     fn socket(&self, element: &str, transport: &str) -> SocketAddr {
@@ -84,13 +108,29 @@ impl Served {
         self.stdin.flush().await.unwrap();
     }
 
-    /// Waits until the streamed ladder shows a line containing `text`.
-    async fn ladder_shows(&mut self, text: &str) {
+    /// Waits until the streamed ladder shows a line containing `text`; every line it passes
+    /// must carry its time since the lab started (`+1234ms `). Returns the line.
+    async fn ladder_shows(&mut self, text: &str) -> String {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let line = tokio::time::timeout_at(deadline, self.stdout.next_line()).await.expect("ladder line in time");
-            if line.unwrap().expect("serve still running").contains(text) {
-                return;
+            let line = line.unwrap().expect("serve still running");
+            let stamp = line.strip_prefix('+').and_then(|rest| rest.split_once("ms ")).map(|(ms, _)| ms);
+            assert!(stamp.is_some_and(|ms| ms.parse::<u64>().is_ok()), "no +<ms>ms stamp on {line:?}");
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits until stderr shows a line containing `text`.
+    async fn stderr_shows(&mut self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.stderr.next_line()).await.expect("stderr line in time");
+            let line = line.unwrap().expect("serve still running");
+            if line.contains(text) {
+                return line;
             }
         }
     }
@@ -144,7 +184,8 @@ fn status(frame: Frame) -> Option<u16> {
 
 #[tokio::test]
 async fn serve_answers_by_hand_and_obeys_commands() {
-    let mut served = Served::start().await;
+    let mut served = Served::start(&[]).await;
+    assert_eq!(served.credentials, "credentials user 1001 password secret-1001 realm lab.test");
     assert_eq!(served.zone, "lab.test");
     assert_eq!(served.sockets.len(), 6 * 3 + 2, "{:?}", served.sockets);
     let phone = served.phone_ip();
@@ -221,7 +262,174 @@ async fn serve_answers_by_hand_and_obeys_commands() {
 
     // A command it cannot parse changes nothing; quit ends it cleanly.
     served.command("fail the moon").await;
-    served.command("quit").await;
-    let status = tokio::time::timeout(DEADLINE, served.child.wait()).await.expect("exits in time").unwrap();
-    assert!(status.success());
+    served.quit().await;
+}
+
+/// A REGISTER by hand over UDP from the phone's address; the status it gets.
+async fn register_status(served: &Served) -> Option<u16> {
+    let udp = tokio::net::UdpSocket::bind(SocketAddr::new(served.phone_ip(), 0)).await.unwrap();
+    udp.connect(served.socket("registrar-a", "udp")).await.unwrap();
+    let answer = udp_exchange(&udp, &register(served, "udp", udp.local_addr().unwrap()).to_bytes(), DEADLINE).await?;
+    Message::parse(&answer).unwrap().status()
+}
+
+#[tokio::test]
+async fn digest_off_still_prints_the_credentials_and_registers_without_them() {
+    let served = Served::start(&["--digest", "off"]).await;
+    assert_eq!(served.credentials, "credentials user 1001 password secret-1001 realm lab.test");
+    assert_eq!(register_status(&served).await, Some(200));
+    served.quit().await;
+}
+
+#[tokio::test]
+async fn dns_commands_are_acknowledged_and_marked_in_the_ladder() {
+    let mut served = Served::start(&[]).await;
+    served.command("dns set proxy-a.lab.test. A 5 127.1.2.3").await;
+    let line = served.ladder_shows("== dns set proxy-a.lab.test. A 5 127.1.2.3 ==").await;
+    assert!(line.starts_with('+'), "{line}");
+    served.command("dns add _sip._udp.registrar-a.lab.test. SRV 60 20 10 5060 registrar-b.lab.test.").await;
+    served.ladder_shows("== dns add _sip._udp.registrar-a.lab.test. SRV 60 20 10 5060 registrar-b.lab.test. ==").await;
+    served.command("dns remove proxy-b.lab.test. A").await;
+    served.ladder_shows("== dns remove proxy-b.lab.test. A ==").await;
+    // A DNS change that fails is said on stderr and not marked.
+    served.command("dns set elsewhere.example. A 5 127.1.2.3").await;
+    served.stderr_shows("sipharness serve:").await;
+    served.quit().await;
+}
+
+#[tokio::test]
+async fn a_pinned_block_that_is_taken_is_an_error_naming_the_address() {
+    let first = Served::start(&[]).await;
+    let block = first.block().to_string();
+    let output = serve_command(&["--block", &block]).stdin(Stdio::null()).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("--block {block} is taken")), "{stderr}");
+    let proxy_a = first.socket("proxy-a", "udp").to_string();
+    assert!(stderr.contains(&proxy_a), "the taken address {proxy_a} is named: {stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).is_empty(), "nothing served");
+    first.quit().await;
+}
+
+#[tokio::test]
+async fn a_kept_ca_is_the_same_on_the_next_run_and_still_signs_for_every_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let ca_dir_arg = ca_dir.to_str().unwrap();
+
+    let first = Served::start(&["--ca-dir", ca_dir_arg]).await;
+    assert_eq!(first.ca, ca_dir.join("lab-ca.pem"));
+    let pem = std::fs::read(&first.ca).expect("the CA written on the first run");
+    let key = std::fs::read(ca_dir.join("lab-ca.key")).expect("its key beside it");
+    first.quit().await;
+
+    let second = Served::start(&["--ca-dir", ca_dir_arg]).await;
+    assert_eq!(std::fs::read(&second.ca).unwrap(), pem, "the same CA");
+    assert_eq!(std::fs::read(ca_dir.join("lab-ca.key")).unwrap(), key);
+    // A phone that trusted the first run's CA verifies the second run's registrar.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(&pem).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(second.phone_ip(), 0)).unwrap();
+    let tcp = socket.connect(second.socket("registrar-b", "tls")).await.unwrap();
+    let name = ServerName::try_from(format!("registrar-b.{}", second.zone)).unwrap();
+    tokio::time::timeout(DEADLINE, tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("the kept CA's certificate verifies");
+    second.quit().await;
+}
+
+#[tokio::test]
+async fn phone_config_writes_what_each_phone_needs_for_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let baresip = dir.path().join("baresip");
+    let aastra = dir.path().join("aastra");
+
+    let served = Served::start(&[
+        "--config",
+        "full-backup",
+        "--outbound",
+        "on",
+        "--transport",
+        "tcp",
+        "--phone-config",
+        "baresip",
+        baresip.to_str().unwrap(),
+    ])
+    .await;
+    let accounts = std::fs::read_to_string(baresip.join("accounts")).expect("accounts written");
+    assert!(
+        accounts.contains("<sip:1001@proxy-a.lab.test;transport=tcp>;auth_user=1001;auth_pass=secret-1001;"),
+        "{accounts}"
+    );
+    assert!(accounts.contains(";outbound=\"sip:outbound-a.lab.test;transport=tcp\";"), "{accounts}");
+    assert!(accounts.contains(";outbound2=\"sip:outbound-b.lab.test;transport=tcp\";"), "{accounts}");
+    assert!(accounts.contains(";mwi=yes") && accounts.contains(";regint=") && accounts.contains(";sipnat=outbound"));
+    let config = std::fs::read_to_string(baresip.join("config")).expect("config written");
+    assert!(config.contains(&format!("sip_listen\t\t{}:5060\n", served.phone_ip())), "{config}");
+    assert!(config.contains(&format!("dns_server\t\t{}\n", served.socket("dns", "udp"))), "{config}");
+    assert!(config.contains(&format!("sip_cafile\t\t{}\n", baresip.join("lab-ca.pem").display())), "{config}");
+    assert_eq!(std::fs::read(baresip.join("lab-ca.pem")).unwrap(), std::fs::read(&served.ca).unwrap());
+    served.quit().await;
+
+    let served =
+        Served::start(&["--config", "outbound-only", "--phone-config", "aastra", aastra.to_str().unwrap()]).await;
+    let global = std::fs::read_to_string(aastra.join("aastra.cfg")).expect("aastra.cfg written");
+    assert!(global.contains("sip outbound proxy: outbound-a.lab.test\n"), "{global}");
+    assert!(global.contains("sip backup outbound proxy: outbound-b.lab.test\n"), "{global}");
+    assert!(global.contains("sip outbound support: 0\n"), "{global}");
+    assert!(!global.contains("sip backup registrar ip"), "row 3 has no backup registrar: {global}");
+    let line = std::fs::read_to_string(aastra.join("00085D0A0B0C.cfg")).expect("<MAC>.cfg written");
+    assert!(line.contains("sip line1 password: secret-1001\n"), "{line}");
+    served.quit().await;
+}
+
+#[tokio::test]
+async fn bad_flags_and_values_are_one_line_and_exit_2() {
+    for args in [
+        &["--frobnicate"][..],
+        &["--config", "row-4"],
+        &["--outbound", "on"],
+        &["--digest", "maybe"],
+        &["--block", "10.0.0.16"],
+        &["--block", "127.100.0.17"],
+        &["--phone-config", "nokia", "/tmp"],
+        &["--transport", "sctp"],
+    ] {
+        let output = serve_command(args).stdin(Stdio::null()).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("sipharness: "), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}: nothing served");
+    }
+    let outbound = serve_command(&["--outbound", "on"]).stdin(Stdio::null()).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&outbound.stderr).contains("--config full-backup or outbound-only"));
+}
+
+#[tokio::test]
+async fn help_says_who_serves_what_how_to_point_a_phone_and_the_commands() {
+    let output = serve_command(&["--help"]).stdin(Stdio::null()).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "registrar-a, registrar-b  REGISTER",
+        "proxy-a, proxy-b          SUBSCRIBE",
+        "registrar-a is 127.100.0.20:5060",
+        "credentials user",
+        "fail <element>",
+        "dns set|add",
+        "--phone-config",
+        "--ca-dir",
+        "--block",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
 }
