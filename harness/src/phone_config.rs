@@ -75,9 +75,9 @@ fn uri(topology: &Topology, element: Element, transport: Transport) -> String {
 
 /// baresip's account line and config. baresip has one server per account, its outbound proxy
 /// (and a second one to fail over to), where the vendor has a proxy, a registrar and their
-/// backups: row 1 goes to registrar-a then registrar-b (the proxies do not take REGISTER),
-/// rows 2 and 3 through outbound-a then outbound-b; the AOR is the primary proxy's, as the
-/// vendor's is.
+/// backups: row 1 goes to proxy-a then proxy-b (each passes REGISTER on to the registrar of its
+/// side and serves SUBSCRIBE itself), rows 2 and 3 through outbound-a then outbound-b; the AOR
+/// is the primary proxy's, as the vendor's is.
 fn baresip(provisioning: &Provisioning, topology: &Topology, ca_file: &Path) -> Vec<(String, String)> {
     let configuration = provisioning.configuration;
     let transport = provisioning.transport;
@@ -85,7 +85,7 @@ fn baresip(provisioning: &Provisioning, topology: &Topology, ca_file: &Path) -> 
     let (first, second) = if configuration.has_outbound_proxies() {
         (Element::OutboundA, Element::OutboundB)
     } else {
-        (Element::RegistrarA, Element::RegistrarB)
+        (Element::ProxyA, Element::ProxyB)
     };
     let mut account = format!(
         "\"{}\" <sip:{}@{};transport={transport}>;auth_user={};auth_pass={};outbound=\"{}\";outbound2=\"{}\";regint={};mwi=yes",
@@ -144,8 +144,8 @@ mod tests {
         let account = row1[0].1.lines().nth(1).unwrap();
         assert!(account.starts_with("\"Lab Phone 1001\" <sip:1001@proxy-a.lab.test;transport=tcp>;"), "{account}");
         assert!(account.contains(";auth_pass=secret-1001;"), "{account}");
-        assert!(account.contains(";outbound=\"sip:registrar-a.lab.test;transport=tcp\";"), "{account}");
-        assert!(account.contains(";outbound2=\"sip:registrar-b.lab.test;transport=tcp\";"), "{account}");
+        assert!(account.contains(";outbound=\"sip:proxy-a.lab.test;transport=tcp\";"), "{account}");
+        assert!(account.contains(";outbound2=\"sip:proxy-b.lab.test;transport=tcp\";"), "{account}");
         assert!(account.ends_with(";regint=60;mwi=yes"), "{account}");
         assert!(row1[1].1.contains("sip_listen\t\t127.100.0.26:5060\n"), "{}", row1[1].1);
         assert!(row1[1].1.contains("dns_server\t\t127.100.0.17:53\n"), "{}", row1[1].1);
