@@ -1,4 +1,4 @@
-//! cargo xtask: the project's chores as one small binary (rust-analyzer style): ci, bench.
+//! cargo xtask: the project's chores as one small binary (rust-analyzer style): test, ci, bench.
 
 mod tidy;
 
@@ -6,7 +6,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci|bench|suite-bench [JOBS]>
+const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]>
+  test         install the peers the tests drive if missing (baresip, sipp: Debian packages
+               baresip-core and sip-tester, as root), then cargo test --workspace --locked [ARGS]
   ci           build everything, run the tests, then run every case against the reference phone
   bench        run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
@@ -15,6 +17,13 @@ const USAGE: &str = "usage: cargo xtask <ci|bench|suite-bench [JOBS]>
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
+        "test" => {
+            let mut extra: Vec<String> = std::env::args().skip(2).collect();
+            if extra.first().is_some_and(|a| a == "--") {
+                extra.remove(0);
+            }
+            test(extra)
+        }
         "ci" => {
             cargo(&["test", "--workspace"])?;
             cargo(&["build", "--workspace"])?;
@@ -24,6 +33,76 @@ fn main() -> Result<()> {
         "suite-bench" => suite_bench(std::env::args().nth(2)),
         _ => bail!("{USAGE}"),
     }
+}
+
+/// The programs the tests drive as peers of the lab (`suites/tests/peers.rs`), each with the
+/// Debian package that ships it.
+const PEERS: [(&str, &str); 2] = [("baresip", "baresip-core"), ("sipp", "sip-tester")];
+
+/// What CI runs (`.ci/run`): the peers installed if missing, then the workspace's tests; exits
+/// with cargo's code.
+fn test(extra: Vec<String>) -> Result<()> {
+    install_peers()?;
+    let mut args = vec!["test".to_owned(), "--workspace".into(), "--locked".into()];
+    args.extend(extra);
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(&args)
+        .current_dir(workspace_root())
+        .status()
+        .context("cannot run cargo")?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Installs the Debian packages of the peers that are not on PATH (`apt-get`, as root).
+fn install_peers() -> Result<()> {
+    let missing: Vec<(&str, &str)> = PEERS.into_iter().filter(|(program, _)| !on_path(program)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let programs: Vec<&str> = missing.iter().map(|(program, _)| *program).collect();
+    let packages: Vec<&str> = missing.iter().map(|(_, package)| *package).collect();
+    if !is_root() {
+        bail!(
+            "not installed: {} (Debian: {}), peers the tests drive through the lab; run `cargo xtask test` \
+             as root to install them, or `apt-get install --no-install-recommends {}`",
+            programs.join(", "),
+            packages.join(", "),
+            packages.join(" ")
+        );
+    }
+    let note = format!("xtask: not installed: {}; installing {}\n", programs.join(", "), packages.join(" "));
+    std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes())?;
+    run("apt-get", &["update"]).context("apt-get update failed; the tests need Debian's package archive")?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&packages);
+    let status = Command::new("apt-get")
+        .args(&install)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    if !status.success() {
+        bail!("apt-get install {} failed: {status}", packages.join(" "));
+    }
+    if let Some((program, package)) = missing.iter().find(|(program, _)| !on_path(program)) {
+        bail!("{package} installed, yet `{program}` is still not on PATH");
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root (its effective uid, from `/proc/self/status`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .is_some_and(|effective| effective == "0")
+    })
+}
+
+/// Whether `program` is on PATH (what `command -v` says).
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// The suite's wall time against the sum, over cases, of the time each spent waiting on the
