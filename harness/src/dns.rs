@@ -169,6 +169,8 @@ pub(crate) struct DnsContext {
     pub trace: Trace,
     pub fault: watch::Receiver<Option<Fault>>,
     pub zone: Arc<Zone>,
+    /// Its TCP connections' tasks: they end with the lab.
+    pub connections: crate::net::ConnectionTasks,
 }
 
 /// Serves DNS on UDP until aborted. `silent` drops queries; `refuse` closes the port.
@@ -246,7 +248,7 @@ pub(crate) async fn run_tcp(ctx: Arc<DnsContext>, listener: tokio::net::TcpListe
             accepted = accepting.accept() => match accepted {
                 Ok((stream, source)) => {
                     backoff.accepted();
-                    tokio::spawn(serve_tcp_connection(ctx.clone(), stream, source));
+                    ctx.connections.spawn(serve_tcp_connection(ctx.clone(), stream, source));
                 }
                 Err(e) => {
                     // Out of descriptors, accept fails again at once: pause, do not spin.

@@ -197,6 +197,8 @@ pub struct Lab {
     trace: Trace,
     elements: HashMap<Element, Arc<ElementShared>>,
     dns_fault: watch::Sender<Option<Fault>>,
+    /// The DNS's shared state, whose connection tasks end with the lab.
+    dns: Arc<DnsContext>,
     /// The zone the DNS serves; cases change records in it while they run.
     zone: Arc<Zone>,
     /// The lab's CA; the phone is handed its certificate.
@@ -241,7 +243,9 @@ impl Lab {
             trace: trace.clone(),
             fault: dns_fault_rx,
             zone: zone.clone(),
+            connections: crate::net::ConnectionTasks::default(),
         });
+        let dns = dns_ctx.clone();
         tasks.push(tokio::spawn(dns::run_udp(dns_ctx.clone(), block.dns)));
         tasks.push(tokio::spawn(dns::run_tcp(dns_ctx, block.dns_tcp)));
 
@@ -296,6 +300,7 @@ impl Lab {
             trace,
             elements,
             dns_fault,
+            dns,
             zone,
             ca,
             active_faults: HashMap::new(),
@@ -577,9 +582,24 @@ impl Lab {
         if let Err(e) = self.dut.stop().await {
             tracing::warn!("stopping the DUT: {e}");
         }
+        self.stop_tasks();
+    }
+
+    /// Ends every task of the lab: listeners, the DNS, and every connection's (none outlives it).
+    fn stop_tasks(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        for element in self.elements.values() {
+            element.connections.abort_all();
+        }
+        self.dns.connections.abort_all();
+    }
+
+    /// The connection tasks the lab's elements and DNS are running (each connection, each
+    /// delayed answer).
+    pub fn live_connection_tasks(&self) -> usize {
+        self.elements.values().map(|e| e.connections.live()).sum::<usize>() + self.dns.connections.live()
     }
 
     /// How long the case has waited on the phone so far (expectations and observation windows).
@@ -595,8 +615,6 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.stop_tasks();
     }
 }

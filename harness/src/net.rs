@@ -55,3 +55,35 @@ mod tests {
         assert_eq!(backoff.failed(), Duration::from_millis(10));
     }
 }
+
+/// The tasks of one listener's connections (and an element's delayed answers): owned by the lab
+/// through its element, so they end with it instead of living on detached. Finished tasks are
+/// reaped at each spawn, so the set holds only live ones.
+#[derive(Default)]
+pub(crate) struct ConnectionTasks {
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl ConnectionTasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, tokio::task::JoinSet<()>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Ends every task (the lab is going away).
+    pub fn abort_all(&self) {
+        self.lock().abort_all();
+    }
+
+    /// The tasks not yet finished.
+    pub fn live(&self) -> usize {
+        let mut tasks = self.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.len()
+    }
+}

@@ -214,3 +214,16 @@ async fn a_silent_connection_is_closed_but_an_idle_flow_is_kept() {
     assert_eq!(kept.exchange(&options).await.status(), Some(200), "the idle flow is kept");
     assert_eq!(lab.open_flows(Element::RegistrarA), 1);
 }
+
+/// Connection tasks belong to their lab: when the lab goes, they end, and the phone's connection
+/// is closed (no task lives on detached).
+#[tokio::test]
+async fn connections_end_with_their_lab() {
+    let lab = lab().await;
+    let mut flow = PhoneFlow::open(&lab, Element::RegistrarA, Transport::Tcp).await.unwrap();
+    assert_eq!(flow.register(&lab, Element::RegistrarA, 60).await.status(), Some(200));
+    assert_eq!(lab.live_connection_tasks(), 1, "the one connection's task");
+    drop(lab);
+    let closed = flow.read(ANSWER_DEADLINE).await;
+    assert!(matches!(closed, Read::Closed(_)), "the connection ended with the lab: {closed:?}");
+}

@@ -192,6 +192,8 @@ pub(crate) struct ElementShared {
     clients: Mutex<ClientTransactions>,
     /// Wakes the UDP task when a client transaction starts, so it re-arms its retransmission timer.
     pub client_started: Notify,
+    /// Its connections' tasks and its delayed answers: they end with the lab.
+    pub connections: crate::net::ConnectionTasks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -216,6 +218,7 @@ impl ElementShared {
             behaviour: Mutex::new(behaviour),
             faults,
             flows: Mutex::new(HashMap::new()),
+            connections: crate::net::ConnectionTasks::default(),
             udp: Mutex::new(None),
             udp_seen: Mutex::new(HashSet::new()),
             next_flow: AtomicU64::new(1),
@@ -485,7 +488,7 @@ impl ElementShared {
                     // it) leaves late, and the element reads on meanwhile; responses it relays
                     // pass at once, so a request through it is late by `ms`, not twice.
                     let this = self.clone();
-                    tokio::spawn(async move {
+                    self.connections.spawn(async move {
                         tokio::time::sleep(Duration::from_millis(ms.into())).await;
                         this.send_all(reply_to, outgoing).await;
                     });

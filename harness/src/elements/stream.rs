@@ -88,7 +88,8 @@ async fn run_listener(
                     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                     let shared = shared.clone();
                     let acceptor = acceptor.clone();
-                    tokio::spawn(async move { serve_connection(shared, stream, peer, transport, acceptor).await });
+                    let owner = shared.clone();
+                    owner.connections.spawn(async move { serve_connection(shared, stream, peer, transport, acceptor).await });
                 }
                 Err(e) => {
                     // Out of descriptors, accept fails again at once: pause, do not spin.
