@@ -454,9 +454,15 @@ fn lint(files: &[PathBuf]) -> u8 {
             continue;
         }
         let text: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
-        let verdict = if report.is_malformed() { "malformed: " } else { "" };
+        let verdict = if report.is_malformed() {
+            "malformed: "
+        } else if report.is_invalid() {
+            "invalid: "
+        } else {
+            ""
+        };
         let _ = writeln!(out, "{}: {verdict}{}", file.display(), text.join("; "));
-        if report.is_malformed() {
+        if report.is_malformed() || report.is_invalid() {
             code = EXIT_FAILED;
         }
     }

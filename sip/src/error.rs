@@ -17,11 +17,13 @@ impl Error {
     }
 }
 
-/// How bad a diagnostic is: an `Error` breaks the RFC 3261 §25 grammar or framing, a `Warning`
-/// breaks a rule the grammar allows.
+/// How bad a diagnostic is (BRIEF §5): an `Error` breaks the RFC 3261 §25 grammar or framing;
+/// `Invalid` parses but breaks a rule that makes a receiving element reject it with 400; a
+/// `Warning` breaks a rule a receiver tolerates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Warning,
+    Invalid,
     Error,
 }
 
@@ -37,6 +39,9 @@ impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic { severity: Severity::Error, code, message: message.into() }
     }
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Invalid, code, message: message.into() }
+    }
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic { severity: Severity::Warning, code, message: message.into() }
     }
@@ -46,6 +51,7 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {
             Severity::Warning => "warning",
+            Severity::Invalid => "invalid",
             Severity::Error => "error",
         };
         write!(f, "{level}[{}]: {}", self.code, self.message)

@@ -1,8 +1,11 @@
-//! Lint: judges one datagram against the RFC 3261 §25 grammar (errors) and rules the grammar allows but RFCs forbid (warnings).
+//! Lint: judges one datagram against the RFC 3261 §25 grammar (errors), the rules whose breach makes a receiving element answer 400 (invalid), and rules a receiver tolerates (warnings).
 //!
 //! The split follows BRIEF §5: an error means the message breaks the grammar or cannot be framed
-//! (Content-Length beyond the datagram); everything the grammar lets through but an RFC forbids,
-//! and octets after the body (RFC 4475 §3.1.1.8), is a warning.
+//! (Content-Length beyond the datagram); `invalid` means it parses but a receiving element must
+//! reject it with 400 (a mandatory header missing or given twice, a CSeq method that differs from
+//! the request's: RFC 3261 §8.1.1, RFC 4475 §3.1.2); what a receiver tolerates (no
+//! Max-Forwards, a branch without the magic cookie, `reg-id` without `Supported: outbound`) and
+//! octets after the body (RFC 4475 §3.1.1.8) are warnings.
 
 use crate::error::{Diagnostic, Severity};
 use crate::header::HeaderName;
@@ -19,6 +22,11 @@ impl LintReport {
     /// Whether any diagnostic is an error: the message is malformed.
     pub fn is_malformed(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Whether it parses but a receiving element must reject it with 400.
+    pub fn is_invalid(&self) -> bool {
+        !self.is_malformed() && self.diagnostics.iter().any(|d| d.severity == Severity::Invalid)
     }
 }
 
@@ -128,7 +136,10 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
         (HeaderName::CSeq, "CSeq"),
     ] {
         if message.header(&name).is_none() {
-            out.push(Diagnostic::warning("missing-header", format!("no {label} header (RFC 3261 §8.1.1)")));
+            out.push(Diagnostic::invalid(
+                "missing-header",
+                format!("no {label} header: a receiver answers 400 (RFC 3261 §8.1.1)"),
+            ));
         }
     }
     for (name, label) in [
@@ -141,10 +152,14 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
         (HeaderName::MinExpires, "Min-Expires"),
     ] {
         if message.headers.iter().filter(|h| h.name == name).count() > 1 {
-            out.push(Diagnostic::warning(
-                "duplicate-header",
-                format!("{label} appears more than once but is not a list (RFC 3261 §7.3)"),
-            ));
+            // RFC 4475 §3.1.2 (invalid messages): several values where one is required get 400.
+            let text = format!("{label} appears more than once but is not a list (RFC 3261 §7.3)");
+            let mandatory = matches!(name, HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq);
+            out.push(if mandatory {
+                Diagnostic::invalid("duplicate-header", format!("{text}: a receiver answers 400 (RFC 4475 §3.1.2)"))
+            } else {
+                Diagnostic::warning("duplicate-header", text)
+            });
         }
     }
     range_warnings(message, out);
@@ -168,9 +183,12 @@ fn rule_warnings(message: &Message, out: &mut Vec<Diagnostic>) {
     if let (Ok(cseq), Some(method)) = (message.cseq(), message.method())
         && &cseq.method != method
     {
-        out.push(Diagnostic::warning(
+        out.push(Diagnostic::invalid(
             "cseq-method",
-            format!("CSeq method {} differs from the request method {method} (RFC 3261 §8.1.1.5)", cseq.method),
+            format!(
+                "CSeq method {} differs from the request method {method}: a receiver answers 400 (RFC 3261 §8.1.1.5, RFC 4475 §3.1.2)",
+                cseq.method
+            ),
         ));
     }
     if let Some(Ok(uri)) = message.request_uri()

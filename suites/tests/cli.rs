@@ -120,6 +120,14 @@ Call-ID: a84b4c76e66710\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@192.0.2.10:506
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("malformed"));
 
+    // BRIEF §5: parses, but a receiving element must answer 400: `invalid`, exit 1, the rule cited.
+    let invalid = dir.path().join("invalid.sip");
+    std::fs::write(&invalid, register.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE")).unwrap();
+    let output = sipharness(&["lint", invalid.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("invalid.sip: invalid: invalid[cseq-method]"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("RFC 3261 §8.1.1.5"), "{}", stdout(&output));
+
     let missing = dir.path().join("missing.sip");
     let output = sipharness(&["lint", ok.to_str().unwrap(), missing.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
