@@ -405,7 +405,11 @@ fn serve(options: ServeOptions) -> u8 {
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
     let pinned = options.block;
-    match runtime.block_on(crate::serve::serve(options)) {
+    let outcome = runtime.block_on(crate::serve::serve(options));
+    // A write to a stdout nobody reads may still be pending on a blocking thread: `quit` does
+    // not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(()) => EXIT_OK,
         Err(e) => match (pinned, &e) {
             (Some(block), HarnessError::Bind { .. }) => usage_error(&format!("--block {block} is taken: {e}")),

@@ -198,6 +198,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
 
     let trace = lab.trace().clone();
     let printer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut out = tokio::io::stdout();
         let mut ladder = LiveLadder::default();
         let mut next = 0;
         loop {
@@ -206,9 +208,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
             next = event.index + 1;
             if let Some(line) = ladder.line(&event, &topology) {
                 // Milliseconds since the lab started, so a person can tell a timer from a burst.
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "+{}ms {line}", event.at.as_millis());
-                let _ = out.flush();
+                // Written asynchronously: a reader that stops reading (a full pipe) then holds
+                // only this task, which `quit` aborts, never a runtime thread.
+                let text = format!("+{}ms {line}\n", event.at.as_millis());
+                if out.write_all(text.as_bytes()).await.is_err() || out.flush().await.is_err() {
+                    return;
+                }
             }
         }
     });

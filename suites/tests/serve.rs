@@ -433,3 +433,36 @@ async fn help_says_who_serves_what_how_to_point_a_phone_and_the_commands() {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
+
+/// After a burst of a few thousand datagrams, with nobody reading the ladder (its pipe full),
+/// `quit` still ends `serve` within the deadline: printing never holds the exit.
+#[tokio::test]
+async fn quit_ends_serve_after_a_burst_with_the_ladder_unread() {
+    let mut served = Served::start(&[]).await;
+    let socket = tokio::net::UdpSocket::bind(SocketAddr::new(served.phone_ip(), 0)).await.unwrap();
+    socket.connect(served.socket("registrar-a", "udp")).await.unwrap();
+    let local = socket.local_addr().unwrap();
+    for n in 0..3000u32 {
+        let mut options = register(&served, "udp", local);
+        options.start =
+            sip::StartLine::Request { method: Method::Options, uri: format!("sip:registrar-a.{}", served.zone) };
+        options.set_header(HeaderName::CSeq, format!("{n} OPTIONS"));
+        options.set_header(HeaderName::Via, format!("SIP/2.0/UDP {local};branch=z9hG4bKburst{n};rport"));
+        let _ = socket.send(&options.to_bytes()).await;
+        if n % 100 == 99 {
+            // Paced in hundreds, each answered, so the burst is served (and its ladder lines
+            // pile up in the unread pipe) before `quit`.
+            let mut buf = vec![0u8; 65_536];
+            let mut answered = 0;
+            while answered < 100 {
+                match tokio::time::timeout(DEADLINE, socket.recv(&mut buf)).await {
+                    Ok(Ok(_)) => answered += 1,
+                    _ => break,
+                }
+            }
+        }
+    }
+    served.command("quit").await;
+    let status = tokio::time::timeout(DEADLINE, served.child.wait()).await.expect("serve ended in time").unwrap();
+    assert!(status.success(), "{status:?}");
+}
