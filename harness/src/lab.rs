@@ -61,6 +61,8 @@ pub struct LabSpec {
     pub ca_dir: Option<PathBuf>,
     /// Provision BLF and MWI subscriptions.
     pub subscriptions: bool,
+    /// The phone's MAC, naming its `<MAC>.cfg`.
+    pub mac: String,
     /// Name the registrar by the registrars' SIP service (`sip registrar ip: registrars.<zone>`,
     /// port 0), whose SRV records name registrar-a and then registrar-b, instead of each by host
     /// and port.
@@ -83,6 +85,7 @@ impl LabSpec {
             block: BlockChoice::Spread,
             ca_dir: None,
             subscriptions: false,
+            mac: DEFAULT_MAC.to_owned(),
             registrar_service: false,
             zone: "lab.test".into(),
         }
@@ -231,7 +234,7 @@ impl Lab {
             spec.timers,
             spec.subscriptions,
             spec.registrar_service,
-            DEFAULT_MAC,
+            &spec.mac,
         );
         let mut tasks = Vec::new();
 

@@ -13,7 +13,7 @@ use crate::faults::{Event, Fault, FaultTarget};
 use crate::lab::{BlockChoice, Lab, LabSpec};
 use crate::ladder::LiveLadder;
 use crate::phone_config::{self, PhoneKind};
-use crate::provision::{Configuration, DEFAULT_MAC, Provisioning, Timers};
+use crate::provision::{Configuration, DEFAULT_MAC, Timers};
 use crate::tls::CA_CERTIFICATE_FILE;
 use crate::topology::Element;
 use crate::trace::Transport;
@@ -133,6 +133,7 @@ impl ServeOptions {
             subscriptions: true,
             block: self.block.map_or(BlockChoice::FirstFree, BlockChoice::Pinned),
             ca_dir: self.ca_dir.clone(),
+            mac: self.mac.clone(),
             ..LabSpec::new(self.configuration, self.transport)
         };
         spec.outbound = spec.outbound.map(|_| OutboundSupport::granting(timers.outbound.flow_timer));
@@ -151,15 +152,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
     let spec = options.lab_spec();
     let mut lab = Lab::start(&spec, Box::new(ScriptedPhone::default())).await?;
     let topology = lab.topology.clone();
-    let provisioning = Provisioning::new(
-        spec.configuration,
-        spec.transport,
-        &topology,
-        spec.timers,
-        spec.subscriptions,
-        spec.registrar_service,
-        &options.mac,
-    );
+    let provisioning = lab.provisioning.clone();
     if let Some((kind, dir)) = &options.phone_config {
         let written = phone_config::write(*kind, &provisioning, &topology, &lab.ca().certificate_pem, dir)?;
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();

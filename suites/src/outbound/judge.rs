@@ -81,6 +81,20 @@ pub fn outbound_contact(
     }
 }
 
+/// F2 (RFC 5626 §4.1): the instance identifies the device, so `later` (registered `when`) carries
+/// the `+sip.instance` `first` did.
+pub fn same_instance(first: &OutboundContact, later: &OutboundContact, when: &str) -> Result<(), CaseError> {
+    if later.instance == first.instance {
+        return Ok(());
+    }
+    Err(violation(
+        Requirement::F2,
+        format!("the same +sip.instance {when}: {}", first.instance),
+        format!("+sip.instance {}", later.instance),
+        &format!("the phone registered another +sip.instance {when}"),
+    ))
+}
+
 /// One keep-alive the phone sent an element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
@@ -91,7 +105,7 @@ pub struct Keepalive {
 
 /// The keep-alives the phone sent `element` from `from` on: CRLF pings and STUN binding
 /// requests (a STUN retransmission, same transaction id, counted once).
-pub fn keepalives_to(events: &[TraceEvent], element: Element, _transport: Transport, from: Duration) -> Vec<Keepalive> {
+pub fn keepalives_to(events: &[TraceEvent], element: Element, from: Duration) -> Vec<Keepalive> {
     let mut seen_stun = Vec::new();
     events
         .iter()

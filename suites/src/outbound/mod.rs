@@ -110,15 +110,7 @@ async fn instance_kept_across_reboot(lab: &mut Lab, row: Row) -> Result<(), Case
     let deadline = lab.timing().startup().and(lab.timing().dial());
     let again = lab.expect(row.before.registration(Requirement::F2).within(deadline)).await?;
     let after_reboot = judge::outbound_contact(lab, &again, Requirement::F2)?;
-    if after_reboot.instance != first.instance {
-        return Err(judge::violation(
-            Requirement::F2,
-            format!("the same +sip.instance after a reboot: {}", first.instance),
-            format!("+sip.instance {}", after_reboot.instance),
-            "the phone changed its +sip.instance across a reboot",
-        ));
-    }
-    Ok(())
+    judge::same_instance(&first, &after_reboot, "after a reboot")
 }
 
 /// F3: once a 2xx with `Require: outbound` and `Flow-Timer` came, keep-alives on the flow (CRLF
@@ -132,7 +124,7 @@ async fn keepalives_on_the_flow(lab: &mut Lab, row: Row) -> Result<(), CaseError
     crate::steps::stays_at_for(lab, row.before, row.start, flow_timer * intervals + lab.timing().jitter()).await?;
     let outbound = row.before.via.expect("rows 2 and 3 have an outbound proxy");
     let events = lab.trace().snapshot();
-    let keepalives = keepalives_to(&events, outbound, lab.provisioning.transport, registered[0].at);
+    let keepalives = keepalives_to(&events, outbound, registered[0].at);
     judge::spaced_keepalives(&keepalives, registered[0].at, flow_timer, intervals - 1, lab.timing().jitter())
 }
 
@@ -145,7 +137,7 @@ async fn no_keepalives_without_require(lab: &mut Lab, row: Row) -> Result<(), Ca
     crate::steps::stays_at_for(lab, row.before, row.start, window).await?;
     let outbound = row.before.via.expect("rows 2 and 3 have an outbound proxy");
     let events = lab.trace().snapshot();
-    if let Some(first) = keepalives_to(&events, outbound, lab.provisioning.transport, registered[0].at).first() {
+    if let Some(first) = keepalives_to(&events, outbound, registered[0].at).first() {
         return Err(judge::violation(
             Requirement::F3,
             "no keep-alives: the registrar's 2xx carried no Require: outbound (RFC 5626 §4.2.1)".into(),
@@ -181,15 +173,7 @@ async fn stalled_flow_found_by_keepalives(lab: &mut Lab, row: Row) -> Result<(),
         .plus("scheduling jitter", timing.jitter());
     let moved = lab.expect(row.after.registration(Requirement::F3).within(deadline)).await?;
     let after = judge::outbound_contact(lab, &moved, Requirement::F2)?;
-    if after.instance != first.instance {
-        return Err(judge::violation(
-            Requirement::F2,
-            format!("the same +sip.instance through the backup outbound proxy: {}", first.instance),
-            format!("+sip.instance {}", after.instance),
-            "the phone registered another +sip.instance through the backup outbound proxy",
-        ));
-    }
-    Ok(())
+    judge::same_instance(&first, &after, "through the backup outbound proxy")
 }
 
 /// F4: the primary outbound proxy answers 503 to everything; the phone moves to the backup
