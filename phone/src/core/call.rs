@@ -46,7 +46,6 @@ struct Call {
     remote_target: Option<String>,
     route_set: Vec<String>,
     invite_cseq: u32,
-    next_cseq: u32,
     /// The ACK to the 2xx and the flow it went on, re-sent for every retransmitted 2xx.
     ack: Option<(FlowId, Message)>,
     /// The hang-up timer fired before the call could be hung up.
@@ -107,7 +106,8 @@ impl Calls {
         invite.push_header(HeaderName::From, &local);
         invite.push_header(HeaderName::To, &remote);
         invite.push_header(HeaderName::CallId, &call_id);
-        invite.push_header(HeaderName::CSeq, CSeq { seq: 1, method: Method::Invite });
+        let invite_cseq = sender.next_cseq(&call_id);
+        invite.push_header(HeaderName::CSeq, CSeq { seq: invite_cseq, method: Method::Invite });
         invite.push_header(
             HeaderName::Contact,
             NameAddr::new(context.contact_uri(super::outbound::ob_in_dialogs(context))),
@@ -133,8 +133,7 @@ impl Calls {
                 remote,
                 remote_target: None,
                 route_set: Vec::new(),
-                invite_cseq: 1,
-                next_cseq: 2,
+                invite_cseq,
                 ack: None,
                 hang_up_when_possible: false,
             },
@@ -154,7 +153,7 @@ impl Calls {
         if call.bye == Some(request) {
             if !matches!(event, RequestEvent::Provisional { .. }) {
                 tracing::info!("call {id}: ended");
-                self.calls.remove(&id);
+                self.end(sender, id);
             }
             return None;
         }
@@ -177,8 +176,8 @@ impl Calls {
                 call.invite = None;
                 let status = response.status()?;
                 if let Ok(cseq) = response.cseq() {
+                    // The INVITE answered may be a challenged retry, numbered again: its ACK carries that number.
                     call.invite_cseq = cseq.seq;
-                    call.next_cseq = call.next_cseq.max(cseq.seq + 1);
                 }
                 if (200..300).contains(&status) {
                     if let Ok(to) = response.to() {
@@ -205,7 +204,7 @@ impl Calls {
                 }
                 tracing::info!("call {id}: failed with {status} {}", sip::reason_phrase(status));
                 let placement = call.placement;
-                self.calls.remove(&id);
+                self.end(sender, id);
                 context.cancel_timer(TimerId::CallHangup(id));
                 response_means_server_failed(&Method::Invite, status, &context.settings.quirks)
                     .then(|| ServerDown::by_response(Target::Proxy, placement, &response, "INVITE"))
@@ -213,7 +212,7 @@ impl Calls {
             RequestEvent::Failed { cause, .. } => {
                 tracing::info!("call {id}: failed: {cause}");
                 let placement = call.placement;
-                self.calls.remove(&id);
+                self.end(sender, id);
                 context.cancel_timer(TimerId::CallHangup(id));
                 Some(ServerDown::no_response(Target::Proxy, placement, &cause, "INVITE"))
             }
@@ -240,14 +239,20 @@ impl Calls {
 
     fn hang_up(&mut self, now: Instant, context: &mut Context, sender: &mut RequestSender, id: u64) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let seq = call.next_cseq;
-        call.next_cseq += 1;
+        let seq = sender.next_cseq(&call.call_id);
         let bye = call.in_dialog_request(Method::Bye, seq);
         let mut bye = bye;
         bye.push_header(HeaderName::UserAgent, &context.settings.user_agent);
         tracing::info!("call {id}: hanging up");
         call.bye = Some(sender.send(now, context, &call.next_hop.clone(), bye));
         call.state = CallState::Ending;
+    }
+
+    /// Forgets call `id`, and its Call-ID's numbering with it.
+    fn end(&mut self, sender: &mut RequestSender, id: u64) {
+        if let Some(call) = self.calls.remove(&id) {
+            sender.release_call_id(&call.call_id);
+        }
     }
 
     /// A 2xx to an INVITE arrived again after its transaction ended: ACK it again.
@@ -261,14 +266,14 @@ impl Calls {
     }
 
     /// The far end hung up: 200 for a call the phone has, 481 otherwise.
-    pub fn on_bye(&mut self, context: &mut Context, bye: &Message) -> u16 {
+    pub fn on_bye(&mut self, context: &mut Context, sender: &mut RequestSender, bye: &Message) -> u16 {
         let (Ok(call_id), Ok(to)) = (bye.call_id(), bye.to()) else { return 400 };
         let found =
             self.calls.iter().find(|(_, c)| c.call_id == call_id && c.local.tag() == to.tag()).map(|(id, _)| *id);
         match found {
             Some(id) => {
                 tracing::info!("call {id}: the far end hung up");
-                self.calls.remove(&id);
+                self.end(sender, id);
                 context.cancel_timer(TimerId::CallHangup(id));
                 200
             }

@@ -592,7 +592,7 @@ impl PhoneCore {
             Method::Notify => {
                 self.subscriptions.on_notify(now, &mut self.context, &mut self.sender, &self.failover, request)
             }
-            Method::Bye => self.calls.on_bye(&mut self.context, request),
+            Method::Bye => self.calls.on_bye(&mut self.context, &mut self.sender, request),
             _ => 501,
         };
         let reply = incoming::reply(request, status, &mut self.context);

@@ -76,7 +76,6 @@ struct SubscribeDialog {
     remote_target: Option<String>,
     /// Record-Route of the 2xx, reversed.
     route_set: Vec<String>,
-    next_cseq: u32,
     placement: Placement,
     /// The subscribed resource: the Request-URI of the initial SUBSCRIBE, and To.
     resource: SipUri,
@@ -396,19 +395,13 @@ impl Subscriptions {
         let placement = item.dialog.as_ref().map(|d| d.placement)?;
         match event {
             RequestEvent::Provisional { .. } => None,
-            RequestEvent::Failed { cause, cseq, .. } => {
+            RequestEvent::Failed { cause, .. } => {
                 item.pending = None;
-                if let Some(dialog) = &mut item.dialog {
-                    dialog.next_cseq = dialog.next_cseq.max(cseq + 1);
-                }
                 let proxy = failover.proxy(placement).map(|p| p.host.to_string()).unwrap_or_default();
                 Some(ServerDown::no_response(Target::Proxy, placement, &cause, &format!("SUBSCRIBE to {proxy}")))
             }
             RequestEvent::Final { response, .. } => {
                 item.pending = None;
-                if let (Some(dialog), Ok(cseq)) = (&mut item.dialog, response.cseq()) {
-                    dialog.next_cseq = dialog.next_cseq.max(cseq.seq + 1);
-                }
                 self.on_final_response(now, context, sender, failover, index, pending, placement, &response)
             }
         }
@@ -482,7 +475,7 @@ impl Subscriptions {
                     tracing::info!("481 to a refresh; dropping the subscription (quirk no-resubscribe-on-481)");
                     item.state = SubscriptionState::Terminated;
                     context.cancel_timer(TimerId::SubscriptionRefresh(index));
-                    self.forget_dialog(index);
+                    self.forget_dialog(sender, index);
                     return None;
                 }
                 tracing::info!(
@@ -564,7 +557,7 @@ impl Subscriptions {
             item.user,
             reason.as_deref().unwrap_or("none")
         );
-        self.forget_dialog(index);
+        self.forget_dialog(sender, index);
         if let Some(pending) = self.items[index].pending.take() {
             sender.abandon(context, pending.request);
         }
@@ -616,11 +609,14 @@ impl Subscriptions {
     }
 
     /// Remembers the current dialog as ended (its late NOTIFYs get 200) and drops it.
-    fn forget_dialog(&mut self, index: usize) {
+    fn forget_dialog(&mut self, sender: &mut RequestSender, index: usize) {
         if let Some(dialog) = self.items[index].dialog.take() {
             self.ended.push_back((dialog.call_id, dialog.local_tag));
             while self.ended.len() > ENDED_DIALOGS_KEPT {
-                self.ended.pop_front();
+                // Long ended (an un-SUBSCRIBE and its retries are over): its numbering goes too.
+                if let Some((call_id, _)) = self.ended.pop_front() {
+                    sender.release_call_id(&call_id);
+                }
             }
         }
     }
@@ -678,14 +674,14 @@ impl Subscriptions {
             }
             _ => None,
         };
-        self.forget_dialog(index);
+        self.forget_dialog(sender, index);
         let bind_ip = context.settings.bind_ip;
         let item = &mut self.items[index];
         let resource = SipUri::new(Scheme::Sip, Some(&item.user), proxy.host.clone(), None);
         let aor = SipUri::new(Scheme::Sip, Some(&user), Host::clone(&aor_host), None);
-        let (call_id, local_tag, next_cseq) = match old {
-            Some(old) => (old.call_id, old.local_tag, old.next_cseq),
-            None => (context.ids.call_id(bind_ip), kept_tag.unwrap_or_else(|| context.ids.tag()), 1),
+        let (call_id, local_tag) = match old {
+            Some(old) => (old.call_id, old.local_tag),
+            None => (context.ids.call_id(bind_ip), kept_tag.unwrap_or_else(|| context.ids.tag())),
         };
         item.dialog = Some(SubscribeDialog {
             call_id,
@@ -693,7 +689,6 @@ impl Subscriptions {
             remote_tag: None,
             remote_target: None,
             route_set: Vec::new(),
-            next_cseq,
             placement,
             resource,
             aor,
@@ -725,9 +720,7 @@ impl Subscriptions {
             (Some(target), true) => target.clone(),
             _ => dialog.resource.to_string(),
         };
-        // One more than any request in flight in this dialog, an answered challenge's retry included.
-        let seq = dialog.next_cseq.max(sender.highest_cseq_in_flight(&dialog.call_id).map_or(0, |c| c + 1));
-        dialog.next_cseq = seq + 1;
+        let seq = sender.next_cseq(&dialog.call_id);
         let mut subscribe = Message::request(Method::Subscribe, request_uri);
         // RFC 3261 §12.2.1.1: inside a dialog the route set alone (an outbound proxy that
         // record-routed is already its first entry); the next hop stays the placement's.

@@ -93,12 +93,12 @@ struct HeldBinding {
     contact: SipUri,
 }
 
-/// The Call-ID, From tag and CSeq of the REGISTERs to one registrar for one AOR (RFC 3261 §10.2).
+/// The Call-ID and From tag of the REGISTERs to one registrar for one AOR (RFC 3261 §10.2); the
+/// sender numbers them.
 #[derive(Debug, Clone)]
 struct RegisterCallLeg {
     call_id: String,
     from_tag: String,
-    next_cseq: u32,
     /// The Min-Expires this registrar asked for with a 423.
     min_expires: Option<u32>,
 }
@@ -410,14 +410,10 @@ impl Registration {
             RequestEvent::Provisional { .. } => None,
             RequestEvent::Final { response, flow, .. } => {
                 self.pending = None;
-                if let Ok(cseq) = response.cseq() {
-                    self.note_cseq(&pending.key, cseq.seq);
-                }
                 self.on_final_response(now, context, sender, failover, pending, &response, flow)
             }
-            RequestEvent::Failed { cause, cseq, .. } => {
+            RequestEvent::Failed { cause, .. } => {
                 self.pending = None;
-                self.note_cseq(&pending.key, cseq);
                 self.current = None;
                 Some(ServerDown::no_response(
                     Target::Registrar,
@@ -432,12 +428,6 @@ impl Registration {
     fn describe_request(&self, failover: &Failover, placement: Placement) -> String {
         let registrar = failover.registrar(placement).map(|r| r.host.to_string()).unwrap_or_default();
         format!("REGISTER to {registrar}")
-    }
-
-    fn note_cseq(&mut self, key: &BindingKey, used: u32) {
-        if let Some(leg) = self.call_legs.get_mut(&(key.registrar, key.aor.clone())) {
-            leg.next_cseq = leg.next_cseq.max(used + 1);
-        }
     }
 
     /// The AOR under `placement`: `sip:<user>@<active proxy host>`.

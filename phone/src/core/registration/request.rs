@@ -54,7 +54,7 @@ impl Registration {
     pub(super) fn register_request(
         &mut self,
         context: &mut Context,
-        sender: &RequestSender,
+        sender: &mut RequestSender,
         failover: &Failover,
         key: &BindingKey,
         hop: &Hop,
@@ -68,11 +68,9 @@ impl Registration {
         let leg = self.call_legs.entry((key.registrar, key.aor.clone())).or_insert_with(|| RegisterCallLeg {
             call_id: context.ids.call_id(bind_ip),
             from_tag: context.ids.tag(),
-            next_cseq: 1,
             min_expires: None,
         });
-        let seq = leg.next_cseq.max(sender.highest_cseq_in_flight(&leg.call_id).map_or(0, |c| c + 1));
-        leg.next_cseq = seq + 1;
+        let seq = sender.next_cseq(&leg.call_id);
         let mut register = Message::request(Method::Register, server_uri(registrar));
         if let Some(route) = &hop.route {
             register.push_header(HeaderName::Route, NameAddr::new(route.clone()));

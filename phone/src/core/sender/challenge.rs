@@ -1,4 +1,4 @@
-//! A digest challenge answered (RFC 3261 §22.2): the request numbered again above every request in flight on its Call-ID, and sent to the server that challenged it.
+//! A digest challenge answered (RFC 3261 §22.2): the request numbered again by its Call-ID's owner, and sent to the server that challenged it.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -29,16 +29,14 @@ impl RequestSender {
 
     /// Prepares the request again with credentials answering `response`. Whether it will be resent.
     pub(super) fn answer_challenge(&mut self, context: &mut Context, id: RequestId, response: &Message) -> bool {
-        // The retry takes a CSeq above every request in flight on its Call-ID: another request
-        // may have been numbered after this one was sent (RFC 3261 §8.1.1.5, §10.2).
-        let call_id = self.requests.get(&id).and_then(|r| r.message.call_id().ok().map(str::to_owned));
-        let floor = call_id.as_deref().and_then(|c| self.highest_cseq_in_flight(c)).unwrap_or(0);
         let Some(request) = self.requests.get_mut(&id) else { return false };
         if !self.digest.answer(context, id, &mut request.message, response, &mut request.challenges) {
             return false;
         }
-        if let Ok(mut cseq) = request.message.cseq() {
-            cseq.seq = (cseq.seq + 1).max(floor + 1);
+        // The retry is a new request on its Call-ID (RFC 3261 §8.1.1.5, §22.2): the next number,
+        // from the owner that numbers every other request on it.
+        if let (Ok(call_id), Ok(mut cseq)) = (request.message.call_id(), request.message.cseq()) {
+            cseq.seq = self.cseq.take(call_id);
             request.message.set_header(HeaderName::CSeq, cseq);
         }
         true

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use sip::{Header, HeaderName, Host, Message, Method, Via};
 
+use self::cseq::CSeqNumbers;
 use super::digest::{ChallengesAnswered, DigestSessions};
 use super::invite_transaction::{CancelTransaction, CompletedInvite, ack_for_failure, cancel_for};
 use super::transaction::{ClientTransactionTimer, TransactionKind, TransactionState, timer_d};
@@ -21,6 +22,7 @@ use super::{Context, FlowId, Lookup, Output, RequestId, TimerId, Transport, Tran
 use crate::config::{DEFAULT_SIP_PORT, Destination};
 
 mod challenge;
+mod cseq;
 
 /// Why a request got no final response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +59,8 @@ pub(crate) enum RequestEvent {
     Provisional { request: RequestId, response: Message },
     /// The final response; the request was last sent on `flow`.
     Final { request: RequestId, response: Message, flow: FlowId },
-    /// No final response; `cseq` is the CSeq number it was last sent with.
-    Failed { request: RequestId, cause: FailureCause, cseq: u32 },
+    /// No final response.
+    Failed { request: RequestId, cause: FailureCause },
 }
 
 impl RequestEvent {
@@ -141,10 +143,6 @@ struct OutgoingRequest {
 }
 
 impl OutgoingRequest {
-    fn cseq(&self) -> u32 {
-        self.message.cseq().map(|c| c.seq).unwrap_or(0)
-    }
-
     fn kind(&self) -> TransactionKind {
         if self.message.method() == Some(&Method::Invite) {
             TransactionKind::Invite
@@ -170,14 +168,20 @@ pub(crate) struct RequestSender {
     completed_invites: HashMap<String, CompletedInvite>,
     /// The challenge last answered on each Call-ID, reused for its next requests.
     digest: DigestSessions,
+    /// Every Call-ID's CSeq numbers: the only place they are decided.
+    cseq: CSeqNumbers,
 }
 
 impl RequestSender {
-    /// The highest CSeq number a request in flight on `call_id` carries: an answered challenge
-    /// re-sends with the next number (RFC 3261 §22.2), which its owner learns only from the final
-    /// response, so a new request on the same Call-ID must start above it.
-    pub fn highest_cseq_in_flight(&self, call_id: &str) -> Option<u32> {
-        self.requests.values().filter(|r| r.message.call_id().ok() == Some(call_id)).map(OutgoingRequest::cseq).max()
+    /// The CSeq number of a new request on `call_id`, taken from the Call-ID's one owner (an
+    /// answered challenge's retry takes its number there too).
+    pub fn next_cseq(&mut self, call_id: &str) -> u32 {
+        self.cseq.take(call_id)
+    }
+
+    /// Forgets the numbering of a Call-ID whose dialog ended.
+    pub fn release_call_id(&mut self, call_id: &str) {
+        self.cseq.release(call_id);
     }
 
     /// Starts sending `message` (a request without Via) to `next_hop`; its outcome comes back as [`RequestEvent`]s.
@@ -272,9 +276,8 @@ impl RequestSender {
             other => {
                 let detail = other.err().unwrap_or_else(|| "no addresses".into());
                 let lookup = request.lookup_name.clone();
-                let cseq = request.cseq();
                 self.requests.remove(&id);
-                vec![RequestEvent::Failed { request: id, cause: FailureCause::Unresolvable { lookup, detail }, cseq }]
+                vec![RequestEvent::Failed { request: id, cause: FailureCause::Unresolvable { lookup, detail } }]
             }
         }
     }
@@ -645,9 +648,8 @@ impl RequestSender {
                 lookup: request.lookup_name.clone(),
                 detail: "no addresses".into(),
             });
-            let cseq = request.cseq();
             self.requests.remove(&id);
-            return Some(RequestEvent::Failed { request: id, cause, cseq });
+            return Some(RequestEvent::Failed { request: id, cause });
         };
         request.next_candidate += 1;
         request.remote = Some(remote);

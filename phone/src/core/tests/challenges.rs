@@ -86,3 +86,25 @@ fn a_423_without_min_expires_is_a_failure_without_failover() {
     phone.assert_quiet();
     assert!(matches!(phone.state(), RegistrationState::WaitingToRetry { registrar: Role::Primary, .. }));
 }
+
+#[test]
+fn every_register_on_the_call_id_takes_the_next_cseq_however_refreshes_and_challenges_interleave() {
+    // One owner numbers the Call-ID (RFC 3261 §8.1.1.5): refreshes and challenged retries count
+    // 1, 2, 3, ... in the order they are sent, never a number twice, never one skipped.
+    let mut phone = TestPhone::started(ROW_1_CFG, Quirks::none());
+    let (flow, first) = phone.expect_register_to(REGISTRAR_A);
+    let call_id = first.call_id().unwrap().to_owned();
+    let mut numbers = vec![first.cseq().unwrap().seq];
+    phone.answer(flow, &first, 401, challenge(401, "nonce-0"));
+    for round in 1..=3 {
+        let (flow, retry) = phone.expect_register_to(REGISTRAR_A);
+        numbers.push(retry.cseq().unwrap().seq);
+        phone.ok(flow, &retry);
+        phone.fire_next_timer();
+        let (flow, refresh) = phone.expect_register_to(REGISTRAR_A);
+        assert_eq!(refresh.call_id().unwrap(), call_id);
+        numbers.push(refresh.cseq().unwrap().seq);
+        phone.answer(flow, &refresh, 401, challenge(401, &format!("nonce-{round}")));
+    }
+    assert_eq!(numbers, (1..=7).collect::<Vec<u32>>());
+}
