@@ -173,6 +173,42 @@ pub(crate) struct DnsContext {
     pub connections: crate::net::ConnectionTasks,
 }
 
+/// The lab's DNS answering path without sockets: one query in, the bytes that would go out.
+///
+/// Everything a socket loop does between receiving and sending happens here too (recording,
+/// refusing answers to answers, the UDP size limit), so fuzzing and tests reach what a phone reaches.
+pub struct QueryHandler {
+    ctx: DnsContext,
+    _fault: watch::Sender<Option<Fault>>,
+}
+
+impl QueryHandler {
+    /// A handler serving the zone template for `topology`, with no fault.
+    pub fn new(topology: Topology) -> Result<QueryHandler, HarnessError> {
+        let zone = Zone::load(&render_zone(ZONE_TEMPLATE, &topology), &topology)?;
+        let (fault_tx, fault) = watch::channel(None);
+        let ctx = DnsContext {
+            topology: Arc::new(topology),
+            trace: Trace::new(),
+            fault,
+            zone: Arc::new(zone),
+            connections: crate::net::ConnectionTasks::default(),
+        };
+        Ok(QueryHandler { ctx, _fault: fault_tx })
+    }
+
+    /// The answer to one query that came from `source` over `transport`, if one is sent.
+    pub async fn answer(&mut self, query: &[u8], source: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+        self.ctx.trace = Trace::new();
+        answer_query(&self.ctx, None, query, source, transport).await
+    }
+
+    /// What the last query recorded.
+    pub fn trace(&self) -> &Trace {
+        &self.ctx.trace
+    }
+}
+
 /// Serves DNS on UDP until aborted. `silent` drops queries; `refuse` closes the port.
 pub(crate) async fn run_udp(ctx: Arc<DnsContext>, socket: UdpSocket) {
     let addr = ctx.topology.dns_addr();

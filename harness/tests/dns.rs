@@ -199,3 +199,27 @@ async fn an_idle_dns_tcp_connection_is_closed() {
     let read = tokio::time::timeout(deadline, stream.read(&mut buf)).await.expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)), "closed, not answered: {read:?}");
 }
+
+/// The socket-less answering path (`dns::QueryHandler`, what the fuzzer drives) answers as the
+/// lab's DNS does: an A record from the zone, nothing for a response, each query recorded.
+#[tokio::test]
+async fn the_query_handler_answers_without_sockets_as_the_server_does() {
+    use harness::dns::QueryHandler;
+    use harness::topology::Topology;
+    use harness::trace::Transport;
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    let topology = Topology::new(Ipv4Addr::new(127, 99, 0, 0), "lab.test");
+    let proxy_a = topology.ip(Element::ProxyA);
+    let mut handler = QueryHandler::new(topology).unwrap();
+    let source = SocketAddr::from((Ipv4Addr::new(127, 99, 0, 9), 5060));
+    let query = raw_query(11, "proxy-a.lab.test.", hickory_proto::rr::RecordType::A);
+    let answer = handler.answer(&query, source, Transport::Udp).await.expect("an answer");
+    let answer = Message::from_vec(&answer).unwrap();
+    assert_eq!(answer.metadata.id, 11);
+    let addresses: Vec<String> = answer.answers.iter().map(|r| r.data.to_string()).collect();
+    assert_eq!(addresses, [proxy_a.to_string()]);
+    assert_eq!(handler.trace().len(), 2, "the query and its answer are recorded");
+
+    let response = Message::new(12, MessageType::Response, OpCode::Query).to_vec().unwrap();
+    assert!(handler.answer(&response, source, Transport::Udp).await.is_none(), "a response was answered");
+}

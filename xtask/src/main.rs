@@ -1,18 +1,21 @@
 //! cargo xtask: the project's chores as one small binary (rust-analyzer style): test, ci, bench.
 
+mod fuzz;
 mod tidy;
 
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]>
+const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]|fuzz SECONDS>
   test         install the peers the tests drive if missing (baresip, sipp: Debian packages
                baresip-core and sip-tester, as root), then cargo test --workspace --locked [ARGS]
   ci           build everything, run the tests, then run every case against the reference phone
   bench        run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
-               wall time with the waits the provisioned timers make unavoidable";
+               wall time with the waits the provisioned timers make unavoidable
+  fuzz         install cargo-fuzz if missing, build the libFuzzer targets in fuzz/ and run each
+               for an equal share of SECONDS; prints executions per target, fails on a crash";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -31,6 +34,7 @@ fn main() -> Result<()> {
         }
         "bench" => cargo(&["bench", "-p", "sip", "--bench", "parse"]),
         "suite-bench" => suite_bench(std::env::args().nth(2)),
+        "fuzz" => fuzz::fuzz(std::env::args().nth(2)),
         _ => bail!("{USAGE}"),
     }
 }
@@ -70,8 +74,7 @@ fn install_peers() -> Result<()> {
             packages.join(" ")
         );
     }
-    let note = format!("xtask: not installed: {}; installing {}\n", programs.join(", "), packages.join(" "));
-    std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes())?;
+    note(&format!("xtask: not installed: {}; installing {}\n", programs.join(", "), packages.join(" ")))?;
     run("apt-get", &["update"]).context("apt-get update failed; the tests need Debian's package archive")?;
     let mut install = vec!["install", "-y", "--no-install-recommends"];
     install.extend(&packages);
@@ -141,8 +144,7 @@ wall / (waits / jobs): {:.2} (target: at most 1.5)\n",
         duration_ms as f64 / 1000.0,
         wall / ideal
     );
-    std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes())?;
-    Ok(())
+    note(&report)
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
@@ -158,6 +160,12 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
     if !status.success() {
         bail!("{program} {} failed: {status}", args.join(" "));
     }
+    Ok(())
+}
+
+/// Progress and reports go to stderr: xtask's stdout is left to the programs it runs.
+fn note(text: &str) -> Result<()> {
+    std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes())?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ mod tests {
     fn workspace_files() -> Vec<PathBuf> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
         let mut files = Vec::new();
-        for member in ["sip", "harness", "suites", "phone", "xtask"] {
+        for member in ["sip", "harness", "suites", "phone", "xtask", "fuzz"] {
             rust_files(&root.join(member), &mut files);
         }
         assert!(files.len() > 20, "found only {} files", files.len());
