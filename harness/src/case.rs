@@ -19,13 +19,24 @@ pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CaseError>> + S
 /// every row of a table with the row and fault it captured.
 pub type CaseFn = Arc<dyn for<'a> Fn(&'a mut Lab) -> CaseFuture<'a> + Send + Sync>;
 
-/// What a case needs of the phone; a phone without it skips the case.
+/// What a case needs of the phone beyond its configuration and transport (which say themselves
+/// whether outbound proxies, SIP outbound or TLS are needed); a phone without it skips the case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     pub backup_registrar: bool,
     pub backup_proxy: bool,
     /// BLF and MWI subscriptions provisioned.
     pub subscriptions: bool,
+    /// The case makes the phone dial.
+    pub dial: bool,
+    /// The case reboots the phone.
+    pub reboot: bool,
+}
+
+impl Needs {
+    /// Nothing beyond configuration and transport.
+    pub const NONE: Needs =
+        Needs { backup_registrar: false, backup_proxy: false, subscriptions: false, dial: false, reboot: false };
 }
 
 /// One conformance case.

@@ -227,11 +227,13 @@ impl Lab {
         let block = claim_block(&spec.zone, spec.block)?;
         let topology = Arc::new(block.topology);
         let trace = Trace::new();
+        // Provisioned, and judged, at no less than the phone accepts.
+        let timers = dut.capabilities().floors.apply(spec.timers);
         let provisioning = Provisioning::new(
             spec.configuration,
             spec.transport,
             &topology,
-            spec.timers,
+            timers,
             spec.subscriptions,
             spec.registrar_service,
             &spec.mac,
@@ -294,7 +296,7 @@ impl Lab {
         };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
         let timing =
-            Timing::new(spec.timers, dut.capabilities().clone()).with_sip_outbound(spec.configuration.sip_outbound());
+            Timing::new(timers, dut.capabilities().clone()).with_sip_outbound(spec.configuration.sip_outbound());
         dut.start().await?;
         tracing::info!(block = %topology.ip(Element::Dns), "lab up");
         Ok(Lab {

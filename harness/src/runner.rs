@@ -21,18 +21,7 @@ pub fn filter_matches(filter: &str, id: &str) -> bool {
 }
 
 fn skip_reason(case: &Case, profile: &Profile) -> Result<Option<String>, HarnessError> {
-    let dut = profile.driver()?;
-    let caps = dut.capabilities();
-    if !caps.transports.contains(&case.transport) {
-        return Ok(Some(format!("{} does not support {}", profile, case.transport)));
-    }
-    if case.needs.backup_registrar && !caps.backup_registrar {
-        return Ok(Some(format!("{profile} has no backup registrar")));
-    }
-    if case.needs.backup_proxy && !caps.backup_proxy {
-        return Ok(Some(format!("{profile} has no backup proxy")));
-    }
-    Ok(None)
+    Ok(profile.driver()?.capabilities().lacks(case, &profile.to_string()))
 }
 
 fn expected_failure(case: &Case, profile: &Profile) -> Option<String> {

@@ -1,5 +1,6 @@
 //! DUT drivers: one trait for every phone the harness can drive, the profiles that name them, and what each declares about itself.
 
+mod capabilities;
 mod refphone;
 mod scripted;
 
@@ -7,57 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use capabilities::{Capabilities, TimeoutModel, TimerFloors};
 pub use refphone::{RefphoneDriver, find_refphone};
 pub use scripted::ScriptedPhone;
 
 use crate::error::HarnessError;
 use crate::provision::Provisioning;
-use crate::trace::Transport;
-
-/// How the phone decides that a request timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutModel {
-    /// The vendor's `sip transaction timer`.
-    TransactionTimer,
-    /// RFC 3261 Timer F: 64*T1.
-    SixtyFourT1,
-}
-
-/// What a phone has and how it times out (BRIEF §6); deadlines derive from it.
-#[derive(Debug, Clone)]
-pub struct Capabilities {
-    pub backup_registrar: bool,
-    pub backup_proxy: bool,
-    pub transports: Vec<Transport>,
-    /// Whether the phone reads ICMP port unreachable (connected UDP sockets or IP_RECVERR).
-    pub reads_icmp: bool,
-    pub timeout_model: TimeoutModel,
-    /// How long after start the phone sends its first request.
-    pub startup: Duration,
-    /// When the phone refreshes a registration or subscription, as a share of the granted expiry
-    /// (RFC 3261 §10.2.4 asks only for "before it expires"; each phone declares its own point).
-    pub refresh_share: f64,
-    /// Case ids (or globs) the profile expects to fail, each with its reason.
-    pub expected_failures: Vec<(String, String)>,
-}
-
-impl Capabilities {
-    /// What the reference phone declares: both backups, every transport it speaks, ICMP read,
-    /// the vendor's transaction timer.
-    pub fn reference(transports: Vec<Transport>, startup: Duration) -> Capabilities {
-        Capabilities {
-            backup_registrar: true,
-            backup_proxy: true,
-            transports,
-            reads_icmp: true,
-            timeout_model: TimeoutModel::TransactionTimer,
-            startup,
-            // refphone refreshes at half the granted expiry.
-            refresh_share: 0.5,
-            expected_failures: Vec::new(),
-        }
-    }
-}
 
 /// Where the phone must find the lab.
 #[derive(Debug, Clone)]

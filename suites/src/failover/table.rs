@@ -51,7 +51,7 @@ const ROW_2_RELEASES: &[Release] = &[
     Release::Binding { registrar: RegistrarB, aor_of: ProxyB, via: Some(OutboundB) },
     Release::Subscriptions { proxy: ProxyB, via: Some(OutboundB) },
 ];
-const ALL_BACKUPS: Needs = Needs { backup_registrar: true, backup_proxy: true, subscriptions: true };
+const ALL_BACKUPS: Needs = Needs { backup_registrar: true, backup_proxy: true, subscriptions: true, ..Needs::NONE };
 
 /// Row 2 with `fails` behind outbound-a: the same moves as when outbound-a itself fails.
 const fn row_2_behind_outbound(behaviour: &'static str, fails: Element) -> Row {
@@ -137,6 +137,6 @@ pub const ROWS: [Row; 6] = [
         // R3.3: through outbound-a again. Same registrar and AOR: nothing to release.
         returned: Requirement::R3_3,
         releases: &[],
-        needs: Needs { backup_registrar: false, backup_proxy: false, subscriptions: true },
+        needs: Needs { subscriptions: true, ..Needs::NONE },
     },
 ];

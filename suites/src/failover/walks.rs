@@ -54,7 +54,12 @@ pub fn cases() -> Vec<Case> {
                     configuration: Configuration::NoOutbound,
                     transport,
                     fault: Some(fault),
-                    needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true },
+                    needs: Needs {
+                        backup_registrar: true,
+                        backup_proxy: true,
+                        subscriptions: true,
+                        ..Needs::default()
+                    },
                     timers: Timers::fast(),
                     lab: harness::standard_lab,
                     run: Arc::new(move |lab| Box::pin(walk(lab, steps, fault))),
@@ -187,7 +192,7 @@ pub fn both_down_cases() -> Vec<Case> {
                 configuration: Configuration::NoOutbound,
                 transport,
                 fault: Some(fault),
-                needs: Needs { backup_registrar: true, backup_proxy: false, subscriptions: false },
+                needs: Needs { backup_registrar: true, ..Needs::default() },
                 timers: Timers::fast(),
                 lab: harness::standard_lab,
                 run: Arc::new(move |lab| Box::pin(both_registrars_fail(lab, fault))),

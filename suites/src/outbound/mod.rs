@@ -37,6 +37,7 @@ pub fn cases() -> Vec<Case> {
                 run: Arc::new(|_| Box::pin(async { Ok(()) })),
             };
             cases.push(Case {
+                needs: Needs { subscriptions: false, reboot: true, ..row.needs },
                 run: Arc::new(move |lab| Box::pin(instance_kept_across_reboot(lab, row))),
                 ..case(
                     "instance-kept-across-reboot",

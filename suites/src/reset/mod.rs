@@ -31,6 +31,7 @@ pub fn cases() -> Vec<Case> {
                 backup_registrar: configuration.has_backups(),
                 backup_proxy: configuration.has_backups(),
                 subscriptions: true,
+                ..Needs::default()
             };
             cases.push(Case {
                 id: format!("failover.{}.{behaviour}.reset.{transport}", configuration.id_segment()),

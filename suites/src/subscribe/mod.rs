@@ -19,7 +19,7 @@ pub fn cases() -> Vec<Case> {
             configuration: Configuration::NoOutbound,
             transport,
             fault: None,
-            needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true },
+            needs: Needs { backup_registrar: true, backup_proxy: true, subscriptions: true, ..Needs::default() },
             timers: Timers::fast(),
             lab: harness::standard_lab,
             run: Arc::new(|lab| Box::pin(proxy_restarts(lab))),
