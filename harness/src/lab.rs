@@ -225,7 +225,9 @@ impl Lab {
     /// Claims a block, starts the elements and the DNS, provisions and starts the phone.
     pub async fn start(spec: &LabSpec, mut dut: Box<dyn Dut>) -> Result<Lab, HarnessError> {
         let block = claim_block(&spec.zone, spec.block)?;
-        let topology = Arc::new(block.topology);
+        let mut topology = block.topology;
+        topology.phone_alias = dut.capabilities().phone_alias;
+        let topology = Arc::new(topology);
         let trace = Trace::new();
         // Provisioned, and judged, at no less than the phone accepts.
         let timers = dut.capabilities().floors.apply(spec.timers);
@@ -293,6 +295,7 @@ impl Lab {
             dns: topology.dns_addr(),
             ca_file,
             console: topology.console_ip(),
+            topology: Topology::clone(&topology),
         };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
         let timing =
@@ -463,7 +466,9 @@ impl Lab {
             return Err(violation(message, arrived).into());
         };
         let events = self.trace.snapshot();
-        if let Some(complaint) = expect::request_uri_complaint(&events, &event, &topology) {
+        if self.dut.capabilities().names_registrar_in_request_uri
+            && let Some(complaint) = expect::request_uri_complaint(&events, &event, &topology)
+        {
             return Err(violation(complaint.clone(), complaint).into());
         }
         if let Some(complaint) = expect::phone_hop_complaint(&events, &event, &expectation, &topology) {

@@ -44,7 +44,7 @@ pub fn write(
         &std::path::absolute(dir).map_err(|e| HarnessError::Other(format!("--phone-config {}: {e}", dir.display())))?;
     let files = match kind {
         PhoneKind::Aastra => aastra(provisioning),
-        PhoneKind::Baresip => baresip(provisioning, topology, &dir.join(CA_CERTIFICATE_FILE)),
+        PhoneKind::Baresip => baresip(provisioning, topology, &dir.join(CA_CERTIFICATE_FILE), RowOneRoute::Proxies),
     };
     let failed =
         |path: &Path, e: std::io::Error| HarnessError::Other(format!("--phone-config {}: {e}", path.display()));
@@ -73,56 +73,87 @@ fn uri(topology: &Topology, element: Element, transport: Transport) -> String {
     format!("sip:{};transport={transport}", topology.fqdn(element))
 }
 
+/// Where baresip's one route goes in row 1, where the vendor's phone has a proxy and a registrar
+/// apart: baresip sends every request through its outbound proxy (and `outbound2` when that
+/// fails), so it can reach only one of them directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOneRoute {
+    /// Through proxy-a, then proxy-b, each passing REGISTER on to the registrar of its side and
+    /// serving SUBSCRIBE and INVITE itself (`serve`: every kind of request reaches the lab).
+    Proxies,
+    /// Straight to registrar-a, then registrar-b (or the registrars' SIP service), each passing
+    /// SUBSCRIBE and INVITE on to its proxy (the `baresip` profile: cases judge the registrar).
+    Registrars,
+}
+
 /// baresip's account line and config. baresip has one server per account, its outbound proxy
 /// (and a second one to fail over to), where the vendor has a proxy, a registrar and their
-/// backups: row 1 goes to proxy-a then proxy-b (each passes REGISTER on to the registrar of its
-/// side and serves SUBSCRIBE itself), rows 2 and 3 through outbound-a then outbound-b; the AOR
-/// is the primary proxy's, as the vendor's is.
-fn baresip(provisioning: &Provisioning, topology: &Topology, ca_file: &Path) -> Vec<(String, String)> {
+/// backups: row 1 as `row_one` says, rows 2 and 3 through outbound-a then outbound-b; the AOR is
+/// the primary proxy's, as the vendor's is.
+pub(crate) fn baresip(
+    provisioning: &Provisioning,
+    topology: &Topology,
+    ca_file: &Path,
+    row_one: RowOneRoute,
+) -> Vec<(String, String)> {
     let configuration = provisioning.configuration;
     let transport = provisioning.transport;
     let line = &provisioning.line;
     let (first, second) = if configuration.has_outbound_proxies() {
-        (Element::OutboundA, Element::OutboundB)
+        (uri(topology, Element::OutboundA, transport), Some(uri(topology, Element::OutboundB, transport)))
+    } else if row_one == RowOneRoute::Proxies {
+        (uri(topology, Element::ProxyA, transport), Some(uri(topology, Element::ProxyB, transport)))
+    } else if provisioning.registrar_service {
+        // RFC 3263 on the service name: NAPTR, then SRV naming both registrars (F5).
+        (format!("sip:{};transport={transport}", topology.registrar_service()), None)
     } else {
-        (Element::ProxyA, Element::ProxyB)
+        (uri(topology, Element::RegistrarA, transport), Some(uri(topology, Element::RegistrarB, transport)))
     };
     let mut account = format!(
-        "\"{}\" <sip:{}@{};transport={transport}>;auth_user={};auth_pass={};outbound=\"{}\";outbound2=\"{}\";regint={};mwi=yes",
+        "\"{}\" <sip:{}@{};transport={transport}>;auth_user={};auth_pass={};outbound=\"{first}\"",
         line.display_name,
         line.user,
         topology.fqdn(Element::ProxyA),
         line.auth_name,
         line.password,
-        uri(topology, first, transport),
-        uri(topology, second, transport),
-        provisioning.timers.registration_period.as_secs(),
     );
+    if let Some(second) = &second {
+        account.push_str(&format!(";outbound2=\"{second}\""));
+    }
+    account.push_str(&format!(
+        ";regint={};mwi={}",
+        provisioning.timers.registration_period.as_secs(),
+        if provisioning.subscriptions { "yes" } else { "no" }
+    ));
     if configuration.sip_outbound() {
         // RFC 5626: +sip.instance, reg-id and keep-alives.
         account.push_str(";sipnat=outbound");
     }
     let accounts = format!(
-        "# sipharness serve: line 1 for the {} topology over {transport}, through {first} then {second}.\n{account}\n",
-        configuration.id_segment()
+        "# sipharness: line 1 for the {} topology over {transport}, through {first}{}.\n{account}\n",
+        configuration.id_segment(),
+        second.as_deref().map(|s| format!(" then {s}")).unwrap_or_default()
     );
     let config = format!(
-        "# sipharness serve: a minimal baresip config for this block; the DNS address changes when\n\
-         # the lab DNS runs on a high port, so write it again after each start.\n\
+        "# sipharness: a minimal baresip config for this block; the DNS address changes when\n\
+         # the lab DNS runs on a high port, so write it again after each start. uuid.so keeps the\n\
+         # +sip.instance in this directory (SIP outbound needs one); no media NAT modules.\n\
          poll_method\t\tepoll\n\
-         sip_listen\t\t{}:5060\n\
+         sip_listen\t\t{phone}:5060\n\
+         net_interface\t\t{phone}\n\
          sip_cafile\t\t{}\n\
          sip_verify_server\tyes\n\
          dns_server\t\t{}\n\
          dns_getaddrinfo\t\tno\n\
          module_path\t\t/usr/lib/baresip/modules\n\
+         module\t\t\tuuid.so\n\
          module\t\t\tg711.so\n\
          module_app\t\taccount.so\n\
          module_app\t\tmwi.so\n\
          module_app\t\tmenu.so\n",
-        topology.phone_ip(),
         ca_file.display(),
         topology.dns_addr(),
+        phone = topology.phone_ip(),
     );
     vec![("accounts".to_owned(), accounts), ("config".to_owned(), config)]
 }
@@ -140,7 +171,7 @@ mod tests {
     fn baresip_goes_through_the_rows_first_hop() {
         let topology = Topology::new(std::net::Ipv4Addr::new(127, 100, 0, 16), "lab.test");
         let ca = Path::new("/lab/lab-ca.pem");
-        let row1 = baresip(&provisioning(Configuration::NoOutbound, &topology), &topology, ca);
+        let row1 = baresip(&provisioning(Configuration::NoOutbound, &topology), &topology, ca, RowOneRoute::Proxies);
         let account = row1[0].1.lines().nth(1).unwrap();
         assert!(account.starts_with("\"Lab Phone 1001\" <sip:1001@proxy-a.lab.test;transport=tcp>;"), "{account}");
         assert!(account.contains(";auth_pass=secret-1001;"), "{account}");
@@ -151,7 +182,8 @@ mod tests {
         assert!(row1[1].1.contains("dns_server\t\t127.100.0.17:53\n"), "{}", row1[1].1);
         assert!(row1[1].1.contains("sip_cafile\t\t/lab/lab-ca.pem\n"), "{}", row1[1].1);
 
-        let row2 = baresip(&provisioning(Configuration::FullBackupRfc5626, &topology), &topology, ca);
+        let row2 =
+            baresip(&provisioning(Configuration::FullBackupRfc5626, &topology), &topology, ca, RowOneRoute::Registrars);
         let account = row2[0].1.lines().nth(1).unwrap();
         assert!(account.contains(";outbound=\"sip:outbound-a.lab.test;transport=tcp\";"), "{account}");
         assert!(account.ends_with(";sipnat=outbound"), "{account}");

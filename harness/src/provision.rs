@@ -185,6 +185,10 @@ pub struct Provisioning {
     pub line: LineAccount,
     /// The phone's MAC, naming its `<MAC>.cfg`.
     pub mac: String,
+    /// BLF and MWI are provisioned.
+    pub subscriptions: bool,
+    /// The registrar is named by the registrars' SIP service, not by host and port.
+    pub registrar_service: bool,
     /// `aastra.cfg`: servers, transport and timers.
     pub global_cfg: String,
     /// `<MAC>.cfg`: the line's account.
@@ -289,7 +293,17 @@ impl Provisioning {
         let _ = writeln!(mac_cfg, "sip line1 auth name: {}", line.auth_name);
         let _ = writeln!(mac_cfg, "sip line1 password: {}", line.password);
         let _ = writeln!(mac_cfg, "sip line1 display name: {}", line.display_name);
-        Provisioning { configuration, transport, timers, line, mac: mac.to_owned(), global_cfg: global, mac_cfg }
+        Provisioning {
+            configuration,
+            transport,
+            timers,
+            line,
+            mac: mac.to_owned(),
+            subscriptions,
+            registrar_service,
+            global_cfg: global,
+            mac_cfg,
+        }
     }
 
     /// The AOR the phone registers while `proxy` is its active proxy (BRIEF §2).

@@ -131,11 +131,16 @@ pub struct Topology {
     pub zone: String,
     /// The port the DNS listens on (53, or a high port when 53 cannot be bound).
     pub dns_port: u16,
+    /// Another address the phone's traffic comes from, when its profile declares one (a phone
+    /// that leaves some sockets unbound speaks from the kernel's choice: 127.0.0.1 on loopback).
+    /// Each case's elements have addresses of their own, so what reaches them from there is
+    /// this case's phone.
+    pub phone_alias: Option<IpAddr>,
 }
 
 impl Topology {
     pub fn new(base: Ipv4Addr, zone: &str) -> Topology {
-        Topology { base, zone: zone.trim_end_matches('.').to_owned(), dns_port: 53 }
+        Topology { base, zone: zone.trim_end_matches('.').to_owned(), dns_port: 53, phone_alias: None }
     }
 
     pub fn ip(&self, element: Element) -> IpAddr {
@@ -177,7 +182,7 @@ impl Topology {
 
     /// Which party an address belongs to.
     pub fn party(&self, ip: IpAddr) -> Party {
-        if ip == self.phone_ip() {
+        if ip == self.phone_ip() || Some(ip) == self.phone_alias {
             return Party::Phone;
         }
         if ip == self.console_ip() {

@@ -20,6 +20,8 @@ pub enum TimeoutModel {
 /// judge the phone by timers it never ran. Zero means no floor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimerFloors {
+    /// RFC 3261 T1, for a phone whose T1 is fixed (its 64*T1 is then its transaction timeout).
+    pub t1: Duration,
     pub registration_period: Duration,
     pub registration_retry: Duration,
     pub transaction_timer: Duration,
@@ -30,7 +32,10 @@ pub struct TimerFloors {
 impl TimerFloors {
     /// `timers` with every timer raised to its floor.
     pub fn apply(&self, timers: Timers) -> Timers {
+        let t1 = timers.t1.max(self.t1);
         Timers {
+            t1,
+            t2: timers.t2.max(t1),
             registration_period: timers.registration_period.max(self.registration_period),
             registration_retry: timers.registration_retry.max(self.registration_retry),
             transaction_timer: timers.transaction_timer.max(self.transaction_timer),
@@ -59,8 +64,15 @@ pub struct Capabilities {
     pub dial: bool,
     /// The harness can reboot it (`Command: Reset`) and it keeps its identity across.
     pub reboot: bool,
+    /// Whether a REGISTER's Request-URI names the registrar it is meant for (the vendor's phone:
+    /// its `sip registrar ip`, so "at registrar X" reads X there, BRIEF §2). A phone without a
+    /// registrar setting names its AOR's domain (RFC 3261 §10.2) and reaches the registrar by its
+    /// route (an outbound proxy): then the hop alone says which registrar it registered at.
+    pub names_registrar_in_request_uri: bool,
     /// Whether the phone reads ICMP port unreachable (connected UDP sockets or IP_RECVERR).
     pub reads_icmp: bool,
+    /// An address the phone also speaks from besides its own ([`crate::Topology::phone_alias`]).
+    pub phone_alias: Option<std::net::IpAddr>,
     pub timeout_model: TimeoutModel,
     /// How long after start the phone sends its first request.
     pub startup: Duration,
@@ -85,7 +97,9 @@ impl Capabilities {
             subscriptions: true,
             dial: true,
             reboot: true,
+            names_registrar_in_request_uri: true,
             reads_icmp: true,
+            phone_alias: None,
             timeout_model: TimeoutModel::TransactionTimer,
             startup,
             // refphone refreshes at half the granted expiry.

@@ -1,6 +1,8 @@
 //! DUT drivers: one trait for every phone the harness can drive, the profiles that name them, and what each declares about itself.
 
+mod baresip;
 mod capabilities;
+mod child;
 mod refphone;
 mod scripted;
 
@@ -8,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use baresip::{BaresipDriver, find_baresip};
 pub use capabilities::{Capabilities, TimeoutModel, TimerFloors};
 pub use refphone::{RefphoneDriver, find_refphone};
 pub use scripted::ScriptedPhone;
@@ -25,6 +28,8 @@ pub struct LabAddresses {
     pub ca_file: std::path::PathBuf,
     /// The address the harness drives the phone from (HTTP push).
     pub console: std::net::IpAddr,
+    /// Every address of the case's lab.
+    pub topology: crate::topology::Topology,
 }
 
 /// The port a phone's XML push listens on in the lab.
@@ -149,10 +154,14 @@ impl Profile {
                 }
                 Ok(profile)
             }
-            "baresip" | "aastra" | "manual" => {
-                Err(bad(format!("the {name} profile is not available yet; use refphone")))
+            "baresip" => match profile.options.first() {
+                Some((k, _)) => Err(bad(format!("baresip takes no options, not {k:?}"))),
+                None => Ok(profile),
+            },
+            "aastra" | "manual" => {
+                Err(bad(format!("the {name} profile is not available yet; use refphone or baresip")))
             }
-            other => Err(bad(format!("unknown phone {other:?}; known: refphone"))),
+            other => Err(bad(format!("unknown phone {other:?}; known: refphone, baresip"))),
         }
     }
 
@@ -184,6 +193,7 @@ impl Profile {
                 self.values("quirk").map(str::to_owned).collect(),
                 self.to_string(),
             ))),
+            "baresip" => Ok(Box::new(BaresipDriver::new(find_baresip()?, self.to_string()))),
             other => Err(HarnessError::Profile { profile: other.into(), detail: "no driver".into() }),
         }
     }

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
-
+use super::child::{ChildPhone, on_path};
 use super::{Capabilities, Dut, LabAddresses, Stimulus};
 use crate::error::HarnessError;
 use crate::provision::Provisioning;
@@ -22,13 +21,8 @@ pub fn find_refphone() -> Result<PathBuf, HarnessError> {
             }
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("refphone");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
+    if let Some(found) = on_path("refphone") {
+        return Ok(found);
     }
     if let Some(path) = std::env::var_os("SIPHARNESS_REFPHONE") {
         let path = PathBuf::from(path);
@@ -64,7 +58,7 @@ pub struct RefphoneDriver {
     capabilities: Capabilities,
     args: Vec<String>,
     log: Option<PathBuf>,
-    child: Option<Child>,
+    child: Option<ChildPhone>,
     /// Where the harness pushes from, and the phone's HTTP server.
     push: Option<(std::net::IpAddr, std::net::SocketAddr)>,
 }
@@ -84,13 +78,6 @@ impl RefphoneDriver {
             child: None,
             push: None,
         }
-    }
-
-    fn log_tail(&self) -> String {
-        let Some(log) = &self.log else { return String::new() };
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 }
 
@@ -145,20 +132,9 @@ impl Dut for RefphoneDriver {
     }
 
     async fn start(&mut self) -> Result<(), HarnessError> {
-        let log_path = self.log.clone().ok_or_else(|| HarnessError::DutStart("start before provision".into()))?;
-        let log = std::fs::File::create(&log_path)?;
-        let mut command = Command::new(&self.binary);
-        command
-            .args(&self.args)
-            .env("RUST_LOG", std::env::var("SIPHARNESS_PHONE_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        die_with_parent(&mut command);
-        let child = command.spawn().map_err(|e| HarnessError::DutStart(format!("{}: {e}", self.binary.display())))?;
-        tracing::info!(pid = child.id(), "refphone started: {} {}", self.binary.display(), self.args.join(" "));
-        self.child = Some(child);
+        let log = self.log.clone().ok_or_else(|| HarnessError::DutStart("start before provision".into()))?;
+        let level = std::env::var("SIPHARNESS_PHONE_LOG").unwrap_or_else(|_| "info".into());
+        self.child = Some(ChildPhone::spawn(&self.binary, &self.args, &[("RUST_LOG", level)], &log)?);
         Ok(())
     }
 
@@ -171,34 +147,13 @@ impl Dut for RefphoneDriver {
     }
 
     fn check_alive(&mut self) -> Result<(), HarnessError> {
-        let Some(child) = &mut self.child else { return Ok(()) };
-        match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(HarnessError::DutStart(format!("refphone exited ({status}): {}", self.log_tail()))),
-            Err(e) => Err(HarnessError::Io(e)),
-        }
+        self.child.as_mut().map_or(Ok(()), ChildPhone::check_alive)
     }
 
     async fn stop(&mut self) -> Result<(), HarnessError> {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+        if let Some(child) = &mut self.child {
+            child.stop().await;
         }
         Ok(())
-    }
-}
-
-/// Asks the kernel to kill the child when the thread that spawned it dies, so no refphone
-/// outlives the harness even on SIGKILL or a panic that aborts (kill_on_drop covers unwinding).
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
