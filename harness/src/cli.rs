@@ -155,21 +155,12 @@ struct ServeArgs {
     #[arg(long, value_name = "udp|tcp|tls", default_value = "udp", value_parser = parse_transport)]
     transport: Transport,
     /// The phone's MAC (12 hex digits), naming the vendor's <MAC>.cfg.
-    #[arg(long, value_name = "MAC", default_value = crate::provision::DEFAULT_MAC, value_parser = parse_mac)]
+    #[arg(long, value_name = "MAC", default_value = crate::provision::DEFAULT_MAC, value_parser = crate::provision::parse_mac)]
     mac: String,
 }
 
 fn parse_transport(text: &str) -> Result<Transport, String> {
     Transport::parse(text).ok_or_else(|| format!("{text:?} is not udp, tcp or tls"))
-}
-
-fn parse_mac(text: &str) -> Result<String, String> {
-    let mac: String = text.chars().filter(|c| !matches!(c, ':' | '-')).collect::<String>().to_ascii_uppercase();
-    if mac.len() == 12 && mac.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(mac)
-    } else {
-        Err(format!("{text:?} is not a MAC (12 hex digits)"))
-    }
 }
 
 impl ServeArgs {
