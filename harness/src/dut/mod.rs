@@ -1,5 +1,6 @@
 //! DUT drivers: one trait for every phone the harness can drive, the profiles that name them, and what each declares about itself.
 
+pub mod aastra;
 mod capabilities;
 mod refphone;
 mod scripted;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use aastra::AastraDriver;
 pub use capabilities::{Capabilities, TimeoutModel, TimerFloors};
 pub use refphone::{RefphoneDriver, find_refphone};
 pub use scripted::ScriptedPhone;
@@ -149,10 +151,11 @@ impl Profile {
                 }
                 Ok(profile)
             }
-            "baresip" | "aastra" | "manual" => {
-                Err(bad(format!("the {name} profile is not available yet; use refphone")))
+            "aastra" => aastra::AastraOptions::of(&profile).map(|_| profile).map_err(bad),
+            "baresip" | "manual" => {
+                Err(bad(format!("the {name} profile is not available yet; use refphone or aastra")))
             }
-            other => Err(bad(format!("unknown phone {other:?}; known: refphone"))),
+            other => Err(bad(format!("unknown phone {other:?}; known: refphone, aastra"))),
         }
     }
 
@@ -165,6 +168,9 @@ impl Profile {
     /// so a typo is an error before any case starts.
     pub fn check(&self) -> Result<(), HarnessError> {
         self.driver()?;
+        if self.name == "aastra" {
+            aastra::check_runnable(self)?;
+        }
         if self.name == "refphone" {
             let known = refphone::known_quirks(&find_refphone()?)?;
             if let Some(unknown) = self.values("quirk").find(|q| !known.iter().any(|k| k == q)) {
@@ -182,6 +188,11 @@ impl Profile {
             "refphone" => Ok(Box::new(RefphoneDriver::new(
                 find_refphone()?,
                 self.values("quirk").map(str::to_owned).collect(),
+                self.to_string(),
+            ))),
+            "aastra" => Ok(Box::new(AastraDriver::new(
+                aastra::AastraOptions::of(self)
+                    .map_err(|detail| HarnessError::Profile { profile: self.to_string(), detail })?,
                 self.to_string(),
             ))),
             other => Err(HarnessError::Profile { profile: other.into(), detail: "no driver".into() }),
