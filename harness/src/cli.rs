@@ -1,4 +1,4 @@
-//! The `sipharness` command line (BRIEF §5): list, run, coverage, serve, lint; its output formats and exit codes are a contract.
+//! The `sipharness` command line (BRIEF §5): list, run, coverage, provision, serve, lint; its output formats and exit codes are a contract.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -63,6 +63,25 @@ enum Command {
     /// Print requirement -> cases -> quirks proven to make them fail, as Markdown
     /// (`suites/COVERAGE.md` is this output).
     Coverage,
+    /// Write the cfg files a phone is served for one case: `aastra.cfg` and `<MAC>.cfg`.
+    #[command(
+        after_help = "The files are what `run` serves the phone for that case: the case's servers (by FQDN in the \
+lab zone), transport and timers, the timers raised to the profile's floors (the vendor's minimums for `aastra`); \
+<MAC> is the aastra profile's mac, or 00085D0A0B0C for refphone. One path per file written is printed.\n\n\
+Example:\n  sipharness provision --phone aastra:ip=127.100.0.26,mac=00085D000001 \
+--case failover.full-backup.primary-outbound-fails.silent.udp --out cfg/"
+    )]
+    Provision {
+        /// The phone under test: NAME[:key=value,...], e.g. `aastra:ip=127.100.0.26,mac=00085D000001`.
+        #[arg(long, value_name = "PROFILE")]
+        phone: String,
+        /// The case: its id, or a filter that matches exactly one case.
+        #[arg(long, value_name = "ID")]
+        case: String,
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Keep the whole topology and its DNS up for exploring a phone by hand; faults from stdin.
     #[command(long_about = SERVE_ABOUT, after_long_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
@@ -155,21 +174,12 @@ struct ServeArgs {
     #[arg(long, value_name = "udp|tcp|tls", default_value = "udp", value_parser = parse_transport)]
     transport: Transport,
     /// The phone's MAC (12 hex digits), naming the vendor's <MAC>.cfg.
-    #[arg(long, value_name = "MAC", default_value = crate::provision::DEFAULT_MAC, value_parser = parse_mac)]
+    #[arg(long, value_name = "MAC", default_value = crate::provision::DEFAULT_MAC, value_parser = crate::provision::parse_mac)]
     mac: String,
 }
 
 fn parse_transport(text: &str) -> Result<Transport, String> {
     Transport::parse(text).ok_or_else(|| format!("{text:?} is not udp, tcp or tls"))
-}
-
-fn parse_mac(text: &str) -> Result<String, String> {
-    let mac: String = text.chars().filter(|c| !matches!(c, ':' | '-')).collect::<String>().to_ascii_uppercase();
-    if mac.len() == 12 && mac.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(mac)
-    } else {
-        Err(format!("{text:?} is not a MAC (12 hex digits)"))
-    }
 }
 
 impl ServeArgs {
@@ -245,6 +255,7 @@ pub fn main(catalog: Catalog) -> ExitCode {
             EXIT_OK
         }
         Command::Lint { files } => lint(&files),
+        Command::Provision { phone, case, out } => provision(&catalog.cases, &phone, &case, &out),
         Command::Serve(args) => match args.options() {
             Ok(options) => serve(options),
             Err(message) => usage_error(&message),
@@ -397,6 +408,55 @@ fn print_summary(results: &[CaseResult]) {
         count(Verdict::Xfail),
         count(Verdict::Xpass)
     );
+}
+
+/// The one case `--case` names: its exact id, or a filter matching it alone.
+fn one_case<'a>(catalog: &'a [Case], wanted: &str) -> Result<&'a Case, String> {
+    if let Some(case) = catalog.iter().find(|c| c.id == wanted) {
+        return Ok(case);
+    }
+    match select(catalog, Some(wanted)).as_slice() {
+        [] => Err(format!("no case matches {wanted:?}")),
+        [case] => Ok(case),
+        [first, second, rest @ ..] => Err(format!(
+            "--case {wanted:?} matches {} cases ({}, {}{}); name one",
+            rest.len() + 2,
+            first.id,
+            second.id,
+            if rest.is_empty() { "" } else { ", ..." }
+        )),
+    }
+}
+
+fn provision(catalog: &[Case], phone: &str, wanted: &str, out: &std::path::Path) -> u8 {
+    let profile = match Profile::parse(phone) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let case = match one_case(catalog, wanted) {
+        Ok(case) => case,
+        Err(message) => return usage_error(&message),
+    };
+    let provisioning = match crate::runner::provisioning_for(case, &profile) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let files = [
+        ("aastra.cfg".to_owned(), &provisioning.global_cfg),
+        (format!("{}.cfg", provisioning.mac), &provisioning.mac_cfg),
+    ];
+    if let Err(e) = std::fs::create_dir_all(out) {
+        return usage_error(&format!("--out {}: {e}", out.display()));
+    }
+    let mut stdout = std::io::stdout().lock();
+    for (name, text) in files {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            return usage_error(&format!("{}: {e}", path.display()));
+        }
+        let _ = writeln!(stdout, "{}", path.display());
+    }
+    EXIT_OK
 }
 
 fn serve(options: ServeOptions) -> u8 {

@@ -107,6 +107,22 @@ impl LabSpec {
     }
 }
 
+impl LabSpec {
+    /// The cfg files the phone is served in this lab on `topology`: provisioned, and judged, at
+    /// no less than the phone accepts (its timers raised to `floors`).
+    pub fn provisioning(&self, topology: &Topology, floors: &crate::dut::TimerFloors) -> Provisioning {
+        Provisioning::new(
+            self.configuration,
+            self.transport,
+            topology,
+            floors.apply(self.timers),
+            self.subscriptions,
+            self.registrar_service,
+            &self.mac,
+        )
+    }
+}
+
 /// The lab as [`LabSpec::for_case`] makes it, unchanged: what most cases want.
 pub fn standard_lab(_: &mut LabSpec) {}
 
@@ -229,17 +245,8 @@ impl Lab {
         topology.phone_alias = dut.capabilities().phone_alias;
         let topology = Arc::new(topology);
         let trace = Trace::new();
-        // Provisioned, and judged, at no less than the phone accepts.
-        let timers = dut.capabilities().floors.apply(spec.timers);
-        let provisioning = Provisioning::new(
-            spec.configuration,
-            spec.transport,
-            &topology,
-            timers,
-            spec.subscriptions,
-            spec.registrar_service,
-            &spec.mac,
-        );
+        let provisioning = spec.provisioning(&topology, &dut.capabilities().floors);
+        let timers = provisioning.timers;
         let mut tasks = Vec::new();
 
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);

@@ -201,6 +201,17 @@ pub const BLF_EXTENSION: &str = "1002";
 /// The MAC the harness gives a phone that has none of its own.
 pub const DEFAULT_MAC: &str = "00085D0A0B0C";
 
+/// A MAC as the vendor names files with it: 12 hex digits, upper case; `:` and `-` between
+/// the octets are dropped (`00:08:5d:0a:0b:0c` is `00085D0A0B0C`).
+pub fn parse_mac(text: &str) -> Result<String, String> {
+    let mac: String = text.chars().filter(|c| !matches!(c, ':' | '-')).collect::<String>().to_ascii_uppercase();
+    if mac.len() == 12 && mac.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(mac)
+    } else {
+        Err(format!("{text:?} is not a MAC (12 hex digits)"))
+    }
+}
+
 fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 { format!("{s:.0}") } else { format!("{s}") }

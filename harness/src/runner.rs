@@ -7,9 +7,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::case::{Case, CaseResult, Verdict};
-use crate::dut::Profile;
+use crate::dut::{Capabilities, Dut, Profile, aastra};
 use crate::error::{CaseError, HarnessError};
-use crate::lab::{Lab, LabSpec};
+use crate::lab::{BlockChoice, Lab, LabSpec};
+use crate::provision::Provisioning;
+use crate::topology::Topology;
 
 /// Selects case ids (BRIEF §5): whole dotted segments from the start, or a glob when it holds `*`.
 pub fn filter_matches(filter: &str, id: &str) -> bool {
@@ -20,21 +22,63 @@ pub fn filter_matches(filter: &str, id: &str) -> bool {
     filter.split('.').all(|segment| id_segments.next() == Some(segment))
 }
 
-fn skip_reason(case: &Case, profile: &Profile) -> Result<Option<String>, HarnessError> {
-    Ok(profile.driver()?.capabilities().lacks(case, &profile.to_string()))
-}
-
-fn expected_failure(case: &Case, profile: &Profile) -> Option<String> {
-    let dut = profile.driver().ok()?;
-    dut.capabilities()
+fn expected_failure(case: &Case, capabilities: &Capabilities) -> Option<String> {
+    capabilities
         .expected_failures
         .iter()
         .find(|(pattern, _)| filter_matches(pattern, &case.id) || pattern == &case.id)
         .map(|(_, reason)| reason.clone())
 }
 
+/// The lab `case` gets with `profile`: the case's own, adjusted for a phone at a fixed address
+/// (`aastra`: the block its address names, pinned, and its MAC).
+pub fn lab_spec(case: &Case, profile: &Profile) -> LabSpec {
+    let mut spec = LabSpec::for_case(case);
+    if let Some(options) = fixed_phone(profile) {
+        aastra::adjust_lab(&options, &mut spec);
+    }
+    spec
+}
+
+/// The cfg files `profile` is served for `case`, made as `Lab::start` makes them (what `sipharness
+/// provision` writes): the case's lab, its timers raised to the profile's floors, on the block the
+/// profile pins or else the first block, 127.100.0.16 (the files name elements by FQDN, so the
+/// block does not show in them).
+pub fn provisioning_for(case: &Case, profile: &Profile) -> Result<Provisioning, HarnessError> {
+    let spec = lab_spec(case, profile);
+    let floors = profile.driver()?.capabilities().floors;
+    let base = match spec.block {
+        BlockChoice::Pinned(base) => base,
+        BlockChoice::Spread | BlockChoice::FirstFree => crate::topology::sequential_block(0),
+    };
+    Ok(spec.provisioning(&Topology::new(base, &spec.zone), &floors))
+}
+
+/// The options of a profile naming one device at a fixed address (its cases run one at a time).
+fn fixed_phone(profile: &Profile) -> Option<aastra::AastraOptions> {
+    (profile.name == "aastra").then(|| aastra::AastraOptions::of(profile).ok()).flatten()
+}
+
 /// Runs one case against a fresh phone of `profile`.
 pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
+    match profile.driver() {
+        Ok(dut) => run_case_on(case, profile, dut).await,
+        Err(e) => CaseResult {
+            id: case.id.clone(),
+            verdict: Verdict::Error,
+            duration: std::time::Duration::ZERO,
+            waited: std::time::Duration::ZERO,
+            failures: Vec::new(),
+            reason: Some(e.to_string()),
+            ladder: String::new(),
+            full_ladder: String::new(),
+        },
+    }
+}
+
+/// Runs one case against `dut`, a fresh driver of `profile` (a test may wrap the driver to see
+/// what the lab hands it).
+pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>) -> CaseResult {
     let started = Instant::now();
     let result = |verdict, failures, reason, ladder, full_ladder| CaseResult {
         id: case.id.clone(),
@@ -46,16 +90,11 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         ladder,
         full_ladder,
     };
-    match skip_reason(case, profile) {
-        Ok(Some(reason)) => return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new()),
-        Ok(None) => {}
-        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
+    let capabilities = dut.capabilities().clone();
+    if let Some(reason) = capabilities.lacks(case, &profile.to_string()) {
+        return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
     }
-    let dut = match profile.driver() {
-        Ok(d) => d,
-        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
-    };
-    let spec = LabSpec::for_case(case);
+    let spec = lab_spec(case, profile);
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
@@ -73,7 +112,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
         Err(CaseError::Violation(v)) => (Verdict::Fail, vec![v], None),
         Err(CaseError::Harness(e)) => (Verdict::Error, Vec::new(), Some(e.to_string())),
     };
-    let (verdict, reason) = match (verdict, expected_failure(case, profile)) {
+    let (verdict, reason) = match (verdict, expected_failure(case, &capabilities)) {
         (Verdict::Fail, Some(reason)) => (Verdict::Xfail, Some(reason)),
         (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
         (v, _) => (v, reason),
@@ -89,6 +128,8 @@ pub async fn run_cases(
     mut on_result: impl FnMut(&CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
+    // One device at a fixed address runs one case at a time.
+    let jobs = if fixed_phone(profile).is_some() { 1 } else { jobs };
     let permits = Arc::new(Semaphore::new(jobs.max(1)));
     let mut set = JoinSet::new();
     for (position, case) in cases.into_iter().enumerate() {

@@ -187,3 +187,72 @@ fn lint_reads_its_input_bounded() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("/dev/zero: malformed: error datagram-too-long"), "{}", stdout(&output));
 }
+
+/// The case `provision`'s golden test writes: a full-backup (row 2) failover over UDP.
+const PROVISION_CASE: &str = "failover.full-backup.primary-outbound-fails.silent.udp";
+
+/// `provision` writes, into a directory it creates, exactly the files `run` serves the vendor's
+/// phone for the case: its topology by FQDN, its transport, its timers raised to the vendor's
+/// floors. Golden files: `fixtures/provision/aastra-full-backup/`.
+#[test]
+fn provision_writes_the_cases_cfg_for_the_aastra_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("not/yet/there");
+    let phone = "aastra:ip=127.0.0.1,mac=00085D000001";
+    let output = sipharness(&["provision", "--phone", phone, "--case", PROVISION_CASE, "--out", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/provision/aastra-full-backup");
+    let files = ["aastra.cfg", "00085D000001.cfg"];
+    let listed: Vec<String> = files.iter().map(|f| out.join(f).display().to_string()).collect();
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), listed, "one path per file written");
+    for file in files {
+        let written = std::fs::read_to_string(out.join(file)).unwrap();
+        let expected = std::fs::read_to_string(golden.join(file)).unwrap_or_default();
+        assert_eq!(
+            written, expected,
+            "{file} differs from fixtures/provision/aastra-full-backup/{file}; if the change is right:\n  \
+             cargo run -p suites --bin sipharness -- provision --phone {phone} --case {PROVISION_CASE} --out fixtures/provision/aastra-full-backup"
+        );
+    }
+}
+
+/// For refphone the same command writes the lab's fast timers (no floors) and the default MAC.
+#[test]
+fn provision_for_refphone_uses_the_default_mac_and_fast_timers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = sipharness(&[
+        "provision",
+        "--phone",
+        "refphone",
+        "--case",
+        PROVISION_CASE,
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let global = std::fs::read_to_string(tmp.path().join("aastra.cfg")).unwrap();
+    assert!(global.contains("sip registration period: 2\n"), "{global}");
+    assert!(tmp.path().join(format!("{}.cfg", harness::provision::DEFAULT_MAC)).is_file());
+}
+
+/// An unknown case, a filter naming several, a bad profile: one line on stderr, exit 2, nothing written.
+#[test]
+fn provision_refuses_an_unknown_or_ambiguous_case_and_a_bad_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let aastra = "aastra:ip=127.0.0.1,mac=00085D000001";
+    for (args, says) in [
+        (["provision", "--phone", aastra, "--case", "no.such.case", "--out", out], "no case matches"),
+        (["provision", "--phone", aastra, "--case", "failover.full-backup", "--out", out], "name one"),
+        (["provision", "--phone", "aastra:ip=127.0.0.1", "--case", PROVISION_CASE, "--out", out], "mac="),
+        (["provision", "--phone", "aastra:ip=127.0.0.1,mac=123", "--case", PROVISION_CASE, "--out", out], "not a MAC"),
+    ] {
+        let output = sipharness(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(!tmp.path().join("out").exists(), "nothing written");
+}

@@ -1,5 +1,6 @@
 //! DUT drivers: one trait for every phone the harness can drive, the profiles that name them, and what each declares about itself.
 
+pub mod aastra;
 mod baresip;
 mod capabilities;
 mod child;
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use aastra::AastraDriver;
 pub use baresip::{BaresipDriver, find_baresip};
 pub use capabilities::{Capabilities, TimeoutModel, TimerFloors};
 pub use refphone::{RefphoneDriver, find_refphone};
@@ -158,10 +160,9 @@ impl Profile {
                 Some((k, _)) => Err(bad(format!("baresip takes no options, not {k:?}"))),
                 None => Ok(profile),
             },
-            "aastra" | "manual" => {
-                Err(bad(format!("the {name} profile is not available yet; use refphone or baresip")))
-            }
-            other => Err(bad(format!("unknown phone {other:?}; known: refphone, baresip"))),
+            "aastra" => aastra::AastraOptions::of(&profile).map(|_| profile).map_err(bad),
+            "manual" => Err(bad("the manual profile is not available yet; use refphone, baresip or aastra".into())),
+            other => Err(bad(format!("unknown phone {other:?}; known: refphone, baresip, aastra"))),
         }
     }
 
@@ -174,6 +175,9 @@ impl Profile {
     /// so a typo is an error before any case starts.
     pub fn check(&self) -> Result<(), HarnessError> {
         self.driver()?;
+        if self.name == "aastra" {
+            aastra::check_runnable(self)?;
+        }
         if self.name == "refphone" {
             let known = refphone::known_quirks(&find_refphone()?)?;
             if let Some(unknown) = self.values("quirk").find(|q| !known.iter().any(|k| k == q)) {
@@ -194,6 +198,11 @@ impl Profile {
                 self.to_string(),
             ))),
             "baresip" => Ok(Box::new(BaresipDriver::new(find_baresip()?, self.to_string()))),
+            "aastra" => Ok(Box::new(AastraDriver::new(
+                aastra::AastraOptions::of(self)
+                    .map_err(|detail| HarnessError::Profile { profile: self.to_string(), detail })?,
+                self.to_string(),
+            ))),
             other => Err(HarnessError::Profile { profile: other.into(), detail: "no driver".into() }),
         }
     }
