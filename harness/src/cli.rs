@@ -59,6 +59,11 @@ enum Command {
         /// phone's timers, so more cases than cores is fine.
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// The lab's addresses on a real interface, one `<element> <address>` per line (dns, proxy-a,
+        /// proxy-b, registrar-a, registrar-b, outbound-a, outbound-b, phone, optionally console), so
+        /// a phone on the lab's LAN reaches them; DNS on port 53. Cases then run one at a time.
+        #[arg(long, value_name = "FILE")]
+        lab: Option<PathBuf>,
     },
     /// Print requirement -> cases -> quirks proven to make them fail, as Markdown
     /// (`suites/COVERAGE.md` is this output).
@@ -81,6 +86,13 @@ Example:\n  sipharness provision --phone aastra:ip=127.100.0.26,mac=00085D000001
         /// The directory to write into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// The lab's addresses (as for `run --lab`).
+        #[arg(long, value_name = "FILE")]
+        lab: Option<PathBuf>,
+        /// How the files name the servers: `name` (FQDNs in the lab zone, found through the lab's
+        /// DNS) or `ip` (their addresses, for a phone that cannot use the lab's DNS).
+        #[arg(long, value_name = "name|ip", default_value = "name", value_parser = ["name", "ip"])]
+        addressing: String,
     },
     /// Keep the whole topology and its DNS up for exploring a phone by hand; faults from stdin.
     #[command(long_about = SERVE_ABOUT, after_long_help = SERVE_AFTER_HELP)]
@@ -160,8 +172,12 @@ struct ServeArgs {
     digest: Switch,
     /// Claim this block and no other (its base, e.g. 127.100.0.16); an error if any of its
     /// addresses is taken. Default: the first free block from 127.100.0.16.
-    #[arg(long, value_name = "ADDR", value_parser = crate::topology::parse_block)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::topology::parse_block, conflicts_with = "lab")]
     block: Option<std::net::Ipv4Addr>,
+    /// The lab's addresses on a real interface, one `<element> <address>` per line (as for
+    /// `run --lab`), so a phone on the lab's LAN reaches them; DNS on port 53.
+    #[arg(long, value_name = "FILE")]
+    lab: Option<PathBuf>,
     /// Keep the lab CA here (`lab-ca.pem`, `lab-ca.key`): made on the first run, loaded on later
     /// ones, so a phone that trusted it once keeps trusting it.
     #[arg(long, value_name = "DIR")]
@@ -212,6 +228,7 @@ impl ServeArgs {
             transport: self.transport,
             digest: self.digest == Switch::On,
             block: self.block,
+            lab: read_lab(self.lab.as_deref())?,
             ca_dir: self.ca_dir,
             phone_config,
             mac: self.mac,
@@ -247,15 +264,19 @@ pub fn main(catalog: Catalog) -> ExitCode {
     init_tracing();
     let code = match cli.command {
         Command::List { filter } => list(&catalog.cases, filter.as_deref()),
-        Command::Run { filter, phone, json, jobs } => {
-            run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs))
-        }
+        Command::Run { filter, phone, json, jobs, lab } => match read_lab(lab.as_deref()) {
+            Ok(lab) => run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs), lab),
+            Err(message) => usage_error(&message),
+        },
         Command::Coverage => {
             let _ = write!(std::io::stdout(), "{}", catalog.coverage());
             EXIT_OK
         }
         Command::Lint { files } => lint(&files),
-        Command::Provision { phone, case, out } => provision(&catalog.cases, &phone, &case, &out),
+        Command::Provision { phone, case, out, lab, addressing } => match read_lab(lab.as_deref()) {
+            Ok(lab) => provision(&catalog.cases, &phone, &case, &out, lab, addressing == "ip"),
+            Err(message) => usage_error(&message),
+        },
         Command::Serve(args) => match args.options() {
             Ok(options) => serve(options),
             Err(message) => usage_error(&message),
@@ -277,6 +298,15 @@ fn init_tracing() {
 
 fn select<'a>(catalog: &'a [Case], filter: Option<&str>) -> Vec<&'a Case> {
     catalog.iter().filter(|c| filter.is_none_or(|f| filter_matches(f, &c.id))).collect()
+}
+
+/// The lab file `--lab` names, read and checked; the error names the file and line.
+fn read_lab(path: Option<&std::path::Path>) -> Result<Option<std::sync::Arc<crate::topology::Topology>>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--lab {}: {e}", path.display()))?;
+    let topology = crate::topology::Topology::from_lab_file(&text, crate::lab::LAB_ZONE)
+        .map_err(|e| format!("--lab {}: {e}", path.display()))?;
+    Ok(Some(std::sync::Arc::new(topology)))
 }
 
 fn usage_error(message: &str) -> u8 {
@@ -302,12 +332,19 @@ fn list(catalog: &[Case], filter: Option<&str>) -> u8 {
     EXIT_OK
 }
 
-fn run(catalog: Vec<Case>, filter: Option<&str>, phone: &str, json: bool, jobs: usize) -> u8 {
+fn run(
+    catalog: Vec<Case>,
+    filter: Option<&str>,
+    phone: &str,
+    json: bool,
+    jobs: usize,
+    lab: Option<std::sync::Arc<crate::topology::Topology>>,
+) -> u8 {
     let profile = match Profile::parse(phone) {
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
     };
-    if let Err(e) = profile.check() {
+    if let Err(e) = profile.check(lab.as_deref()) {
         return usage_error(&e.to_string());
     }
     let selected: Vec<Case> = select(&catalog, filter).into_iter().cloned().collect();
@@ -319,7 +356,8 @@ fn run(catalog: Vec<Case>, filter: Option<&str>, phone: &str, json: bool, jobs: 
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
     let results = runtime.block_on(async {
-        let work = run_cases(selected, &profile, jobs, |result, done, total| print_result(result, json, done, total));
+        let work =
+            run_cases(selected, &profile, lab, jobs, |result, done, total| print_result(result, json, done, total));
         tokio::select! {
             results = work => Some(results),
             () = interrupted() => None,
@@ -428,7 +466,14 @@ fn one_case<'a>(catalog: &'a [Case], wanted: &str) -> Result<&'a Case, String> {
     }
 }
 
-fn provision(catalog: &[Case], phone: &str, wanted: &str, out: &std::path::Path) -> u8 {
+fn provision(
+    catalog: &[Case],
+    phone: &str,
+    wanted: &str,
+    out: &std::path::Path,
+    lab: Option<std::sync::Arc<crate::topology::Topology>>,
+    by_address: bool,
+) -> u8 {
     let profile = match Profile::parse(phone) {
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
@@ -437,10 +482,13 @@ fn provision(catalog: &[Case], phone: &str, wanted: &str, out: &std::path::Path)
         Ok(case) => case,
         Err(message) => return usage_error(&message),
     };
-    let provisioning = match crate::runner::provisioning_for(case, &profile) {
+    let (mut provisioning, topology) = match crate::runner::provisioning_for(case, &profile, lab.as_ref()) {
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
     };
+    if by_address && let Err(e) = provisioning.by_address(&topology) {
+        return usage_error(&format!("--addressing ip: {e}"));
+    }
     let files = [
         ("aastra.cfg".to_owned(), &provisioning.global_cfg),
         (format!("{}.cfg", provisioning.mac), &provisioning.mac_cfg),

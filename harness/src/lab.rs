@@ -30,8 +30,11 @@ use crate::tls::LabCa;
 use crate::topology::{self, Element, Topology};
 use crate::trace::{Direction, Fate, Payload, Record, Trace, TraceEvent, Transport};
 
+/// The zone the lab's DNS serves, naming every element (`proxy-a.lab.test`).
+pub const LAB_ZONE: &str = "lab.test";
+
 /// Which address block a lab claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum BlockChoice {
     /// A free block from a start derived from the process id (cases; concurrent processes apart).
     Spread,
@@ -39,6 +42,8 @@ pub enum BlockChoice {
     FirstFree,
     /// This block and no other (`serve --block`): an error if any of its addresses is taken.
     Pinned(Ipv4Addr),
+    /// The addresses a lab file names (`--lab FILE`): an error if any is taken or not local.
+    Lab(Arc<Topology>),
 }
 
 /// How a case wants its lab built.
@@ -87,7 +92,7 @@ impl LabSpec {
             subscriptions: false,
             mac: DEFAULT_MAC.to_owned(),
             registrar_service: false,
-            zone: "lab.test".into(),
+            zone: LAB_ZONE.into(),
         }
     }
 }
@@ -148,10 +153,9 @@ struct Taken {
     error: std::io::Error,
 }
 
-/// Binds every port of the block at `base`: each element's, the DNS's, and the phone's (checked
-/// free, then released: the phone binds it itself).
-fn bind_block(zone: &str, base: Ipv4Addr) -> Result<ClaimedBlock, Taken> {
-    let mut topology = Topology::new(base, zone);
+/// Binds every port of `topology`: each element's, the DNS's, and the phone's (checked free, then
+/// released: the phone binds it itself; a lab file's phone may be a device elsewhere).
+fn bind_block(mut topology: Topology) -> Result<ClaimedBlock, Taken> {
     let mut sip = Vec::new();
     for element in Element::SIP {
         let ip = topology.ip(element);
@@ -168,12 +172,17 @@ fn bind_block(zone: &str, base: Ipv4Addr) -> Result<ClaimedBlock, Taken> {
         sip.push((element, sockets));
     }
     let phone = SocketAddr::new(topology.phone_ip(), 5060);
-    std::net::UdpSocket::bind(phone).map_err(|error| Taken { what: "the phone's udp".into(), addr: phone, error })?;
+    match std::net::UdpSocket::bind(phone) {
+        Ok(_) => {}
+        Err(error) if topology.from_lab_file && error.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+        Err(error) => return Err(Taken { what: "the phone's udp".into(), addr: phone, error }),
+    }
     let dns_addr = topology.dns_addr();
     let dns_taken = |what: &str, addr, error| Taken { what: format!("dns {what}"), addr, error };
     let dns = match bind_udp(dns_addr) {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        // A phone on the lab's LAN asks port 53: only a loopback lab moves to a high port.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !topology.from_lab_file => {
             let high = SocketAddr::new(topology.ip(Element::Dns), 0);
             bind_udp(high).map_err(|e| dns_taken("udp", high, e))?
         }
@@ -187,9 +196,14 @@ fn bind_block(zone: &str, base: Ipv4Addr) -> Result<ClaimedBlock, Taken> {
 
 /// Claims a block as `choice` says: a taken address moves on to the next block, except for a
 /// pinned block, whose taken address is the error.
-fn claim_block(zone: &str, choice: BlockChoice) -> Result<ClaimedBlock, HarnessError> {
-    if let BlockChoice::Pinned(base) = choice {
-        return bind_block(zone, base).map_err(|taken| HarnessError::Bind {
+fn claim_block(zone: &str, choice: &BlockChoice) -> Result<ClaimedBlock, HarnessError> {
+    let fixed = match choice {
+        BlockChoice::Pinned(base) => Some(Topology::new(*base, zone)),
+        BlockChoice::Lab(topology) => Some(Topology::clone(topology)),
+        BlockChoice::Spread | BlockChoice::FirstFree => None,
+    };
+    if let Some(topology) = fixed {
+        return bind_block(topology).map_err(|taken| HarnessError::Bind {
             what: taken.what,
             addr: taken.addr,
             source: taken.error,
@@ -201,7 +215,7 @@ fn claim_block(zone: &str, choice: BlockChoice) -> Result<ClaimedBlock, HarnessE
             BlockChoice::FirstFree => topology::sequential_block(attempt),
             _ => topology::candidate_block(attempt),
         };
-        match bind_block(zone, base) {
+        match bind_block(Topology::new(base, zone)) {
             Ok(block) => return Ok(block),
             Err(taken) => last = taken.error,
         }
@@ -240,7 +254,7 @@ pub struct Lab {
 impl Lab {
     /// Claims a block, starts the elements and the DNS, provisions and starts the phone.
     pub async fn start(spec: &LabSpec, mut dut: Box<dyn Dut>) -> Result<Lab, HarnessError> {
-        let block = claim_block(&spec.zone, spec.block)?;
+        let block = claim_block(&spec.zone, &spec.block)?;
         let mut topology = block.topology;
         topology.phone_alias = dut.capabilities().phone_alias;
         let topology = Arc::new(topology);

@@ -317,6 +317,22 @@ impl Provisioning {
         }
     }
 
+    /// The same files naming every server by address instead of by name, for a phone that cannot
+    /// use the lab's DNS (`provision --addressing ip`). A case that names the registrars by their
+    /// SIP service (NAPTR and SRV) needs the DNS: that is the error.
+    pub fn by_address(&mut self, topology: &Topology) -> Result<(), String> {
+        if self.registrar_service {
+            return Err(format!(
+                "this case names its registrar by the SIP service {} (NAPTR and SRV): the phone needs the lab's DNS",
+                topology.registrar_service()
+            ));
+        }
+        for element in Element::ALL {
+            self.global_cfg = self.global_cfg.replace(&topology.fqdn(element), &topology.ip(element).to_string());
+        }
+        Ok(())
+    }
+
     /// The AOR the phone registers while `proxy` is its active proxy (BRIEF §2).
     pub fn aor(&self, topology: &Topology, proxy: Element) -> String {
         format!("sip:{}@{}", self.line.user, topology.fqdn(proxy))

@@ -31,11 +31,15 @@ fn expected_failure(case: &Case, capabilities: &Capabilities) -> Option<String> 
 }
 
 /// The lab `case` gets with `profile`: the case's own, adjusted for a phone at a fixed address
-/// (`aastra`: the block its address names, pinned, and its MAC).
-pub fn lab_spec(case: &Case, profile: &Profile) -> LabSpec {
+/// (`aastra`: the block its address names, pinned, and its MAC), on the addresses of a lab file
+/// when one is given (`--lab`).
+pub fn lab_spec(case: &Case, profile: &Profile, lab: Option<&Arc<Topology>>) -> LabSpec {
     let mut spec = LabSpec::for_case(case);
     if let Some(options) = fixed_phone(profile) {
         aastra::adjust_lab(&options, &mut spec);
+    }
+    if let Some(lab) = lab {
+        spec.block = BlockChoice::Lab(lab.clone());
     }
     spec
 }
@@ -44,14 +48,19 @@ pub fn lab_spec(case: &Case, profile: &Profile) -> LabSpec {
 /// provision` writes): the case's lab, its timers raised to the profile's floors, on the block the
 /// profile pins or else the first block, 127.100.0.16 (the files name elements by FQDN, so the
 /// block does not show in them).
-pub fn provisioning_for(case: &Case, profile: &Profile) -> Result<Provisioning, HarnessError> {
-    let spec = lab_spec(case, profile);
+pub fn provisioning_for(
+    case: &Case,
+    profile: &Profile,
+    lab: Option<&Arc<Topology>>,
+) -> Result<(Provisioning, Topology), HarnessError> {
+    let spec = lab_spec(case, profile, lab);
     let floors = profile.driver()?.capabilities().floors;
-    let base = match spec.block {
-        BlockChoice::Pinned(base) => base,
-        BlockChoice::Spread | BlockChoice::FirstFree => crate::topology::sequential_block(0),
+    let topology = match &spec.block {
+        BlockChoice::Lab(topology) => Topology::clone(topology),
+        BlockChoice::Pinned(base) => Topology::new(*base, &spec.zone),
+        BlockChoice::Spread | BlockChoice::FirstFree => Topology::new(crate::topology::sequential_block(0), &spec.zone),
     };
-    Ok(spec.provisioning(&Topology::new(base, &spec.zone), &floors))
+    Ok((spec.provisioning(&topology, &floors), topology))
 }
 
 /// The options of a profile naming one device at a fixed address (its cases run one at a time).
@@ -61,8 +70,13 @@ fn fixed_phone(profile: &Profile) -> Option<aastra::AastraOptions> {
 
 /// Runs one case against a fresh phone of `profile`.
 pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
+    run_case_in(case, profile, None).await
+}
+
+/// Runs one case against a fresh phone of `profile`, on a lab file's addresses when given.
+pub async fn run_case_in(case: &Case, profile: &Profile, lab: Option<&Arc<Topology>>) -> CaseResult {
     match profile.driver() {
-        Ok(dut) => run_case_on(case, profile, dut).await,
+        Ok(dut) => run_case_on(case, profile, dut, lab).await,
         Err(e) => CaseResult {
             id: case.id.clone(),
             verdict: Verdict::Error,
@@ -78,7 +92,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
 
 /// Runs one case against `dut`, a fresh driver of `profile` (a test may wrap the driver to see
 /// what the lab hands it).
-pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>) -> CaseResult {
+pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab: Option<&Arc<Topology>>) -> CaseResult {
     let started = Instant::now();
     let result = |verdict, failures, reason, ladder, full_ladder| CaseResult {
         id: case.id.clone(),
@@ -94,7 +108,7 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>) -> C
     if let Some(reason) = capabilities.lacks(case, &profile.to_string()) {
         return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
     }
-    let spec = lab_spec(case, profile);
+    let spec = lab_spec(case, profile, lab);
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
         Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
@@ -124,22 +138,24 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>) -> C
 pub async fn run_cases(
     cases: Vec<Case>,
     profile: &Profile,
+    lab: Option<Arc<Topology>>,
     jobs: usize,
     mut on_result: impl FnMut(&CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
-    // One device at a fixed address runs one case at a time.
-    let jobs = if fixed_phone(profile).is_some() { 1 } else { jobs };
+    // One device, or one set of a lab file's addresses, runs one case at a time.
+    let jobs = if profile.is_one_device() || lab.is_some() { 1 } else { jobs };
     let permits = Arc::new(Semaphore::new(jobs.max(1)));
     let mut set = JoinSet::new();
     for (position, case) in cases.into_iter().enumerate() {
         let permits = permits.clone();
         let profile = profile.clone();
+        let lab = lab.clone();
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let id = case.id.clone();
             // A panic in a case is the harness's fault: it becomes an `error` verdict, not a lost case.
-            let result = match tokio::spawn(async move { run_case(&case, &profile).await }).await {
+            let result = match tokio::spawn(async move { run_case_in(&case, &profile, lab.as_ref()).await }).await {
                 Ok(result) => result,
                 Err(e) => CaseResult {
                     id,

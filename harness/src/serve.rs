@@ -95,6 +95,8 @@ pub struct ServeOptions {
     pub digest: bool,
     /// The block to claim; the first free one from 127.100.0.16 when `None`.
     pub block: Option<Ipv4Addr>,
+    /// A lab file's addresses instead of a loopback block (`--lab`).
+    pub lab: Option<std::sync::Arc<crate::topology::Topology>>,
     /// Where the lab CA is kept across runs.
     pub ca_dir: Option<PathBuf>,
     /// Which phone to write settings for, and where.
@@ -110,6 +112,7 @@ impl Default for ServeOptions {
             transport: Transport::Udp,
             digest: true,
             block: None,
+            lab: None,
             ca_dir: None,
             phone_config: None,
             mac: DEFAULT_MAC.to_owned(),
@@ -131,7 +134,11 @@ impl ServeOptions {
             digest: self.digest,
             min_expires: MIN_EXPIRES_S,
             subscriptions: true,
-            block: self.block.map_or(BlockChoice::FirstFree, BlockChoice::Pinned),
+            block: match (&self.lab, self.block) {
+                (Some(lab), _) => BlockChoice::Lab(lab.clone()),
+                (None, Some(base)) => BlockChoice::Pinned(base),
+                (None, None) => BlockChoice::FirstFree,
+            },
             ca_dir: self.ca_dir.clone(),
             mac: self.mac.clone(),
             ..LabSpec::new(self.configuration, self.transport)

@@ -212,7 +212,11 @@ impl Timing {
 
     /// After a `Dial:` push: the INVITE, with at most one DNS lookup or new flow before it.
     pub fn dial(&self) -> Deadline {
-        self.with_jitter(Deadline::of(
+        let mut deadline = Deadline::default();
+        if !self.capabilities.reaction.is_zero() {
+            deadline = deadline.plus("the phone acting on the command (profile)", self.capabilities.reaction);
+        }
+        self.with_jitter(deadline.plus(
             format!("a DNS lookup or a new flow before the INVITE (one {})", self.timeout_term()),
             self.transaction_timeout(),
         ))

@@ -67,6 +67,11 @@ impl Element {
         Element::ALL.into_iter().find(|e| e.name() == name)
     }
 
+    /// The element's place in [`Element::ALL`].
+    fn index(self) -> usize {
+        Element::ALL.iter().position(|e| *e == self).unwrap_or(0)
+    }
+
     /// The element's offset inside the case's address block.
     fn offset(self) -> u8 {
         match self {
@@ -123,10 +128,16 @@ const CONSOLE_OFFSET: u8 = 9;
 /// Addresses per case block: elements at +1..+7, the phone at +10.
 const BLOCK_SIZE: u8 = 16;
 
-/// The addresses and names of one case's topology.
+/// The addresses and names of one case's topology: a loopback block (elements at fixed offsets
+/// from its base), or the addresses a lab file names (`--lab`).
 #[derive(Debug, Clone)]
 pub struct Topology {
-    base: Ipv4Addr,
+    /// Each element's address, in [`Element::ALL`] order.
+    elements: [IpAddr; 7],
+    phone: IpAddr,
+    console: IpAddr,
+    /// Whether the addresses come from a lab file: on a real interface, and the phone elsewhere.
+    pub from_lab_file: bool,
     /// The zone the DNS serves, without the trailing dot (`lab.test`).
     pub zone: String,
     /// The port the DNS listens on (53, or a high port when 53 cannot be bound).
@@ -139,26 +150,98 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The loopback block at `base`: the elements at +1..+7, the console at +9, the phone at +10.
     pub fn new(base: Ipv4Addr, zone: &str) -> Topology {
-        Topology { base, zone: zone.trim_end_matches('.').to_owned(), dns_port: 53, phone_alias: None }
+        let at = |offset: u8| {
+            let [a, b, c, d] = base.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, d + offset))
+        };
+        Topology {
+            elements: Element::ALL.map(|e| at(e.offset())),
+            phone: at(PHONE_OFFSET),
+            console: at(CONSOLE_OFFSET),
+            from_lab_file: false,
+            zone: zone.trim_end_matches('.').to_owned(),
+            dns_port: 53,
+            phone_alias: None,
+        }
+    }
+
+    /// The addresses a lab file names (`--lab FILE`): one `<element> <address>` per line for
+    /// every element (`dns`, `proxy-a`, ... `outbound-b`) and the `phone`, optionally the
+    /// `console` the harness drives the phone from (else the DNS's address); `#` starts a comment.
+    /// IPv4 only (the zone's records are A records). The error names the line.
+    pub fn from_lab_file(text: &str, zone: &str) -> Result<Topology, String> {
+        let mut elements: [Option<IpAddr>; 7] = [None; 7];
+        let (mut phone, mut console) = (None, None);
+        for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(address), None) = (words.next(), words.next(), words.next()) else {
+                return Err(format!("line {number}: expected `<element> <address>`, got {line:?}"));
+            };
+            let address: Ipv4Addr =
+                address.parse().map_err(|_| format!("line {number}: {address:?} is not an IPv4 address"))?;
+            let slot = match name {
+                "phone" => &mut phone,
+                "console" => &mut console,
+                other => match Element::parse(other) {
+                    Some(element) => &mut elements[element.index()],
+                    None => {
+                        return Err(format!(
+                            "line {number}: unknown element {other:?} (dns, proxy-a, proxy-b, registrar-a, registrar-b, outbound-a, outbound-b, phone, console)"
+                        ));
+                    }
+                },
+            };
+            if slot.replace(IpAddr::V4(address)).is_some() {
+                return Err(format!("line {number}: {name} named twice"));
+            }
+        }
+        let mut missing: Vec<&str> =
+            Element::ALL.iter().zip(&elements).filter(|(_, ip)| ip.is_none()).map(|(e, _)| e.name()).collect();
+        if phone.is_none() {
+            missing.push("phone");
+        }
+        if !missing.is_empty() {
+            return Err(format!("no address for {}", missing.join(", ")));
+        }
+        let elements = elements.map(|ip| ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        let phone = phone.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let mut seen: Vec<IpAddr> = elements.to_vec();
+        seen.push(phone);
+        seen.sort();
+        if let Some(pair) = seen.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!(
+                "{} is named for two parties: each element and the phone need an address of its own",
+                pair[0]
+            ));
+        }
+        Ok(Topology {
+            console: console.unwrap_or(elements[Element::Dns.index()]),
+            elements,
+            phone,
+            from_lab_file: true,
+            zone: zone.trim_end_matches('.').to_owned(),
+            dns_port: 53,
+            phone_alias: None,
+        })
     }
 
     pub fn ip(&self, element: Element) -> IpAddr {
-        self.offset_ip(element.offset())
+        self.elements[element.index()]
     }
 
     pub fn phone_ip(&self) -> IpAddr {
-        self.offset_ip(PHONE_OFFSET)
+        self.phone
     }
 
     /// The address the harness drives the phone from (the phone's `xml application post list`).
     pub fn console_ip(&self) -> IpAddr {
-        self.offset_ip(CONSOLE_OFFSET)
-    }
-
-    fn offset_ip(&self, offset: u8) -> IpAddr {
-        let [a, b, c, d] = self.base.octets();
-        IpAddr::V4(Ipv4Addr::new(a, b, c, d + offset))
+        self.console
     }
 
     pub fn dns_addr(&self) -> SocketAddr {
@@ -185,10 +268,11 @@ impl Topology {
         if ip == self.phone_ip() || Some(ip) == self.phone_alias {
             return Party::Phone;
         }
-        if ip == self.console_ip() {
-            return Party::Console;
+        // The console may share the DNS's address (a lab file without one): the element wins.
+        if let Some(element) = Element::ALL.into_iter().find(|e| self.ip(*e) == ip) {
+            return Party::Element(element);
         }
-        Element::ALL.into_iter().find(|e| self.ip(*e) == ip).map(Party::Element).unwrap_or(Party::Unknown(ip))
+        if ip == self.console_ip() { Party::Console } else { Party::Unknown(ip) }
     }
 
     /// Which element a host name or address names, if any.
@@ -246,4 +330,36 @@ pub(crate) const CLAIM_ATTEMPTS: u32 = 64;
 
 pub(crate) fn no_free_block(last: std::io::Error) -> HarnessError {
     HarnessError::NoFreeAddresses { attempts: CLAIM_ATTEMPTS, last }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Element, Party, Topology};
+
+    const LAB: &str = "dns 192.0.2.1\nproxy-a 192.0.2.2\nproxy-b 192.0.2.3\nregistrar-a 192.0.2.4 # primary\n\
+                       registrar-b 192.0.2.5\n\noutbound-a 192.0.2.6\noutbound-b 192.0.2.7\nphone 192.0.2.10\n";
+
+    #[test]
+    fn a_lab_file_names_every_party_and_the_console_defaults_to_the_dns() {
+        let lab = Topology::from_lab_file(LAB, "lab.test").unwrap();
+        assert_eq!(lab.ip(Element::RegistrarA).to_string(), "192.0.2.4");
+        assert_eq!(lab.phone_ip().to_string(), "192.0.2.10");
+        assert_eq!(lab.console_ip(), lab.ip(Element::Dns));
+        assert_eq!(lab.party(lab.ip(Element::Dns)), Party::Element(Element::Dns));
+        assert_eq!(lab.party(lab.phone_ip()), Party::Phone);
+        assert!(lab.from_lab_file);
+    }
+
+    #[test]
+    fn a_bad_lab_file_says_what_and_where() {
+        let error = |text: &str| Topology::from_lab_file(text, "lab.test").unwrap_err();
+        assert_eq!(error(&LAB.replace("phone 192.0.2.10\n", "")), "no address for phone");
+        assert_eq!(error(&format!("{LAB}proxy-a 192.0.2.20\n")), "line 10: proxy-a named twice");
+        assert_eq!(
+            error(&LAB.replace("192.0.2.10", "192.0.2.1")),
+            "192.0.2.1 is named for two parties: each element and the phone need an address of its own"
+        );
+        assert_eq!(error("dns ::1\n"), "line 1: \"::1\" is not an IPv4 address");
+        assert_eq!(error("dns\n"), "line 1: expected `<element> <address>`, got \"dns\"");
+    }
 }

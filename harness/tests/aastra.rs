@@ -171,9 +171,9 @@ async fn dropping_the_server_ends_its_connections() {
 fn the_profile_names_the_phone_by_ip_and_mac() {
     let profile = Profile::parse("aastra:ip=127.100.0.26,mac=00-08-5D-00-00-01").expect("parses");
     assert_eq!(profile.driver().expect("a driver").capabilities().floors.registration_retry, Duration::from_secs(30));
-    profile.check().expect("runnable");
+    profile.check(None).expect("runnable");
     let loose = Profile::parse("aastra:ip=127.0.0.1,mac=00085D000001").expect("parses");
-    let error = loose.check().unwrap_err().to_string();
+    let error = loose.check(None).unwrap_err().to_string();
     assert!(error.contains("not a lab phone address"), "{error}");
     for (text, says) in [
         ("aastra", "needs ip="),

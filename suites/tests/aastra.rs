@@ -261,7 +261,7 @@ async fn the_aastra_driver_passes_a_failover_case_against_a_fake_phone() {
     let topology = harness::Topology::new(base, "lab.test");
     let phone = topology.phone_ip();
     let profile = Profile::parse(&format!("aastra:ip={phone},mac={MAC},floors=none")).expect("the profile parses");
-    profile.check().expect("the profile can run");
+    profile.check(None).expect("the profile can run");
 
     let dir = tempfile::tempdir().unwrap();
     let (settings_tx, settings) = watch::channel(None);
@@ -277,7 +277,7 @@ async fn the_aastra_driver_passes_a_failover_case_against_a_fake_phone() {
     };
     let fake = tokio::spawn(fake.serve(listener));
     let relay = Relay { driver: profile.driver().expect("a driver"), settings: settings_tx };
-    let result = run_case_on(&case, &profile, Box::new(relay)).await;
+    let result = run_case_on(&case, &profile, Box::new(relay), None).await;
     fake.abort();
     let _ = fake.await;
 

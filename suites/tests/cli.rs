@@ -256,3 +256,40 @@ fn provision_refuses_an_unknown_or_ambiguous_case_and_a_bad_profile() {
     }
     assert!(!tmp.path().join("out").exists(), "nothing written");
 }
+
+/// `provision --addressing ip` names every server by address, for a phone that cannot use the
+/// lab's DNS; a case that names its registrar by a SIP service (SRV) cannot, and says so.
+#[test]
+fn provision_by_address_writes_addresses_or_says_why_it_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("by-ip");
+    let output = sipharness(&[
+        "provision",
+        "--phone",
+        "refphone",
+        "--case",
+        PROVISION_CASE,
+        "--out",
+        &out.to_string_lossy(),
+        "--addressing",
+        "ip",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let cfg = std::fs::read_to_string(out.join("aastra.cfg")).unwrap();
+    assert!(cfg.contains("sip outbound proxy: 127.100.0.22\n"), "{cfg}");
+    assert!(!cfg.contains(".lab.test"), "{cfg}");
+
+    let srv = sipharness(&[
+        "provision",
+        "--phone",
+        "refphone",
+        "--case",
+        "dns.no-outbound.srv-priority.udp",
+        "--out",
+        &tmp.path().join("srv").to_string_lossy(),
+        "--addressing",
+        "ip",
+    ]);
+    assert_eq!(srv.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&srv.stderr).contains("needs the lab's DNS"));
+}

@@ -76,6 +76,9 @@ pub struct Capabilities {
     pub timeout_model: TimeoutModel,
     /// How long after start the phone sends its first request.
     pub startup: Duration,
+    /// How long the phone takes to act on a command (dial, reboot): nothing for a control
+    /// interface, a person's reaction for `manual`.
+    pub reaction: Duration,
     /// When the phone refreshes a registration or subscription, as a share of the granted expiry
     /// (RFC 3261 §10.2.4 asks only for "before it expires"; each phone declares its own point).
     pub refresh_share: f64,
@@ -102,6 +105,7 @@ impl Capabilities {
             phone_alias: None,
             timeout_model: TimeoutModel::TransactionTimer,
             startup,
+            reaction: Duration::ZERO,
             // refphone refreshes at half the granted expiry.
             refresh_share: 0.5,
             floors: TimerFloors::default(),

@@ -4,6 +4,7 @@ pub mod aastra;
 mod baresip;
 mod capabilities;
 mod child;
+mod manual;
 mod refphone;
 mod scripted;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use aastra::AastraDriver;
 pub use baresip::{BaresipDriver, find_baresip};
 pub use capabilities::{Capabilities, TimeoutModel, TimerFloors};
+pub use manual::ManualDriver;
 pub use refphone::{RefphoneDriver, find_refphone};
 pub use scripted::ScriptedPhone;
 
@@ -161,9 +163,15 @@ impl Profile {
                 None => Ok(profile),
             },
             "aastra" => aastra::AastraOptions::of(&profile).map(|_| profile).map_err(bad),
-            "manual" => Err(bad("the manual profile is not available yet; use refphone, baresip or aastra".into())),
-            other => Err(bad(format!("unknown phone {other:?}; known: refphone, baresip, aastra"))),
+            "manual" => manual::vendor_floors(&profile).map(|_| profile).map_err(bad),
+            other => Err(bad(format!("unknown phone {other:?}; known: refphone, baresip, aastra, manual"))),
         }
+    }
+
+    /// Whether the profile names one physical phone (`aastra`, or the one an engineer handles by
+    /// `manual`): its cases run one at a time.
+    pub fn is_one_device(&self) -> bool {
+        matches!(self.name.as_str(), "aastra" | "manual")
     }
 
     pub fn values(&self, key: &str) -> impl Iterator<Item = &str> {
@@ -173,10 +181,11 @@ impl Profile {
     /// A fresh driver for one case.
     /// Everything the profile names exists (refphone's quirks are those `--list-quirks` lists),
     /// so a typo is an error before any case starts.
-    pub fn check(&self) -> Result<(), HarnessError> {
+    /// `lab` is the lab file's topology (`--lab`), where a fixed phone must sit.
+    pub fn check(&self, lab: Option<&crate::topology::Topology>) -> Result<(), HarnessError> {
         self.driver()?;
         if self.name == "aastra" {
-            aastra::check_runnable(self)?;
+            aastra::check_runnable(self, lab)?;
         }
         if self.name == "refphone" {
             let known = refphone::known_quirks(&find_refphone()?)?;
@@ -198,6 +207,11 @@ impl Profile {
                 self.to_string(),
             ))),
             "baresip" => Ok(Box::new(BaresipDriver::new(find_baresip()?, self.to_string()))),
+            "manual" => Ok(Box::new(ManualDriver::new(
+                self.to_string(),
+                manual::vendor_floors(self)
+                    .map_err(|detail| HarnessError::Profile { profile: self.to_string(), detail })?,
+            ))),
             "aastra" => Ok(Box::new(AastraDriver::new(
                 aastra::AastraOptions::of(self)
                     .map_err(|detail| HarnessError::Profile { profile: self.to_string(), detail })?,

@@ -99,11 +99,18 @@ impl AastraOptions {
     }
 }
 
-/// `run` needs the phone at a lab's phone address, so the lab can pin the block around it: the
-/// lab sits on loopback today (lab interfaces, `--bind`, come with a later issue).
-pub fn check_runnable(profile: &Profile) -> Result<(), HarnessError> {
+/// `run` needs the phone at a lab's phone address: the lab file's (`--lab`), or on loopback the
+/// block's base + 10, so the lab can pin the block around it.
+pub fn check_runnable(profile: &Profile, lab: Option<&crate::topology::Topology>) -> Result<(), HarnessError> {
     let bad = |detail: String| HarnessError::Profile { profile: profile.to_string(), detail };
     let options = AastraOptions::of(profile).map_err(bad)?;
+    if let Some(lab) = lab {
+        return if options.ip == lab.phone_ip() {
+            Ok(())
+        } else {
+            Err(bad(format!("ip={} is not the lab file's phone address {}", options.ip, lab.phone_ip())))
+        };
+    }
     match options.block() {
         Some(_) => Ok(()),
         None => Err(bad(format!(
