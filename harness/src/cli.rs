@@ -356,11 +356,18 @@ fn run(
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
     let results = runtime.block_on(async {
-        let work =
-            run_cases(selected, &profile, lab, jobs, |result, done, total| print_result(result, json, done, total));
+        let running = std::sync::Arc::new(crate::runner::Running::default());
+        let total = selected.len();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = done.clone();
+        let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
+            counted.store(finished, std::sync::atomic::Ordering::Relaxed);
+            print_result(result, json, finished, total)
+        });
         tokio::select! {
             results = work => Some(results),
             () = interrupted() => None,
+            () = report_progress(&running, &done, total) => None,
         }
     });
     // Dropping the runtime drops every lab, which kills every phone it started.
@@ -432,6 +439,31 @@ fn print_result(result: &CaseResult, json: bool, done: usize, total: usize) {
         }
     }
     let _ = out.flush();
+}
+
+/// How often a long run says what is still running (a real phone's case takes minutes).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every [`PROGRESS_EVERY`], while a case has run at least half that, one line on stderr: how
+/// many are done and what runs, for how long. Never returns.
+async fn report_progress(running: &crate::runner::Running, done: &std::sync::atomic::AtomicUsize, total: usize) {
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let cases = running.snapshot();
+        // A case running since before the last line: the run is in a long wait.
+        if cases.first().is_none_or(|(_, ran)| *ran < PROGRESS_EVERY / 2) {
+            continue;
+        }
+        let named: Vec<String> = cases.iter().map(|(id, ran)| format!("{id} ({} s)", ran.as_secs())).collect();
+        let _ = writeln!(
+            std::io::stderr(),
+            "sipharness: {}/{total} done; running: {}",
+            done.load(std::sync::atomic::Ordering::Relaxed),
+            named.join(", ")
+        );
+    }
 }
 
 fn print_summary(results: &[CaseResult]) {

@@ -108,6 +108,10 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
     if let Some(reason) = capabilities.lacks(case, &profile.to_string()) {
         return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
     }
+    if let Some((_, why)) = capabilities.unstable.iter().find(|(pattern, _)| filter_matches(pattern, &case.id)) {
+        let reason = format!("unstable with {profile}: {why}");
+        return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
+    }
     let spec = lab_spec(case, profile, lab);
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
@@ -134,12 +138,41 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
     CaseResult { waited, ..result(verdict, failures, reason, ladder, full_ladder) }
 }
 
-/// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress).
+/// The cases running now, each with when it started: what a long run's progress line names.
+#[derive(Debug, Default)]
+pub struct Running {
+    cases: std::sync::Mutex<Vec<(String, Instant)>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Instant)>> {
+        self.cases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self, id: &str) {
+        self.lock().push((id.to_owned(), Instant::now()));
+    }
+
+    fn finish(&self, id: &str) {
+        self.lock().retain(|(running, _)| running != id);
+    }
+
+    /// Each running case and how long it has run, longest first.
+    pub fn snapshot(&self) -> Vec<(String, std::time::Duration)> {
+        let mut cases: Vec<_> = self.lock().iter().map(|(id, at)| (id.clone(), at.elapsed())).collect();
+        cases.sort_by_key(|(_, ran)| std::cmp::Reverse(*ran));
+        cases
+    }
+}
+
+/// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress), and
+/// `running` holds the cases in flight.
 pub async fn run_cases(
     cases: Vec<Case>,
     profile: &Profile,
     lab: Option<Arc<Topology>>,
     jobs: usize,
+    running: Arc<Running>,
     mut on_result: impl FnMut(&CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
@@ -151,9 +184,11 @@ pub async fn run_cases(
         let permits = permits.clone();
         let profile = profile.clone();
         let lab = lab.clone();
+        let running = running.clone();
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let id = case.id.clone();
+            running.start(&id);
             // A panic in a case is the harness's fault: it becomes an `error` verdict, not a lost case.
             let result = match tokio::spawn(async move { run_case_in(&case, &profile, lab.as_ref()).await }).await {
                 Ok(result) => result,
@@ -168,6 +203,7 @@ pub async fn run_cases(
                     full_ladder: String::new(),
                 },
             };
+            running.finish(&result.id);
             (position, result)
         });
     }

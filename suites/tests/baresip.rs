@@ -60,6 +60,8 @@ fn baresip_passes_or_is_expected_to_fail_every_row_1_case_over_udp() {
     let passed = verdicts.get("pass").map_or(0, Vec::len);
     assert!(passed >= 4, "only {passed} passed: {verdicts:#?}");
     assert!(verdicts.contains_key("xfail"), "the measured deviations are expected failures: {verdicts:#?}");
+    // Its cases wait over half a minute on baresip's 64*T1: the run says what is still running.
+    assert!(stderr.contains("running: dns.no-outbound."), "no progress line: {stderr}");
     assert!(baresips_under(tmp.path()).is_empty(), "baresip outlived the run");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -102,4 +104,43 @@ fn ctrl_c_in_mid_case_leaves_no_baresip_behind() {
     assert!(baresips_under(tmp.path()).is_empty(), "baresip outlived the run: {:?}", baresips_under(tmp.path()));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `Dial:` reaches baresip through its `ctrl_tcp` module: an INVITE for the number, completed
+/// with the account's domain, leaves the phone along its route (row 1: registrar-a).
+#[tokio::test]
+async fn baresip_dials_when_the_harness_says_so() {
+    use harness::dut::{Profile, Stimulus};
+    use harness::trace::Direction;
+    use harness::{Configuration, Lab, LabSpec};
+    require_baresip();
+    let spec = LabSpec::new(Configuration::NoOutbound, harness::trace::Transport::Udp);
+    let mut lab = Lab::start(&spec, Profile::parse("baresip").unwrap().driver().unwrap()).await.unwrap();
+    let within = |seconds| tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let registered = lab
+        .trace()
+        .wait_for(0, within(10), |e| {
+            e.direction == Direction::Sent
+                && e.sip()
+                    .is_some_and(|m| m.status() == Some(200) && m.cseq().is_ok_and(|c| c.method.as_str() == "REGISTER"))
+        })
+        .await;
+    assert!(registered.is_some(), "baresip did not register:\n{}", lab.full_ladder());
+    let from = lab.trace().len();
+    lab.stimulate(Stimulus::Dial(harness::provision::BLF_EXTENSION.into())).await.expect("ctrl_tcp took the dial");
+    let phone = lab.topology.phone_ip();
+    let invite = lab
+        .trace()
+        .wait_for(from, within(10), |e| {
+            e.direction == Direction::Received
+                && e.remote.ip() == phone
+                && e.sip().is_some_and(|m| m.method().is_some_and(|m| m.as_str() == "INVITE"))
+        })
+        .await;
+    let ladder = lab.full_ladder();
+    lab.shutdown().await;
+    let invite = invite.unwrap_or_else(|| panic!("no INVITE from the phone:\n{ladder}"));
+    let to = invite.sip().unwrap().to().unwrap();
+    let callee = format!("sip:{}@proxy-a.lab.test", harness::provision::BLF_EXTENSION);
+    assert!(to.uri.to_string().starts_with(&callee), "To {} is not {callee}:\n{ladder}", to.uri);
 }

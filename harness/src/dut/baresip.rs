@@ -60,6 +60,13 @@ pub fn capabilities() -> Capabilities {
             .iter()
             .map(|(case, why)| ((*case).to_owned(), (*why).to_owned()))
             .collect(),
+        unstable: vec![(
+            "dns.no-outbound.next-srv-target.refuse.t*".to_owned(),
+            "when registrar-a's TCP or TLS connection is reset, baresip 1.0 sometimes re-registers at \
+             registrar-b at once and sometimes sends nothing within the refresh deadline, depending on \
+             whether the reset or its refresh timer comes first (measured: 10 passes, 3 failures under load)"
+                .to_owned(),
+        )],
     }
 }
 

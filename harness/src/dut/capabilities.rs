@@ -85,6 +85,10 @@ pub struct Capabilities {
     pub floors: TimerFloors,
     /// Case ids (or globs) the profile expects to fail, each with its reason.
     pub expected_failures: Vec<(String, String)>,
+    /// Case ids (or globs) whose outcome the phone's own timing makes vary from run to run
+    /// (measured: it passed and failed alike), each with why: skipped with that reason, since
+    /// neither `pass` nor `xfail` would hold (an expected failure that passes fails the run).
+    pub unstable: Vec<(String, String)>,
 }
 
 impl Capabilities {
@@ -110,6 +114,7 @@ impl Capabilities {
             refresh_share: 0.5,
             floors: TimerFloors::default(),
             expected_failures: Vec::new(),
+            unstable: Vec::new(),
         }
     }
 
