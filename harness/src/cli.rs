@@ -362,7 +362,7 @@ fn run(
         let counted = done.clone();
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
             counted.store(finished, std::sync::atomic::Ordering::Relaxed);
-            print_result(result, json, finished, total)
+            print_result(result, &profile, json, finished, total)
         });
         tokio::select! {
             results = work => Some(results),
@@ -413,7 +413,7 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
-fn print_result(result: &CaseResult, json: bool, done: usize, total: usize) {
+fn print_result(result: &CaseResult, profile: &Profile, json: bool, done: usize, total: usize) {
     let mut out = std::io::stdout().lock();
     if json {
         let line = serde_json::to_string(&result.json()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -438,7 +438,22 @@ fn print_result(result: &CaseResult, json: bool, done: usize, total: usize) {
             let _ = writeln!(out, "        {line}");
         }
     }
+    if matches!(result.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass) {
+        let _ = writeln!(out, "      rerun alone: {}", rerun_command(&result.id, profile));
+    }
     let _ = out.flush();
+}
+
+/// The command that runs `id` alone against the same profile, quoted for a POSIX shell.
+fn rerun_command(id: &str, profile: &Profile) -> String {
+    let quote = |s: &str| {
+        if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:=,/".contains(c)) {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    format!("sipharness run {} --phone {}", quote(id), quote(&profile.to_string()))
 }
 
 /// How often a long run says what is still running (a real phone's case takes minutes).

@@ -86,6 +86,25 @@ fn run_json_reports_failures_with_requirement_and_exit_1() {
     }
 }
 
+/// A failure a person can act on: the requirement with the seed's sentence, the expectation with
+/// its deadline's terms, what arrived, the trace, and the command that reruns that case alone.
+#[test]
+fn a_failure_names_its_requirement_and_how_to_rerun_it_alone() {
+    let output = sipharness(&["run", "register.no-outbound.basic", "--phone", "refphone:quirk=late-refresh"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("RFC3261-10.2.4:"), "{text}");
+    assert!(text.contains("expected: ") && text.contains(" s ("), "the deadline and its terms: {text}");
+    assert!(text.contains("arrived: "), "{text}");
+    assert!(text.contains("      trace:"), "{text}");
+    assert!(
+        text.contains(
+            "rerun alone: sipharness run register.no-outbound.basic.udp --phone refphone:quirk=late-refresh\n"
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn coverage_prints_every_requirement_with_its_cases_and_quirks() {
     let output = sipharness(&["coverage"]);
