@@ -265,7 +265,9 @@ pub fn main(catalog: Catalog) -> ExitCode {
     let code = match cli.command {
         Command::List { filter } => list(&catalog.cases, filter.as_deref()),
         Command::Run { filter, phone, json, jobs, lab } => match read_lab(lab.as_deref()) {
-            Ok(lab) => run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs), lab),
+            Ok(topology) => {
+                run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs), topology.zip(lab.as_deref()))
+            }
             Err(message) => usage_error(&message),
         },
         Command::Coverage => {
@@ -338,8 +340,9 @@ fn run(
     phone: &str,
     json: bool,
     jobs: usize,
-    lab: Option<std::sync::Arc<crate::topology::Topology>>,
+    lab: Option<(std::sync::Arc<crate::topology::Topology>, &std::path::Path)>,
 ) -> u8 {
+    let (lab, lab_file) = lab.unzip();
     let profile = match Profile::parse(phone) {
         Ok(p) => p,
         Err(e) => return usage_error(&e.to_string()),
@@ -355,6 +358,11 @@ fn run(
         Ok(r) => r,
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
+    if let (Some(topology), Some(file)) = (&lab, lab_file)
+        && let Err(e) = runtime.block_on(async { crate::lab::check_lab_file(topology) })
+    {
+        return usage_error(&format!("--lab {}: {e}", file.display()));
+    }
     let results = runtime.block_on(async {
         let running = std::sync::Arc::new(crate::runner::Running::default());
         let total = selected.len();
@@ -362,7 +370,7 @@ fn run(
         let counted = done.clone();
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
             counted.store(finished, std::sync::atomic::Ordering::Relaxed);
-            print_result(result, &profile, json, finished, total)
+            print_result(result, &rerun_command(&profile, lab_file), json, finished, total)
         });
         tokio::select! {
             results = work => Some(results),
@@ -413,7 +421,7 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
-fn print_result(result: &CaseResult, profile: &Profile, json: bool, done: usize, total: usize) {
+fn print_result(result: &CaseResult, rerun: &dyn Fn(&str) -> String, json: bool, done: usize, total: usize) {
     let mut out = std::io::stdout().lock();
     if json {
         let line = serde_json::to_string(&result.json()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -439,21 +447,28 @@ fn print_result(result: &CaseResult, profile: &Profile, json: bool, done: usize,
         }
     }
     if matches!(result.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass) {
-        let _ = writeln!(out, "      rerun alone: {}", rerun_command(&result.id, profile));
+        let _ = writeln!(out, "      rerun alone: {}", rerun(&result.id));
     }
     let _ = out.flush();
 }
 
-/// The command that runs `id` alone against the same profile, quoted for a POSIX shell.
-fn rerun_command(id: &str, profile: &Profile) -> String {
-    let quote = |s: &str| {
+/// The command that runs one case alone against the same profile on the same lab, quoted for a
+/// POSIX shell.
+fn rerun_command<'a>(profile: &'a Profile, lab_file: Option<&'a std::path::Path>) -> impl Fn(&str) -> String + 'a {
+    fn quote(s: &str) -> String {
         if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:=,/".contains(c)) {
             s.to_owned()
         } else {
             format!("'{}'", s.replace('\'', "'\\''"))
         }
-    };
-    format!("sipharness run {} --phone {}", quote(id), quote(&profile.to_string()))
+    }
+    move |id| {
+        let mut command = format!("sipharness run {} --phone {}", quote(id), quote(&profile.to_string()));
+        if let Some(file) = lab_file {
+            command.push_str(&format!(" --lab {}", quote(&file.to_string_lossy())));
+        }
+        command
+    }
 }
 
 /// How often a long run says what is still running (a real phone's case takes minutes).

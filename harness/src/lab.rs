@@ -223,6 +223,13 @@ fn claim_block(zone: &str, choice: &BlockChoice) -> Result<ClaimedBlock, Harness
     Err(topology::no_free_block(last))
 }
 
+/// Binds every address a lab file names and lets them go: the environment error (not root for
+/// port 53, an address on no interface, one taken) before any case runs, not as every case's
+/// `error` verdict. Needs a runtime.
+pub fn check_lab_file(topology: &Arc<Topology>) -> Result<(), HarnessError> {
+    claim_block(&topology.zone, &BlockChoice::Lab(topology.clone())).map(drop)
+}
+
 /// One case's running lab. Dropping it stops every element task and the phone.
 pub struct Lab {
     pub topology: Arc<Topology>,
@@ -261,7 +268,8 @@ impl Lab {
         let trace = Trace::new();
         let provisioning = spec.provisioning(&topology, &dut.capabilities().floors);
         let timers = provisioning.timers;
-        let mut tasks = Vec::new();
+        // Aborted if start fails half-way, so no element keeps its sockets after an error.
+        let mut tasks = AbortOnDrop::default();
 
         let zone_text = dns::render_zone(dns::ZONE_TEMPLATE, &topology);
         let zone = Arc::new(Zone::load(&zone_text, &topology)?);
@@ -333,7 +341,7 @@ impl Lab {
             zone,
             ca,
             active_faults: HashMap::new(),
-            tasks,
+            tasks: std::mem::take(&mut tasks.0),
             dut,
             timing,
             cursor: 0,
@@ -613,7 +621,16 @@ impl Lab {
         if let Err(e) = self.dut.stop().await {
             tracing::warn!("stopping the DUT: {e}");
         }
-        self.stop_tasks();
+        // Waited for, not only aborted: the next lab on the same addresses (`--lab`, a pinned
+        // block) binds them at once.
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        for element in self.elements.values() {
+            element.connections.shutdown().await;
+        }
+        self.dns.connections.shutdown().await;
     }
 
     /// Ends every task of the lab: listeners, the DNS, and every connection's (none outlives it).
@@ -641,6 +658,24 @@ impl Lab {
     /// How long the case may run before the watchdog stops it.
     pub fn budget(&self) -> Duration {
         self.timing.case_budget()
+    }
+}
+
+/// A lab's tasks while it starts: aborted when dropped before the lab holds them.
+#[derive(Default)]
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -80,6 +80,12 @@ impl ConnectionTasks {
         self.lock().abort_all();
     }
 
+    /// Ends every task and waits until each is gone, its socket closed with it.
+    pub async fn shutdown(&self) {
+        let mut tasks = std::mem::take(&mut *self.lock());
+        tasks.shutdown().await;
+    }
+
     /// The tasks not yet finished.
     pub fn live(&self) -> usize {
         let mut tasks = self.lock();

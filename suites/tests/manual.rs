@@ -15,6 +15,18 @@ struct Instructions {
     cfg: Vec<String>,
 }
 
+/// Kills a process when dropped before it was reaped, so a failed assertion leaves no run or
+/// phone behind (disarmed once reaped: its pid may then belong to another process).
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// `sipharness run CASE --phone manual:floors=none ARGS`, prefixed by `wrapper` (`ip netns exec`).
 fn start_run(wrapper: &[&str], case: &str, args: &[&str], tmp: &Path) -> Child {
     let sipharness = env!("CARGO_BIN_EXE_sipharness");
@@ -37,6 +49,7 @@ fn start_run(wrapper: &[&str], case: &str, args: &[&str], tmp: &Path) -> Child {
 /// Reads the printed settings, enters them into refphone (run under `wrapper`) as an engineer
 /// would, and returns the run's output once the case is over.
 fn follow_instructions(mut run: Child, wrapper: &[&str], tmp: &Path) -> (Instructions, Output) {
+    let mut run_guard = KillOnDrop(Some(run.id()));
     let stderr = run.stderr.take().unwrap();
     let (told, instructions) = mpsc::channel();
     std::thread::spawn(move || {
@@ -86,13 +99,16 @@ fn follow_instructions(mut run: Child, wrapper: &[&str], tmp: &Path) -> (Instruc
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut phone_guard = KillOnDrop(Some(phone.id()));
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(run.wait_with_output());
     });
     let output = finished.recv_timeout(Duration::from_secs(60)).expect("the case ended").unwrap();
+    run_guard.0 = None;
     let _ = phone.kill();
     let _ = phone.wait();
+    phone_guard.0 = None;
     (told, output)
 }
 
@@ -197,4 +213,27 @@ fn a_bad_lab_file_is_a_usage_error_naming_the_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("lab.txt: line 2: unknown element \"proxy-c\""), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A lab file whose addresses are on no interface here is an environment error before any case
+/// runs: one line, exit 2 (not an `error` verdict per case). Nothing is sent: binding fails.
+#[test]
+fn a_lab_file_with_addresses_not_on_this_host_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = tmp.path().join("lab.txt");
+    std::fs::write(
+        &lab,
+        "dns 192.0.2.1\nproxy-a 192.0.2.2\nproxy-b 192.0.2.3\nregistrar-a 192.0.2.4\nregistrar-b 192.0.2.5\n\
+         outbound-a 192.0.2.6\noutbound-b 192.0.2.7\nphone 192.0.2.10\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sipharness"))
+        .args(["run", "register", "--phone", "refphone", "--json", "--lab", &lab.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "no case ran: {}", String::from_utf8_lossy(&output.stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("192.0.2."), "{stderr}");
 }

@@ -613,8 +613,11 @@ impl Subscriptions {
         if let Some(dialog) = self.items[index].dialog.take() {
             self.ended.push_back((dialog.call_id, dialog.local_tag));
             while self.ended.len() > ENDED_DIALOGS_KEPT {
-                // Long ended (an un-SUBSCRIBE and its retries are over): its numbering goes too.
-                if let Some((call_id, _)) = self.ended.pop_front() {
+                // Long ended (an un-SUBSCRIBE and its retries are over): its numbering goes too,
+                // unless a dialog lives on with that Call-ID (`reuse-subscription-dialog`).
+                if let Some((call_id, _)) = self.ended.pop_front()
+                    && !self.items.iter().any(|i| i.dialog.as_ref().is_some_and(|d| d.call_id == call_id))
+                {
                     sender.release_call_id(&call_id);
                 }
             }

@@ -103,6 +103,10 @@ impl Drop for ProvisioningServer {
     }
 }
 
+/// Connections served at once; more are closed on accept, so idle connections held open cannot
+/// use up the descriptors the lab's own sockets need.
+const MAX_CONNECTIONS: usize = 16;
+
 async fn serve(listener: TcpListener, files: Arc<Files>, fetched: Arc<watch::Sender<BTreeSet<String>>>) {
     let mut connections = JoinSet::new();
     let mut backoff = crate::net::AcceptBackoff::default();
@@ -111,6 +115,11 @@ async fn serve(listener: TcpListener, files: Arc<Files>, fetched: Arc<watch::Sen
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff.accepted();
+                if connections.len() >= MAX_CONNECTIONS {
+                    tracing::warn!("provisioning server: {MAX_CONNECTIONS} connections open; {peer} closed");
+                    drop(stream);
+                    continue;
+                }
                 connections.spawn(answer(stream, peer, files.clone(), fetched.clone()));
             }
             Err(e) => {

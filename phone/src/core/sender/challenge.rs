@@ -30,15 +30,16 @@ impl RequestSender {
     /// Prepares the request again with credentials answering `response`. Whether it will be resent.
     pub(super) fn answer_challenge(&mut self, context: &mut Context, id: RequestId, response: &Message) -> bool {
         let Some(request) = self.requests.get_mut(&id) else { return false };
+        // The retry is a new request on its Call-ID (RFC 3261 §8.1.1.5, §22.2): the next number,
+        // from the owner that numbers every other request on it. A Call-ID whose call or dialog
+        // ended meanwhile (a BYE crossing the far end's) is not numbered again: no retry.
+        let (Ok(call_id), Ok(mut cseq)) = (request.message.call_id(), request.message.cseq()) else { return false };
+        let Some(seq) = self.cseq.take_existing(call_id) else { return false };
         if !self.digest.answer(context, id, &mut request.message, response, &mut request.challenges) {
             return false;
         }
-        // The retry is a new request on its Call-ID (RFC 3261 §8.1.1.5, §22.2): the next number,
-        // from the owner that numbers every other request on it.
-        if let (Ok(call_id), Ok(mut cseq)) = (request.message.call_id(), request.message.cseq()) {
-            cseq.seq = self.cseq.take(call_id);
-            request.message.set_header(HeaderName::CSeq, cseq);
-        }
+        cseq.seq = seq;
+        request.message.set_header(HeaderName::CSeq, cseq);
         true
     }
 }

@@ -22,6 +22,15 @@ impl CSeqNumbers {
         seq
     }
 
+    /// The next number on `call_id` if the Call-ID is still numbered here: a request whose
+    /// Call-ID was released (its call or dialog over) is not numbered again.
+    pub fn take_existing(&mut self, call_id: &str) -> Option<u32> {
+        let next = self.next.get_mut(call_id)?;
+        let seq = *next;
+        *next = next.saturating_add(1);
+        Some(seq)
+    }
+
     /// Forgets a Call-ID whose dialog has ended, so the table holds only live ones; nothing may
     /// be sent on it afterwards.
     pub fn release(&mut self, call_id: &str) {
@@ -45,5 +54,7 @@ mod tests {
         assert_eq!([numbers.take("a"), numbers.take("a"), numbers.take("b"), numbers.take("a")], [1, 2, 1, 3]);
         numbers.release("a");
         assert_eq!(numbers.len(), 1);
+        assert_eq!(numbers.take_existing("a"), None, "a released Call-ID is not numbered again");
+        assert_eq!(numbers.take_existing("b"), Some(2));
     }
 }
