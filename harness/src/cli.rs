@@ -12,7 +12,7 @@ use crate::dut::Profile;
 use crate::error::HarnessError;
 use crate::phone_config::PhoneKind;
 use crate::provision::Configuration;
-use crate::runner::{filter_matches, run_cases};
+use crate::runner::{Shard, filter_matches, run_cases};
 use crate::serve::ServeOptions;
 use crate::trace::Transport;
 
@@ -31,7 +31,8 @@ pub const EXIT_USAGE: u8 = 2;
     after_help = "Exit codes: 0 all passed (xfail and skip allowed), 1 a case failed or an expected failure passed, \
 2 usage or environment error, an `error` verdict, or a FILTER that matches nothing.\n\n\
 Examples:\n  sipharness list failover\n  sipharness run --phone refphone\n  sipharness coverage > suites/COVERAGE.md\n  \
-sipharness run 'failover.*.silent.*' --phone refphone:quirk=no-backup-registrar --json\n  sipharness lint capture/*.sip"
+sipharness run 'failover.*.silent.*' --phone refphone:quirk=no-backup-registrar --json\n  \
+sipharness run --phone refphone --shard 2/4 --junit junit-2.xml\n  sipharness lint capture/*.sip"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,8 @@ enum Command {
     List {
         /// Case ids starting with these whole dotted segments (`failover.no-outbound`), or a glob with `*`.
         filter: Option<String>,
+        #[arg(long, value_name = "K/N", value_parser = Shard::parse, help = SHARD_HELP)]
+        shard: Option<Shard>,
     },
     /// Run cases against a phone; human output ends with a summary line.
     Run {
@@ -64,6 +67,14 @@ enum Command {
         /// a phone on the lab's LAN reaches them; DNS on port 53. Cases then run one at a time.
         #[arg(long, value_name = "FILE")]
         lab: Option<PathBuf>,
+        /// Also write the results as JUnit XML to FILE when the run ends (failed cases too): one
+        /// testsuite `sipharness`, one testcase per case (classname its area, name its id); a
+        /// fail or xpass is a failure, an error an error, a skip or xfail skipped. A FILE that
+        /// cannot be written stops the run before any case starts.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        #[arg(long, value_name = "K/N", value_parser = Shard::parse, help = SHARD_HELP)]
+        shard: Option<Shard>,
     },
     /// Print requirement -> cases -> quirks proven to make them fail, as Markdown
     /// (`suites/COVERAGE.md` is this output).
@@ -104,6 +115,11 @@ Example:\n  sipharness provision --phone aastra:ip=127.100.0.26,mac=00085D000001
         files: Vec<PathBuf>,
     },
 }
+
+const SHARD_HELP: &str = "Only the K-th of N parts of the selected cases (1 <= K <= N <= 1000), for a CI matrix of N \
+machines whose JUnit files merge: sorted by id, the selected cases go round-robin, so shard K takes those at positions \
+K-1, K-1+N, ...; the parts differ in size by one at most and are the same on every machine. A shard left empty (more \
+shards than cases) selects nothing, says so on stderr and exits 0 (`run --junit` then writes an empty testsuite).";
 
 const SERVE_ABOUT: &str = "Keep the whole topology and its DNS up for exploring a phone by hand.\n\n\
 Prints one line per listening socket (`<element> <udp|tcp|tls> <addr>:<port>`), `zone <name>`, \
@@ -263,11 +279,17 @@ pub fn main(catalog: Catalog) -> ExitCode {
     };
     init_tracing();
     let code = match cli.command {
-        Command::List { filter } => list(&catalog.cases, filter.as_deref()),
-        Command::Run { filter, phone, json, jobs, lab } => match read_lab(lab.as_deref()) {
-            Ok(topology) => {
-                run(catalog.cases, filter.as_deref(), &phone, json, usize::from(jobs), topology.zip(lab.as_deref()))
-            }
+        Command::List { filter, shard } => list(&catalog.cases, filter.as_deref(), shard),
+        Command::Run { filter, phone, json, jobs, lab, junit, shard } => match read_lab(lab.as_deref()) {
+            Ok(topology) => run(
+                catalog.cases,
+                Selection { filter: filter.as_deref(), shard },
+                &phone,
+                json,
+                usize::from(jobs),
+                topology.zip(lab.as_deref()),
+                junit.as_deref(),
+            ),
             Err(message) => usage_error(&message),
         },
         Command::Coverage => {
@@ -302,6 +324,35 @@ fn select<'a>(catalog: &'a [Case], filter: Option<&str>) -> Vec<&'a Case> {
     catalog.iter().filter(|c| filter.is_none_or(|f| filter_matches(f, &c.id))).collect()
 }
 
+/// What `list` and `run` select: FILTER, then `--shard` of what it matched.
+#[derive(Debug, Clone, Copy)]
+struct Selection<'a> {
+    filter: Option<&'a str>,
+    shard: Option<Shard>,
+}
+
+impl Selection<'_> {
+    /// The cases selected, or the usage error when FILTER matches nothing. An empty shard is no
+    /// error: the FILTER matched, and this machine's part of it is empty (said on stderr).
+    fn of(self, catalog: &[Case]) -> Result<Vec<&Case>, String> {
+        let matched = select(catalog, self.filter);
+        if matched.is_empty() {
+            return Err(format!("no case matches {:?}", self.filter.unwrap_or("")));
+        }
+        let Some(shard) = self.shard else { return Ok(matched) };
+        let total = matched.len();
+        let taken = shard.take(matched);
+        if taken.is_empty() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "sipharness: shard {shard} selects no case ({total} selected, fewer than {} shards)",
+                shard.count
+            );
+        }
+        Ok(taken)
+    }
+}
+
 /// The lab file `--lab` names, read and checked; the error names the file and line.
 fn read_lab(path: Option<&std::path::Path>) -> Result<Option<std::sync::Arc<crate::topology::Topology>>, String> {
     let Some(path) = path else { return Ok(None) };
@@ -316,11 +367,11 @@ fn usage_error(message: &str) -> u8 {
     EXIT_USAGE
 }
 
-fn list(catalog: &[Case], filter: Option<&str>) -> u8 {
-    let selected = select(catalog, filter);
-    if selected.is_empty() {
-        return usage_error(&format!("no case matches {:?}", filter.unwrap_or("")));
-    }
+fn list(catalog: &[Case], filter: Option<&str>, shard: Option<Shard>) -> u8 {
+    let selected = match (Selection { filter, shard }).of(catalog) {
+        Ok(selected) => selected,
+        Err(message) => return usage_error(&message),
+    };
     let mut out = std::io::stdout().lock();
     for case in selected {
         let _ = writeln!(
@@ -336,11 +387,12 @@ fn list(catalog: &[Case], filter: Option<&str>) -> u8 {
 
 fn run(
     catalog: Vec<Case>,
-    filter: Option<&str>,
+    selection: Selection<'_>,
     phone: &str,
     json: bool,
     jobs: usize,
     lab: Option<(std::sync::Arc<crate::topology::Topology>, &std::path::Path)>,
+    junit: Option<&std::path::Path>,
 ) -> u8 {
     let (lab, lab_file) = lab.unzip();
     let profile = match Profile::parse(phone) {
@@ -350,9 +402,21 @@ fn run(
     if let Err(e) = profile.check(lab.as_deref()) {
         return usage_error(&e.to_string());
     }
-    let selected: Vec<Case> = select(&catalog, filter).into_iter().cloned().collect();
+    let selected: Vec<Case> = match selection.of(&catalog) {
+        Ok(selected) => selected.into_iter().cloned().collect(),
+        Err(message) => return usage_error(&message),
+    };
+    // Created now, so a FILE that cannot be written stops the run before any case starts.
+    let junit = match junit {
+        None => None,
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path, file)),
+            Err(e) => return usage_error(&format!("--junit {}: {e}", path.display())),
+        },
+    };
+    let started = std::time::Instant::now();
     if selected.is_empty() {
-        return usage_error(&format!("no case matches {:?}", filter.unwrap_or("")));
+        return write_junit(junit, &[], started.elapsed()).unwrap_or(EXIT_OK);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -381,13 +445,34 @@ fn run(
     // Dropping the runtime drops every lab, which kills every phone it started.
     drop(runtime);
     let Some(results) = results else {
+        // No report of a run cut short: a CI job that merges reports finds it missing.
+        if let Some((path, _)) = junit {
+            let _ = std::fs::remove_file(path);
+        }
         let _ = writeln!(std::io::stderr(), "sipharness: interrupted; every phone was stopped and its files removed");
         return EXIT_USAGE;
     };
     if !json {
         print_summary(&results);
     }
-    exit_code(&results)
+    let code = exit_code(&results);
+    write_junit(junit, &results, started.elapsed()).unwrap_or(code)
+}
+
+/// Writes `--junit`'s report into the file created before the run; `Some(exit code)` when it
+/// cannot be written.
+fn write_junit(
+    junit: Option<(&std::path::Path, std::fs::File)>,
+    results: &[CaseResult],
+    elapsed: std::time::Duration,
+) -> Option<u8> {
+    let (path, file) = junit?;
+    let mut writer = std::io::BufWriter::new(file);
+    let written = crate::report::junit::report(results, elapsed)
+        .serialize(&mut writer)
+        .map_err(|e| e.to_string())
+        .and_then(|()| writer.flush().map_err(|e| e.to_string()));
+    written.err().map(|e| usage_error(&format!("--junit {}: {e}", path.display())))
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (a CI runner's stop): either way every lab is dropped, so every

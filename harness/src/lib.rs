@@ -14,6 +14,7 @@ pub mod ladder;
 mod net;
 pub mod phone_config;
 pub mod provision;
+pub mod report;
 pub mod requirement;
 pub mod runner;
 pub mod serve;

@@ -22,6 +22,53 @@ pub fn filter_matches(filter: &str, id: &str) -> bool {
     filter.split('.').all(|segment| id_segments.next() == Some(segment))
 }
 
+/// `--shard K/N` (BRIEF §5): the K-th of N stable parts of the selected cases, so a CI matrix
+/// runs them on N machines. Shard K takes the cases whose position among the selected ids,
+/// sorted, is K-1 modulo N: the parts differ in size by one at most, each area is spread over
+/// all of them, and the same catalog and FILTER give the same parts on every machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// The most parts a run is split into.
+    pub const MAX_COUNT: usize = 1000;
+
+    /// `K/N` with 1 <= K <= N <= [`Shard::MAX_COUNT`]; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (index, count) = text.split_once('/').ok_or_else(|| "expected K/N, e.g. 2/4".to_owned())?;
+        let number = |part: &str| part.trim().parse::<usize>().map_err(|_| "expected K/N, e.g. 2/4".to_owned());
+        let (index, count) = (number(index)?, number(count)?);
+        if count == 0 || count > Shard::MAX_COUNT {
+            return Err(format!("N must be 1 to {}", Shard::MAX_COUNT));
+        }
+        if index == 0 || index > count {
+            return Err(format!("K must be 1 to N ({count})"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The cases of `selected` in this shard, in their order in `selected`.
+    pub fn take(self, selected: Vec<&Case>) -> Vec<&Case> {
+        let mut by_id: Vec<usize> = (0..selected.len()).collect();
+        by_id.sort_by(|&a, &b| selected[a].id.cmp(&selected[b].id));
+        let mut mine = vec![false; selected.len()];
+        for &position in by_id.iter().skip(self.index - 1).step_by(self.count) {
+            mine[position] = true;
+        }
+        selected.into_iter().zip(mine).filter_map(|(case, mine)| mine.then_some(case)).collect()
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 fn expected_failure(case: &Case, capabilities: &Capabilities) -> Option<String> {
     capabilities
         .expected_failures
@@ -219,4 +266,19 @@ pub async fn run_cases(
     }
     results.sort_by_key(|(position, _)| *position);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_are_k_of_n_within_bounds() {
+        assert_eq!(Shard::parse("2/4"), Ok(Shard { index: 2, count: 4 }));
+        assert_eq!(Shard::parse("1000/1000"), Ok(Shard { index: 1000, count: 1000 }));
+        for bad in ["0/3", "4/3", "1/0", "1/1001", "3", "a/b", "-1/3", "1/3/5", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Shard::parse("2/4").unwrap().to_string(), "2/4");
+    }
 }

@@ -1,0 +1,3 @@
+//! Reports a finished run writes for other tools to read (BRIEF §5: `run --junit FILE`).
+
+pub mod junit;
