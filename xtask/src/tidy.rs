@@ -30,6 +30,23 @@ mod tests {
         files
     }
 
+    /// The fuzz crate is a workspace of its own with its own lock file, which CI builds with
+    /// `--locked`: a dependency added to `sip`, `harness` or `phone` must update it too.
+    #[test]
+    fn the_fuzz_crates_lock_file_is_up_to_date() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+            .arg(root.join("fuzz/Cargo.toml"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "fuzz/Cargo.lock is stale: run `cargo check --manifest-path fuzz/Cargo.toml` and commit it"
+        );
+    }
+
     /// Every file opens with one `//!` line saying why it exists.
     #[test]
     fn every_file_opens_with_a_module_doc_line() {
