@@ -4,10 +4,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Capabilities, Dut, LabAddresses, Stimulus, TimeoutModel};
+use super::{Capabilities, Dut, LabAddresses, Stimulus};
 use crate::error::HarnessError;
 use crate::provision::Provisioning;
-use crate::trace::Transport;
 
 /// How long the engineer has to enter a case's settings and restart the phone.
 pub const SETUP: Duration = Duration::from_secs(300);
@@ -15,17 +14,11 @@ pub const SETUP: Duration = Duration::from_secs(300);
 /// How long the engineer has to do what a case asks (dial, reboot).
 pub const REACTION: Duration = Duration::from_secs(30);
 
-/// What a phone driven by hand is assumed to have: everything the vendor's phone has (the engineer
-/// enters what the phone offers; a case it cannot run fails, and says what it expected), the
-/// vendor's minimum timers unless `floors=none`, and a person's time to set it up and to act.
+/// What a phone driven by hand is assumed to have: what the vendor's phone declares (the engineer
+/// enters what the phone offers; a case it cannot run fails, and says what it expected), with a
+/// person's time to set it up and to act.
 pub fn capabilities(vendor_floors: bool) -> Capabilities {
-    Capabilities {
-        reads_icmp: false,
-        timeout_model: TimeoutModel::TransactionTimer,
-        reaction: REACTION,
-        floors: if vendor_floors { super::aastra::VENDOR_FLOORS } else { super::TimerFloors::default() },
-        ..Capabilities::reference(vec![Transport::Udp, Transport::Tcp, Transport::Tls], SETUP)
-    }
+    Capabilities { startup: SETUP, reaction: REACTION, ..super::aastra::capabilities(vendor_floors) }
 }
 
 /// Tells the engineer what to do, on stderr (stdout carries the results).
@@ -47,15 +40,11 @@ pub fn vendor_floors(profile: &super::Profile) -> Result<bool, String> {
         return Err(format!("manual takes only floors=vendor|none, not {key:?}"));
     }
     let mut values = profile.values("floors");
-    let floors = match values.next() {
-        None | Some("vendor") => true,
-        Some("none") => false,
-        Some(other) => return Err(format!("floors={other:?}: expected vendor or none")),
-    };
+    let floors = values.next();
     if values.next().is_some() {
         return Err("manual takes one floors=".into());
     }
-    Ok(floors)
+    super::aastra::floors_option(floors)
 }
 
 /// Writes instructions for the engineer: whole lines at once, so concurrent output cannot split them.

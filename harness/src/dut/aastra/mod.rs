@@ -82,11 +82,7 @@ impl AastraOptions {
         let ip: IpAddr = ip.parse().map_err(|_| format!("ip={ip:?} is not an IP address"))?;
         let mac = one("mac")?.ok_or("aastra needs mac=MAC, the phone's MAC (12 hex digits)")?;
         let mac = crate::provision::parse_mac(mac).map_err(|e| format!("mac={e}"))?;
-        let vendor_floors = match one("floors")? {
-            None | Some("vendor") => true,
-            Some("none") => false,
-            Some(other) => return Err(format!("floors={other:?}: expected vendor or none")),
-        };
+        let vendor_floors = floors_option(one("floors")?)?;
         Ok(AastraOptions { ip, mac, vendor_floors })
     }
 
@@ -126,6 +122,16 @@ pub fn adjust_lab(options: &AastraOptions, spec: &mut crate::lab::LabSpec) {
         spec.block = crate::lab::BlockChoice::Pinned(block);
     }
     spec.mac = options.mac.clone();
+}
+
+/// The `floors=vendor|none` option (`aastra`, `manual`): whether the phone's timers are raised
+/// to [`VENDOR_FLOORS`] (the default).
+pub(crate) fn floors_option(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("vendor") => Ok(true),
+        Some("none") => Ok(false),
+        Some(other) => Err(format!("floors={other:?}: expected vendor or none")),
+    }
 }
 
 /// What the vendor's phone declares: every feature of the reference phone (it is the phone
