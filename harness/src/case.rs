@@ -10,7 +10,8 @@ use crate::faults::Fault;
 use crate::lab::{Lab, LabSpec};
 use crate::provision::{Configuration, Timers};
 use crate::requirement::Requirement;
-use crate::trace::Transport;
+use crate::topology::Topology;
+use crate::trace::{TraceEvent, Transport};
 
 /// The future a case body returns.
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CaseError>> + Send + 'a>>;
@@ -123,6 +124,21 @@ pub struct CaseResult {
     pub ladder: String,
     /// The whole trace as a ladder, for reading a failure.
     pub full_ladder: String,
+    /// The requirement IDs the case checks.
+    pub requirements: Vec<Requirement>,
+    /// What the case's lab recorded, for the reports that draw it; `None` when no lab ran (skip,
+    /// an error before the lab) and once the reports were written.
+    pub trace: Option<Arc<CaseTrace>>,
+}
+
+/// What a finished case's lab recorded: every event, the addresses they name, and which events
+/// met the case's expectations.
+#[derive(Debug)]
+pub struct CaseTrace {
+    pub topology: Topology,
+    pub events: Vec<TraceEvent>,
+    /// Trace positions of the events that met an expectation.
+    pub matched: Vec<usize>,
 }
 
 /// The JSON Lines form of a result (BRIEF §5).
@@ -139,6 +155,22 @@ pub struct JsonResult<'a> {
 }
 
 impl CaseResult {
+    /// A result with no lab behind it: a skip, or an error before the lab ran.
+    pub fn without_lab(case: &Case, verdict: Verdict, reason: String) -> CaseResult {
+        CaseResult {
+            id: case.id.clone(),
+            verdict,
+            duration: Duration::ZERO,
+            waited: Duration::ZERO,
+            failures: Vec::new(),
+            reason: Some(reason),
+            ladder: String::new(),
+            full_ladder: String::new(),
+            requirements: case.requirements.clone(),
+            trace: None,
+        }
+    }
+
     pub fn json(&self) -> JsonResult<'_> {
         JsonResult {
             id: &self.id,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::requirement::Requirement;
 
@@ -36,6 +37,48 @@ pub struct Violation {
     pub expected: String,
     pub arrived: String,
     pub message: String,
+    /// The lab time the check watched: from when its wait began to its deadline (or to the end of
+    /// an observation window). `None` for a check over the whole trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<CheckWindow>,
+    /// The trace positions (the ladder's message numbers, `#N`) of what arrived instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<usize>,
+}
+
+impl Violation {
+    pub fn new(requirement: Requirement, expected: String, arrived: String, message: String) -> Violation {
+        Violation { requirement, expected, arrived, message, window: None, messages: Vec::new() }
+    }
+
+    /// The lab time the check watched.
+    pub fn watched(mut self, from: Duration, until: Duration) -> Violation {
+        self.window = Some(CheckWindow { from, until });
+        self
+    }
+
+    /// The trace positions of what arrived instead.
+    pub fn pointing_at(mut self, messages: Vec<usize>) -> Violation {
+        self.messages = messages;
+        self
+    }
+}
+
+/// A span of lab time (since the lab started) a check watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckWindow {
+    pub from: Duration,
+    pub until: Duration,
+}
+
+impl serde::Serialize for CheckWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut window = serializer.serialize_struct("CheckWindow", 2)?;
+        window.serialize_field("from_ms", &self.from.as_millis())?;
+        window.serialize_field("until_ms", &self.until.as_millis())?;
+        window.end()
+    }
 }
 
 impl fmt::Display for Violation {
@@ -44,7 +87,16 @@ impl fmt::Display for Violation {
             f,
             "{}: {}\n    expected: {}\n    arrived:  {}",
             self.requirement, self.message, self.expected, self.arrived
-        )
+        )?;
+        if let Some(window) = self.window {
+            write!(
+                f,
+                "\n    watched:  {:.2} s to {:.2} s of the trace",
+                window.from.as_secs_f64(),
+                window.until.as_secs_f64()
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -370,9 +370,13 @@ pub fn phone_hop_complaint(
         .then(|| format!("the phone reached {outbound} over {}, not {transport}", hop.transport))
 }
 
-/// What the phone sent since `from`, in a sentence: for "arrived" in a failure report.
-pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
-    let mut groups: Vec<(String, usize)> = Vec::new();
+/// What the phone sent in `events`, in a sentence for "arrived" in a failure report, each part
+/// with its message numbers in the ladder (`#12`, `#12..#30` for a run of the same), and those
+/// numbers.
+pub fn arrivals_numbered(events: &[TraceEvent], topology: &Topology) -> (String, Vec<usize>) {
+    // (what, how many, first and last message number)
+    let mut groups: Vec<(String, usize, usize, usize)> = Vec::new();
+    let mut numbers = Vec::new();
     for event in events {
         let from = topology.party(event.remote.ip());
         let from_outbound = matches!(from, Party::Element(Element::OutboundA | Element::OutboundB));
@@ -410,15 +414,24 @@ pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> String {
             Fate::Delivered => what,
             Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),
         };
+        numbers.push(event.index);
         match groups.last_mut() {
-            Some((last, n)) if *last == what => *n += 1,
-            _ => groups.push((what, 1)),
+            Some((last, n, _, until)) if *last == what => {
+                *n += 1;
+                *until = event.index;
+            }
+            _ => groups.push((what, 1, event.index, event.index)),
         }
     }
     if groups.is_empty() {
-        return "nothing from the phone".into();
+        return ("nothing from the phone".into(), numbers);
     }
-    let parts: Vec<String> =
-        groups.into_iter().map(|(what, n)| if n == 1 { what } else { format!("{n}x {what}") }).collect();
-    parts.join("; ")
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(what, n, first, last)| match n {
+            1 => format!("{what} (#{first})"),
+            _ => format!("{n}x {what} (#{first}..#{last})"),
+        })
+        .collect();
+    (parts.join("; "), numbers)
 }

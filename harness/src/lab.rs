@@ -471,15 +471,14 @@ impl Lab {
         let found = self.trace.wait_for(self.cursor, wait_until, |e| expectation.matches(e, &topology)).await;
         self.waited += waiting.elapsed();
         let window = self.trace.events_from(self.cursor);
-        let violation = |message: String, arrived: String| Violation {
-            requirement: expectation.requirement,
-            expected: expectation.describe(&topology),
-            arrived,
-            message,
+        let watched = (from, from + deadline.limit());
+        let violation = |message: String, arrived: String| {
+            Violation::new(expectation.requirement, expectation.describe(&topology), arrived, message)
+                .watched(watched.0, watched.1)
         };
         let Some(event) = found else {
             self.dut.check_alive()?;
-            let mut arrived = expect::arrivals(&window, &topology);
+            let (mut arrived, messages) = expect::arrivals_numbered(&window, &topology);
             for (element, fault) in &self.active_faults {
                 if *fault == Fault::Refuse {
                     arrived.push_str(&format!(
@@ -492,17 +491,17 @@ impl Lab {
                 expectation.requirement,
                 expectation.requirement.sentence()
             );
-            return Err(violation(message, arrived).into());
+            return Err(violation(message, arrived).pointing_at(messages).into());
         };
         let events = self.trace.snapshot();
         if self.dut.capabilities().names_registrar_in_request_uri
             && let Some(complaint) = expect::request_uri_complaint(&events, &event, &topology)
         {
-            return Err(violation(complaint.clone(), complaint).into());
+            return Err(violation(complaint.clone(), complaint).pointing_at(vec![event.index]).into());
         }
         if let Some(complaint) = expect::phone_hop_complaint(&events, &event, &expectation, &topology) {
             // C1: the phone obeys its cfg's transport.
-            let mut v = violation(complaint.clone(), complaint);
+            let mut v = violation(complaint.clone(), complaint).pointing_at(vec![event.index]);
             v.requirement = Requirement::C1;
             return Err(v.into());
         }
@@ -510,11 +509,16 @@ impl Lab {
             && event.at < from + earliest.limit()
         {
             let arrived = format!(
-                "{} {:.2} s after the wait began",
+                "#{} {} {:.2} s after the wait began",
+                event.index,
                 ladder::describe_event(&event, &topology),
                 event.at.saturating_sub(from).as_secs_f64()
             );
-            return Err(violation(format!("too early: {}", expectation.requirement.sentence()), arrived).into());
+            let message = format!("too early: {}", expectation.requirement.sentence());
+            return Err(violation(message, arrived)
+                .watched(from, from + earliest.limit())
+                .pointing_at(vec![event.index])
+                .into());
         }
         self.cursor = event.index + 1;
         self.matched.push(event.index);
@@ -542,16 +546,18 @@ impl Lab {
         let events = self.trace.snapshot();
         match events.iter().find(|e| forbidden.matches(e, &self.topology)) {
             None => Ok(()),
-            Some(event) => Err(Violation {
-                requirement: forbidden.requirement,
-                expected: what.to_owned(),
-                arrived: format!(
-                    "{} at {:.2} s",
+            Some(event) => Err(Violation::new(
+                forbidden.requirement,
+                what.to_owned(),
+                format!(
+                    "#{} {} at {:.2} s",
+                    event.index,
                     ladder::describe_event(event, &self.topology),
                     event.at.as_secs_f64()
                 ),
-                message: format!("unexpected: {}", ladder::describe_event(event, &self.topology)),
-            }
+                format!("unexpected: {}", ladder::describe_event(event, &self.topology)),
+            )
+            .pointing_at(vec![event.index])
             .into()),
         }
     }
@@ -590,20 +596,30 @@ impl Lab {
                 self.cursor = self.trace.len();
                 Ok(())
             }
-            Some((requirement, rule, event)) => Err(Violation {
-                requirement,
-                expected: format!("for {:.2} s: {}", window.as_secs_f64(), rules.describe(&topology)),
-                arrived: format!(
-                    "{} at {:.2} s ({}); before it: {}",
-                    ladder::describe_event(&event, &topology),
-                    event.at.as_secs_f64(),
-                    rule,
-                    expect::arrivals(&events, &topology)
-                ),
-                message: format!("{rule}: {}", requirement.sentence()),
+            Some((requirement, rule, event)) => {
+                let before: Vec<TraceEvent> = events.into_iter().filter(|e| e.index < event.index).collect();
+                let (before, _) = expect::arrivals_numbered(&before, &topology);
+                Err(Violation::new(
+                    requirement,
+                    format!("for {:.2} s: {}", window.as_secs_f64(), rules.describe(&topology)),
+                    format!(
+                        "#{} {} at {:.2} s ({rule}); before it: {before}",
+                        event.index,
+                        ladder::describe_event(&event, &topology),
+                        event.at.as_secs_f64(),
+                    ),
+                    format!("{rule}: {}", requirement.sentence()),
+                )
+                .watched(started, started + window)
+                .pointing_at(vec![event.index])
+                .into())
             }
-            .into()),
         }
+    }
+
+    /// Trace positions of the events that met an expectation so far.
+    pub fn matched(&self) -> &[usize] {
+        &self.matched
     }
 
     /// The normalised ladder of the case up to its last matched expectation (BRIEF §7).

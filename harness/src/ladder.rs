@@ -210,13 +210,14 @@ pub fn render_snapshot(events: &[TraceEvent], matched: &[usize], topology: &Topo
         let last = checkpoints.iter().map(|e| e.index).max();
         let mut groups: Vec<Vec<String>> = Vec::new();
         if let Some(last) = last {
-            let mut dns: Vec<String> = events
+            let mut dns: Vec<(String, usize)> = events
                 .iter()
                 .filter(|e| in_phase(e) && e.index <= last && matches!(e.payload, Payload::Dns(_)))
                 .filter(|e| topology.party(e.remote.ip()) == Party::Phone)
-                .map(|e| line_of(e, topology, &mut placeholders))
+                .map(|e| (line_of(e, topology, &mut placeholders), 0))
                 .collect();
             sort_dns_runs(&mut dns);
+            let mut dns: Vec<String> = dns.into_iter().map(|(line, _)| line).collect();
             dns.dedup();
             if !dns.is_empty() {
                 groups.push(dns);
@@ -308,29 +309,39 @@ fn renumber(text: &str) -> String {
     out
 }
 
-/// Renders events as a normalised ladder, in the order they happened (failure reports). Runs of
-/// DNS lines are sorted (the resolver asks for A and AAAA concurrently); repeated lines and
-/// repeated blocks of up to four lines collapse into one copy marked with a count range.
+/// Renders events as a ladder, in the order they happened (failure reports): each line starts
+/// with its message number (`#12`, the event's position in the trace, which failures cite) and
+/// its time in the lab. Runs of DNS lines are sorted (the resolver asks for A and AAAA
+/// concurrently); repeated lines and repeated blocks of up to four lines collapse into their
+/// first copy, marked with the count and the number of the last copy's first line.
 pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
     let mut placeholders = Placeholders::default();
-    let mut lines: Vec<String> =
-        events.iter().filter(|e| shown(e, topology)).map(|e| line_of(e, topology, &mut placeholders)).collect();
+    let shown: Vec<&TraceEvent> = events.iter().filter(|e| shown(e, topology)).collect();
+    let mut lines: Vec<(String, usize)> =
+        shown.iter().enumerate().map(|(at, e)| (line_of(e, topology, &mut placeholders), at)).collect();
     sort_dns_runs(&mut lines);
+    let (texts, order): (Vec<String>, Vec<usize>) = lines.into_iter().unzip();
+    let stamp = |line: usize| {
+        let event = shown[order[line]];
+        format!("#{:<5} {:>8.3}s", event.index, event.at.as_secs_f64())
+    };
     let mut out = String::new();
-    for (block, repeated) in collapse(&lines) {
-        match (block.len(), repeated) {
-            (_, false) => {
-                for line in block {
-                    let _ = writeln!(out, "{line}");
+    for Block { start, size, repeats } in collapse(&texts) {
+        match (size, repeats) {
+            (_, 1) => {
+                for line in start..start + size {
+                    let _ = writeln!(out, "{} {}", stamp(line), texts[line]);
                 }
             }
-            (1, true) => {
-                let _ = writeln!(out, "{}  (x2..)", block[0]);
+            (1, n) => {
+                let last = shown[order[start + n - 1]].index;
+                let _ = writeln!(out, "{} {}  (x{n}, last #{last})", stamp(start), texts[start]);
             }
-            (_, true) => {
-                let _ = writeln!(out, "repeat (x2..) {{");
-                for line in block {
-                    let _ = writeln!(out, "  {line}");
+            (_, n) => {
+                let last = shown[order[start + (n - 1) * size]].index;
+                let _ = writeln!(out, "repeat (x{n}, last from #{last}) {{");
+                for line in start..start + size {
+                    let _ = writeln!(out, "  {} {}", stamp(line), texts[line]);
                 }
                 let _ = writeln!(out, "}}");
             }
@@ -339,8 +350,8 @@ pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
     out
 }
 
-fn sort_dns_runs(lines: &mut [String]) {
-    let is_dns = |l: &String| l.contains(" DNS ");
+fn sort_dns_runs(lines: &mut [(String, usize)]) {
+    let is_dns = |(l, _): &(String, usize)| l.contains(" DNS ");
     let mut i = 0;
     while i < lines.len() {
         if is_dns(&lines[i]) {
@@ -350,7 +361,7 @@ fn sort_dns_runs(lines: &mut [String]) {
             }
             // Order by name and type, each query before its answer: causality survives, the
             // resolver's concurrency does not.
-            lines[start..i].sort_by_key(|l| {
+            lines[start..i].sort_by_key(|(l, at)| {
                 let words: Vec<&str> = l.split(" DNS ").nth(1).unwrap_or("").split(' ').collect();
                 let kind = words.first().copied().unwrap_or("");
                 let rank = if kind == "query" { 0 } else { 1 };
@@ -359,6 +370,7 @@ fn sort_dns_runs(lines: &mut [String]) {
                     words.get(1).copied().unwrap_or("").to_owned(),
                     rank,
                     l.clone(),
+                    *at,
                 )
             });
         } else {
@@ -367,9 +379,16 @@ fn sort_dns_runs(lines: &mut [String]) {
     }
 }
 
-/// Splits lines into blocks; a block that repeats back to back is kept once with `true`.
-fn collapse(lines: &[String]) -> Vec<(Vec<String>, bool)> {
-    let mut out: Vec<(Vec<String>, bool)> = Vec::new();
+/// A run of `size` lines from `start`, repeated back to back `repeats` times.
+struct Block {
+    start: usize,
+    size: usize,
+    repeats: usize,
+}
+
+/// Splits lines into blocks of up to four lines, each with how often it repeats back to back.
+fn collapse(lines: &[String]) -> Vec<Block> {
+    let mut out = Vec::new();
     let mut i = 0;
     'outer: while i < lines.len() {
         for size in 1..=4 {
@@ -382,12 +401,12 @@ fn collapse(lines: &[String]) -> Vec<(Vec<String>, bool)> {
                 repeats += 1;
             }
             if repeats > 1 {
-                out.push((block.to_vec(), true));
+                out.push(Block { start: i, size, repeats });
                 i += repeats * size;
                 continue 'outer;
             }
         }
-        out.push((vec![lines[i].clone()], false));
+        out.push(Block { start: i, size: 1, repeats: 1 });
         i += 1;
     }
     out

@@ -27,7 +27,7 @@ pub mod trace;
 pub use case::{Case, CaseFn, CaseFuture, CaseResult, Needs, Verdict};
 pub use coverage::{Catalog, LegalVariant, PendingQuirk, QuirkCatch};
 pub use elements::ElementCommand;
-pub use error::{CaseError, HarnessError, Violation};
+pub use error::{CaseError, CheckWindow, HarnessError, Violation};
 pub use expect::{Expect, Invite, Register, Request, Subscribe};
 pub use faults::{Event, Fault, FaultTarget};
 pub use lab::{BlockChoice, Lab, LabSpec, standard_lab};

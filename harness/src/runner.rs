@@ -6,7 +6,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::case::{Case, CaseResult, Verdict};
+use crate::case::{Case, CaseResult, CaseTrace, Verdict};
 use crate::dut::{Capabilities, Dut, Profile, aastra};
 use crate::error::{CaseError, HarnessError};
 use crate::lab::{BlockChoice, Lab, LabSpec};
@@ -124,16 +124,7 @@ pub async fn run_case(case: &Case, profile: &Profile) -> CaseResult {
 pub async fn run_case_in(case: &Case, profile: &Profile, lab: Option<&Arc<Topology>>) -> CaseResult {
     match profile.driver() {
         Ok(dut) => run_case_on(case, profile, dut, lab).await,
-        Err(e) => CaseResult {
-            id: case.id.clone(),
-            verdict: Verdict::Error,
-            duration: std::time::Duration::ZERO,
-            waited: std::time::Duration::ZERO,
-            failures: Vec::new(),
-            reason: Some(e.to_string()),
-            ladder: String::new(),
-            full_ladder: String::new(),
-        },
+        Err(e) => CaseResult::without_lab(case, Verdict::Error, e.to_string()),
     }
 }
 
@@ -141,28 +132,22 @@ pub async fn run_case_in(case: &Case, profile: &Profile, lab: Option<&Arc<Topolo
 /// what the lab hands it).
 pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab: Option<&Arc<Topology>>) -> CaseResult {
     let started = Instant::now();
-    let result = |verdict, failures, reason, ladder, full_ladder| CaseResult {
-        id: case.id.clone(),
-        verdict,
-        duration: started.elapsed(),
-        waited: std::time::Duration::ZERO,
-        failures,
-        reason,
-        ladder,
-        full_ladder,
-    };
     let capabilities = dut.capabilities().clone();
     if let Some(reason) = capabilities.lacks(case, &profile.to_string()) {
-        return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
+        return CaseResult::without_lab(case, Verdict::Skip, reason);
     }
     if let Some((_, why)) = capabilities.unstable.iter().find(|(pattern, _)| filter_matches(pattern, &case.id)) {
-        let reason = format!("unstable with {profile}: {why}");
-        return result(Verdict::Skip, Vec::new(), Some(reason), String::new(), String::new());
+        return CaseResult::without_lab(case, Verdict::Skip, format!("unstable with {profile}: {why}"));
     }
     let spec = lab_spec(case, profile, lab);
     let mut lab = match Lab::start(&spec, dut).await {
         Ok(lab) => lab,
-        Err(e) => return result(Verdict::Error, Vec::new(), Some(e.to_string()), String::new(), String::new()),
+        Err(e) => {
+            return CaseResult {
+                duration: started.elapsed(),
+                ..CaseResult::without_lab(case, Verdict::Error, e.to_string())
+            };
+        }
     };
     let budget = lab.budget();
     let outcome = match tokio::time::timeout(budget, (case.run)(&mut lab)).await {
@@ -182,7 +167,23 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
         (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
         (v, _) => (v, reason),
     };
-    CaseResult { waited, ..result(verdict, failures, reason, ladder, full_ladder) }
+    let trace = CaseTrace {
+        topology: Topology::clone(&lab.topology),
+        events: lab.trace().snapshot(),
+        matched: lab.matched().to_vec(),
+    };
+    CaseResult {
+        id: case.id.clone(),
+        verdict,
+        duration: started.elapsed(),
+        waited,
+        failures,
+        reason,
+        ladder,
+        full_ladder,
+        requirements: case.requirements.clone(),
+        trace: Some(Arc::new(trace)),
+    }
 }
 
 /// The cases running now, each with when it started: what a long run's progress line names.
@@ -220,7 +221,7 @@ pub async fn run_cases(
     lab: Option<Arc<Topology>>,
     jobs: usize,
     running: Arc<Running>,
-    mut on_result: impl FnMut(&CaseResult, usize, usize),
+    mut on_result: impl FnMut(&mut CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
     // One device, or one set of a lab file's addresses, runs one case at a time.
@@ -234,21 +235,12 @@ pub async fn run_cases(
         let running = running.clone();
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let id = case.id.clone();
-            running.start(&id);
+            running.start(&case.id);
             // A panic in a case is the harness's fault: it becomes an `error` verdict, not a lost case.
+            let this = case.clone();
             let result = match tokio::spawn(async move { run_case_in(&case, &profile, lab.as_ref()).await }).await {
                 Ok(result) => result,
-                Err(e) => CaseResult {
-                    id,
-                    verdict: Verdict::Error,
-                    duration: std::time::Duration::ZERO,
-                    waited: std::time::Duration::ZERO,
-                    failures: Vec::new(),
-                    reason: Some(format!("the case panicked: {e}")),
-                    ladder: String::new(),
-                    full_ladder: String::new(),
-                },
+                Err(e) => CaseResult::without_lab(&this, Verdict::Error, format!("the case panicked: {e}")),
             };
             running.finish(&result.id);
             (position, result)
@@ -257,8 +249,8 @@ pub async fn run_cases(
     let mut results: Vec<(usize, CaseResult)> = Vec::with_capacity(total);
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok((position, result)) => {
-                on_result(&result, results.len() + 1, total);
+            Ok((position, mut result)) => {
+                on_result(&mut result, results.len() + 1, total);
                 results.push((position, result));
             }
             Err(e) => tracing::error!("a runner task failed: {e}"),

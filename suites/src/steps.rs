@@ -118,12 +118,18 @@ pub fn new_dialogs(before: &[TraceEvent], after: &[TraceEvent], requirement: Req
             old.iter().any(|(_, t)| *t == tag).then(|| format!("From tag {tag}"))
         };
         if let Some(what) = reused {
-            return Err(CaseError::Violation(Violation {
-                requirement,
-                expected: "the moved subscription as a new dialog: a new Call-ID and a new From tag".into(),
-                arrived: format!("a subscription accepted by {} reusing the old dialog's {what}", event.element),
-                message: format!("a moved subscription reused the old dialog's {what}"),
-            }));
+            return Err(CaseError::Violation(
+                Violation::new(
+                    requirement,
+                    "the moved subscription as a new dialog: a new Call-ID and a new From tag".into(),
+                    format!(
+                        "#{} a subscription accepted by {} reusing the old dialog's {what}",
+                        event.index, event.element
+                    ),
+                    format!("a moved subscription reused the old dialog's {what}"),
+                )
+                .pointing_at(vec![event.index]),
+            ));
         }
     }
     Ok(())

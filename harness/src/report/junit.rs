@@ -114,6 +114,8 @@ mod tests {
             reason: reason.map(Into::into),
             ladder: String::new(),
             full_ladder: String::new(),
+            requirements: Vec::new(),
+            trace: None,
         }
     }
 
@@ -124,12 +126,12 @@ mod tests {
 
     #[test]
     fn every_verdict_reads_as_junit_says() {
-        let violation = Violation {
-            requirement: Requirement::R1_2,
-            expected: "a REGISTER at registrar-b".into(),
-            arrived: "none within 8 s".into(),
-            message: "no failover to the backup registrar".into(),
-        };
+        let violation = Violation::new(
+            Requirement::R1_2,
+            "a REGISTER at registrar-b".into(),
+            "none within 8 s".into(),
+            "no failover to the backup registrar".into(),
+        );
         let results = [
             result("register.no-outbound.basic.udp", Verdict::Pass, None, vec![]),
             result("failover.no-outbound.primary-registrar-fails.silent.udp", Verdict::Fail, None, vec![violation]),

@@ -174,15 +174,18 @@ fn no_register_at_a_after(lab: &Lab, after: Duration, why: &str) -> Result<(), C
     let events = lab.trace().snapshot();
     let boundary = after + lab.timing().jitter() / 10;
     if let Some(stale) = first_new_register(&events, Element::RegistrarA, lab.topology.phone_ip(), boundary) {
-        return Err(CaseError::Violation(harness::Violation {
-            requirement: Requirement::F5,
-            expected: format!(
-                "no REGISTER at registrar-a after {why} ({:.2} s): the fresh answer names registrar-b first",
-                boundary.as_secs_f64()
-            ),
-            arrived: format!("a REGISTER at registrar-a at {:.2} s", stale.at.as_secs_f64()),
-            message: "a DNS answer used after its TTL ran out".into(),
-        }));
+        return Err(CaseError::Violation(
+            harness::Violation::new(
+                Requirement::F5,
+                format!(
+                    "no REGISTER at registrar-a after {why} ({:.2} s): the fresh answer names registrar-b first",
+                    boundary.as_secs_f64()
+                ),
+                format!("#{} a REGISTER at registrar-a at {:.2} s", stale.index, stale.at.as_secs_f64()),
+                "a DNS answer used after its TTL ran out".into(),
+            )
+            .pointing_at(vec![stale.index]),
+        ));
     }
     Ok(())
 }
