@@ -159,7 +159,7 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
     let (ladder, full_ladder) = (lab.ladder(), lab.full_ladder());
     let (verdict, failures, reason) = match outcome {
         Ok(()) => (Verdict::Pass, Vec::new(), None),
-        Err(CaseError::Violation(v)) => (Verdict::Fail, vec![v], None),
+        Err(CaseError::Violation(v)) => (Verdict::Fail, vec![*v], None),
         Err(CaseError::Harness(e)) => (Verdict::Error, Vec::new(), Some(e.to_string())),
     };
     let (verdict, reason) = match (verdict, expected_failure(case, &capabilities)) {
