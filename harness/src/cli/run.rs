@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use super::progress::report_progress;
+use super::progress::{Mode, Progress, stderr_is_terminal};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Selection, usage_error};
 use crate::case::{Case, CaseResult, Verdict};
 use crate::dut::Profile;
@@ -50,20 +50,32 @@ pub(super) fn run(
     {
         return usage_error(&format!("--lab {}: {e}", file.display()));
     }
+    let capabilities = match profile.driver() {
+        Ok(driver) => driver.capabilities().clone(),
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let budgets: std::collections::HashMap<String, std::time::Duration> =
+        selected.iter().map(|case| (case.id.clone(), crate::runner::case_budget(case, &capabilities))).collect();
     let results = runtime.block_on(async {
         let running = std::sync::Arc::new(crate::runner::Running::default());
-        let total = selected.len();
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = done.clone();
+        let progress = Progress::new(
+            Mode::choose(json, stderr_is_terminal()),
+            &budgets.values().copied().collect::<Vec<_>>(),
+            crate::runner::jobs_at_once(&profile, lab.is_some(), jobs),
+            running.clone(),
+        );
+        let rerun = rerun_command(&profile, lab_file);
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
-            counted.store(finished, std::sync::atomic::Ordering::Relaxed);
-            print_result(result, &rerun_command(&profile, lab_file), json, finished, total)
+            progress.finished(result, budgets.get(&result.id).copied().unwrap_or_default());
+            progress.print(|| print_result(result, &rerun, json, finished, total));
         });
-        tokio::select! {
+        let results = tokio::select! {
             results = work => Some(results),
             () = interrupted() => None,
-            () = report_progress(&running, &done, total) => None,
-        }
+            () = progress.watch() => None,
+        };
+        progress.done();
+        results
     });
     // Dropping the runtime drops every lab, which kills every phone it started.
     drop(runtime);
