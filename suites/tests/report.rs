@@ -21,9 +21,41 @@ fn ids(listing: &str) -> Vec<String> {
     listing.lines().map(|l| l.split('\t').next().unwrap().to_owned()).collect()
 }
 
+/// The report read back with quick-junit's parser, after it validated against the schema CI
+/// readers accept (`fixtures/junit/junit.xsd`, by xmllint: Debian `libxml2-utils`, which
+/// `cargo xtask test` installs).
 fn read_report(path: &std::path::Path) -> Report {
     let xml = std::fs::read_to_string(path).expect("the report was written");
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
+    let checked =
+        Command::new("xmllint").args(["--noout", "--schema", schema]).arg(path).output().unwrap_or_else(|e| {
+            panic!("cannot run xmllint ({e}): `cargo xtask test` installs it (Debian libxml2-utils)")
+        });
+    assert!(checked.status.success(), "the report does not validate:\n{}\n{xml}", stderr(&checked));
     Report::deserialize_from_str(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"))
+}
+
+/// The schema is no formality: quick-junit's own `disabled` count on a testsuite, which xunit's
+/// schema refuses, fails it.
+#[test]
+fn the_schema_refuses_what_ci_readers_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junit.xml");
+    std::fs::write(
+        &file,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="sipharness" tests="1" failures="0" errors="0" time="0.1">
+    <testsuite name="sipharness" tests="1" disabled="1" errors="0" failures="0" time="0.1">
+        <testcase name="a.b.udp" classname="a" time="0.1"><skipped message="no BLF"/></testcase>
+    </testsuite>
+</testsuites>"#,
+    )
+    .unwrap();
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
+    let checked =
+        Command::new("xmllint").args(["--noout", "--schema", schema]).arg(&file).output().expect("xmllint runs");
+    assert!(!checked.status.success(), "a testsuite with `disabled` validated");
+    assert!(stderr(&checked).contains("disabled"), "{}", stderr(&checked));
 }
 
 #[test]
@@ -151,6 +183,8 @@ fn junit_marks_a_skipped_case_skipped_with_its_reason() {
     let output = sipharness(&["run", id, "--phone", "baresip", "--junit", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = read_report(&file);
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(xml.contains(r#"skipped="1""#), "the testsuite counts its skipped cases: {xml}");
     let case = &report.test_suites[0].test_cases[0];
     assert_eq!(case.name.as_str(), id);
     assert_eq!(case.classname.as_ref().map(|c| c.as_str()), Some("failover"));

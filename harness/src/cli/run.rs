@@ -103,10 +103,7 @@ fn write_junit(
 ) -> Option<u8> {
     let (path, file) = junit?;
     let mut writer = std::io::BufWriter::new(file);
-    let written = crate::report::junit::report(results, elapsed)
-        .serialize(&mut writer)
-        .map_err(|e| e.to_string())
-        .and_then(|()| writer.flush().map_err(|e| e.to_string()));
+    let written = crate::report::junit::write(results, elapsed, &mut writer).and_then(|()| writer.flush());
     written.err().map(|e| usage_error(&format!("--junit {}: {e}", path.display())))
 }
 
