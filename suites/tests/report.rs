@@ -26,13 +26,19 @@ fn ids(listing: &str) -> Vec<String> {
 /// `cargo xtask test` installs).
 fn read_report(path: &std::path::Path) -> Report {
     let xml = std::fs::read_to_string(path).expect("the report was written");
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
-    let checked =
-        Command::new("xmllint").args(["--noout", "--schema", schema]).arg(path).output().unwrap_or_else(|e| {
-            panic!("cannot run xmllint ({e}): `cargo xtask test` installs it (Debian libxml2-utils)")
-        });
+    let checked = validate(path);
     assert!(checked.status.success(), "the report does not validate:\n{}\n{xml}", stderr(&checked));
     Report::deserialize_from_str(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"))
+}
+
+/// xmllint's judgement of `path` against `fixtures/junit/junit.xsd`.
+fn validate(path: &std::path::Path) -> Output {
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
+    Command::new("xmllint")
+        .args(["--noout", "--schema", schema])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xmllint ({e}): `cargo xtask test` installs it (Debian libxml2-utils)"))
 }
 
 /// The schema is no formality: quick-junit's own `disabled` count on a testsuite, which xunit's
@@ -51,9 +57,7 @@ fn the_schema_refuses_what_ci_readers_refuse() {
 </testsuites>"#,
     )
     .unwrap();
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
-    let checked =
-        Command::new("xmllint").args(["--noout", "--schema", schema]).arg(&file).output().expect("xmllint runs");
+    let checked = validate(&file);
     assert!(!checked.status.success(), "a testsuite with `disabled` validated");
     assert!(stderr(&checked).contains("disabled"), "{}", stderr(&checked));
 }
