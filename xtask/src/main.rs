@@ -41,7 +41,7 @@ fn main() -> Result<()> {
 
 /// The programs the tests drive as peers of the lab (`suites/tests/peers.rs`), each with the
 /// Debian package that ships it.
-const PEERS: [(&str, &str); 2] = [("baresip", "baresip-core"), ("sipp", "sip-tester")];
+const PEERS: [(&str, &str); 3] = [("baresip", "baresip-core"), ("sipp", "sip-tester"), ("chromium", "chromium")];
 
 /// What CI runs (`.ci/run`): the peers installed if missing, then the workspace's tests; exits
 /// with cargo's code.

@@ -22,7 +22,12 @@ const COUNTERPART_REACH: usize = 64;
 
 /// Left margin holding each row's message number and lab time.
 const GUTTER: f64 = 132.0;
-const COLUMN: f64 = 150.0;
+/// Column widths: the narrowest, the widest, and the width the columns share when they can.
+const COLUMN_MIN: f64 = 150.0;
+const COLUMN_MAX: f64 = 300.0;
+const DIAGRAM_WIDTH: f64 = 1060.0;
+/// Right of the columns, where the failing checks' windows are labelled.
+const MARGIN: f64 = 130.0;
 const TOP: f64 = 46.0;
 const ROW: f64 = 26.0;
 const BOTTOM: f64 = 14.0;
@@ -74,6 +79,8 @@ pub(super) struct Ladder<'a> {
     pub windows: Vec<(String, CheckWindow)>,
     /// How many messages the ladder shows in all (drawn or not).
     pub shown_total: usize,
+    /// The width of one column: wider when there are few, so labels are cut less.
+    pub column: f64,
 }
 
 impl Ladder<'_> {
@@ -198,12 +205,13 @@ pub(super) fn layout<'a>(trace: &'a CaseTrace, failures: &[Violation]) -> Ladder
     // The lab's parties in their fixed order, anything else (console, unknown addresses) after.
     columns.sort_by_key(|party| ORDER.iter().position(|p| p == party).unwrap_or(ORDER.len()));
     let windows = failures.iter().filter_map(|f| f.window.map(|w| (f.requirement.id().to_owned(), w))).collect();
-    Ladder { columns, rows, highlighted, matched, windows, shown_total: position.len() }
+    let column = ((DIAGRAM_WIDTH - GUTTER) / columns.len().max(1) as f64).clamp(COLUMN_MIN, COLUMN_MAX).floor();
+    Ladder { columns, rows, highlighted, matched, windows, shown_total: position.len(), column }
 }
 
 fn column_x(ladder: &Ladder, party: Party) -> f64 {
     let at = ladder.columns.iter().position(|p| *p == party).unwrap_or(0);
-    GUTTER + COLUMN * (at as f64 + 0.5)
+    GUTTER + ladder.column * (at as f64 + 0.5)
 }
 
 fn row_top(row: usize) -> f64 {
@@ -251,7 +259,8 @@ fn what(line: &str) -> &str {
 
 /// The diagram as one `<svg>` element.
 pub(super) fn svg(ladder: &Ladder) -> String {
-    let width = GUTTER + COLUMN * ladder.columns.len().max(1) as f64 + 10.0;
+    let columns_end = GUTTER + ladder.column * ladder.columns.len().max(1) as f64;
+    let width = columns_end + if ladder.windows.is_empty() { 10.0 } else { MARGIN };
     let height = row_top(ladder.rows.len()) + BOTTOM;
     let mut out = String::with_capacity(512 + ladder.rows.len() * 400);
     let _ = write!(
@@ -264,15 +273,13 @@ pub(super) fn svg(ladder: &Ladder) -> String {
         let bottom = time_y(ladder, window.until, true).max(top + 4.0);
         let _ = write!(
             out,
-            r#"<g class="window"><rect class="window" x="0" y="{top}" width="{width}" height="{h}"/><text class="window-label" x="{x}" y="{ty}" text-anchor="end">{label}</text></g>"#,
+            r#"<g class="window"><rect class="window" x="0" y="{top}" width="{width}" height="{h}"/><text class="window-label" x="{x}" y="{ty}"><tspan x="{x}">{requirement} watched</tspan><tspan x="{x}" dy="13">{from:.3}s – {until:.3}s</tspan></text></g>"#,
             h = bottom - top,
-            x = width - 6.0,
-            ty = top + 12.0,
-            label = escape(&format!(
-                "{requirement}: watched {:.3}s – {:.3}s",
-                window.from.as_secs_f64(),
-                window.until.as_secs_f64()
-            )),
+            x = columns_end + 6.0,
+            ty = top + 14.0,
+            requirement = escape(requirement),
+            from = window.from.as_secs_f64(),
+            until = window.until.as_secs_f64(),
         );
     }
     for party in &ladder.columns {
@@ -280,8 +287,8 @@ pub(super) fn svg(ladder: &Ladder) -> String {
         let _ = write!(
             out,
             r#"<line class="lifeline" x1="{x}" y1="{TOP}" x2="{x}" y2="{height}"/><rect class="party" x="{bx}" y="8" width="{bw}" height="26" rx="4"/><text class="party" x="{x}" y="25" text-anchor="middle">{name}</text>"#,
-            bx = x - COLUMN / 2.0 + 8.0,
-            bw = COLUMN - 16.0,
+            bx = x - ladder.column / 2.0 + 8.0,
+            bw = ladder.column - 16.0,
             name = escape(&party.to_string()),
         );
     }
@@ -348,7 +355,7 @@ fn message(out: &mut String, ladder: &Ladder, drawn: &Drawn, top: f64) {
     );
     if let Some(text) = action {
         let x = column_x(ladder, drawn.from);
-        let w = (text.chars().count() as f64 * CHAR + 14.0).min(COLUMN * 2.0);
+        let w = (text.chars().count() as f64 * CHAR + 14.0).min(ladder.column * 2.0);
         let _ = write!(
             out,
             r#"<rect class="note" x="{bx}" y="{by}" width="{w}" height="18" rx="3"/><text class="note" x="{x}" y="{ty}" text-anchor="middle">{label}</text></g>"#,
@@ -369,7 +376,7 @@ fn message(out: &mut String, ladder: &Ladder, drawn: &Drawn, top: f64) {
             a = y - 6.0,
             lx = x1 + 28.0,
             ly = y + 4.0,
-            label = escape(&fit(words, COLUMN - 40.0)),
+            label = escape(&fit(words, ladder.column - 40.0)),
         );
         return;
     }
@@ -527,7 +534,7 @@ mod tests {
         let band = format!("<rect class=\"window\" x=\"0\" y=\"{}\"", row_top(2));
         assert!(svg.contains(&band), "{band} in {svg}");
         assert!(svg.contains(&format!("height=\"{}\"", ROW * 2.0)), "{svg}");
-        assert!(svg.contains("R1.2: watched 2.000s – 3.500s"), "{svg}");
+        assert!(svg.contains(">R1.2 watched</tspan>") && svg.contains(">2.000s – 3.500s</tspan>"), "{svg}");
         assert!(svg.contains("class=\"msg hl\" data-m=\"3\""), "{svg}");
         assert_eq!(svg.matches(" hl\"").count(), 1);
         // The band is drawn before (under) every arrow.

@@ -277,10 +277,10 @@ fn index(rows: &[Row], title: &str, elapsed: Duration) -> String {
             verdict.label()
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         body,
         "<input type=\"text\" id=\"filter\" placeholder=\"filter: id, requirement, text\" aria-label=\"filter\"> \
-         <span class=\"meta\"><span id=\"shown\">{}</span> shown</span></div>\n",
+         <span class=\"meta\"><span id=\"shown\">{}</span> shown</span></div>",
         rows.len()
     );
     body.push_str(
