@@ -39,6 +39,7 @@ const SCRIPT: &str = r#"
 /// The page of one finished case.
 pub(super) fn render(result: &CaseResult) -> String {
     let nonce = nonce();
+    let ladder = result.trace.as_deref().map(|trace| ladder_svg::layout(trace, &result.failures));
     let failed = matches!(result.verdict, Verdict::Fail | Verdict::Xpass);
     let class = verdict_class(result.verdict);
     let mut body = String::new();
@@ -78,7 +79,9 @@ pub(super) fn render(result: &CaseResult) -> String {
         if !failure.messages.is_empty() {
             body.push_str("<dt>messages</dt><dd>");
             for m in &failure.messages {
-                let _ = write!(body, "<a href=\"#m{m}\">#{m}</a> ");
+                // A message one element sent another is drawn, and listed, from the receiver.
+                let drawn = ladder.as_ref().and_then(|l| l.named.get(m)).copied().unwrap_or(*m);
+                let _ = write!(body, "<a href=\"#m{drawn}\">#{m}</a> ");
             }
             body.push_str("</dd>");
         }
@@ -92,11 +95,10 @@ pub(super) fn render(result: &CaseResult) -> String {
         body.push_str("</dl></div>\n");
     }
     body.push_str("<h2>Ladder</h2>\n");
-    match &result.trace {
-        Some(trace) => {
-            let ladder = ladder_svg::layout(trace, &result.failures);
-            diagram(&mut body, &ladder);
-            messages(&mut body, &ladder);
+    match &ladder {
+        Some(ladder) => {
+            diagram(&mut body, ladder);
+            messages(&mut body, ladder);
         }
         None => body.push_str("<p class=\"meta\">No lab ran for this case, so it has no ladder.</p>\n"),
     }

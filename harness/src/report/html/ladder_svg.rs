@@ -73,6 +73,8 @@ pub(super) struct Ladder<'a> {
     pub rows: Vec<Row<'a>>,
     /// Trace positions drawn in the failure's colour: what the failures name.
     pub highlighted: BTreeSet<usize>,
+    /// Where each message a failure names is drawn (a sender's record at the receiver's).
+    pub named: HashMap<usize, usize>,
     /// Trace positions that met an expectation.
     pub matched: BTreeSet<usize>,
     /// Each failure's watched window, labelled with its requirement.
@@ -154,11 +156,12 @@ pub(super) fn layout<'a>(trace: &'a CaseTrace, failures: &[Violation]) -> Ladder
         }
     }
     let position: HashMap<usize, usize> = shown.iter().enumerate().map(|(at, (index, _))| (*index, at)).collect();
-    let highlighted: BTreeSet<usize> = failures
+    let named: HashMap<usize, usize> = failures
         .iter()
         .flat_map(|f| f.messages.iter())
-        .filter_map(|&m| drawn_as(&trace.events, m, &position, topology))
+        .filter_map(|&m| drawn_as(&trace.events, m, &position, topology).map(|drawn| (m, drawn)))
         .collect();
+    let highlighted: BTreeSet<usize> = named.values().copied().collect();
     let matched: BTreeSet<usize> =
         trace.matched.iter().filter_map(|&m| drawn_as(&trace.events, m, &position, topology)).collect();
     let mut keep = vec![shown.len() <= HEAD + TAIL; shown.len()];
@@ -206,7 +209,7 @@ pub(super) fn layout<'a>(trace: &'a CaseTrace, failures: &[Violation]) -> Ladder
     columns.sort_by_key(|party| ORDER.iter().position(|p| p == party).unwrap_or(ORDER.len()));
     let windows = failures.iter().filter_map(|f| f.window.map(|w| (f.requirement.id().to_owned(), w))).collect();
     let column = ((DIAGRAM_WIDTH - GUTTER) / columns.len().max(1) as f64).clamp(COLUMN_MIN, COLUMN_MAX).floor();
-    Ladder { columns, rows, highlighted, matched, windows, shown_total: position.len(), column }
+    Ladder { columns, rows, highlighted, named, matched, windows, shown_total: position.len(), column }
 }
 
 fn column_x(ladder: &Ladder, party: Party) -> f64 {
@@ -479,12 +482,16 @@ mod tests {
         received.remote = sent.local;
         received.local = sent.remote;
         let trace = trace(vec![sent, received], vec![0]);
-        let ladder = layout(&trace, &[]);
+        let violation = Violation::new(Requirement::R1_2, "x".into(), "y".into(), "z".into()).pointing_at(vec![0]);
+        let ladder = layout(&trace, &[violation]);
         assert_eq!(ladder.drawn().count(), 1);
+        // The failure names the sender's record; the receiver's arrow is highlighted.
+        assert_eq!(ladder.named.get(&0), Some(&1));
+        assert!(ladder.highlighted.contains(&1));
         // The matched sender's record is marked on the receiver's arrow.
         assert!(ladder.matched.contains(&1));
         let svg = svg(&ladder);
-        assert!(svg.contains("class=\"msg matched\" data-m=\"1\""), "{svg}");
+        assert!(svg.contains("class=\"msg hl matched\" data-m=\"1\""), "{svg}");
     }
 
     #[test]
