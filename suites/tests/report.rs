@@ -197,3 +197,44 @@ fn junit_marks_a_skipped_case_skipped_with_its_reason() {
         "{case:?}"
     );
 }
+
+/// `--report DIR`: a page per case as it finishes and the index at the end, the failing case
+/// marked; a DIR that cannot be made stops the run before any case (exit 2, one line).
+#[test]
+fn report_writes_a_page_per_case_and_an_index_marking_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let output = sipharness(&[
+        "run",
+        "register.no-outbound.basic",
+        "--phone",
+        "refphone:quirk=late-refresh",
+        "--json",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let page = report.join("cases").join("register.no-outbound.basic.udp.html");
+    let page = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    assert!(page.contains("<svg"), "the case page draws its ladder");
+    assert!(page.contains("RFC3261-10.2.4"), "the case page names the requirement");
+    let index = std::fs::read_to_string(report.join("index.html")).expect("the index was written");
+    assert!(index.contains("register.no-outbound.basic.udp"), "{index}");
+    assert!(index.contains("sipharness run --phone refphone:quirk=late-refresh"), "the index says what ran");
+
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let output = sipharness(&[
+        "run",
+        "register.no-outbound.basic",
+        "--phone",
+        "refphone",
+        "--json",
+        "--report",
+        blocked.join("report").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).is_empty(), "no case ran: {}", stdout(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("sipharness: --report "), "{}", stderr(&output));
+}

@@ -35,7 +35,8 @@ pub const EXIT_USAGE: u8 = 2;
 2 usage or environment error, an `error` verdict, or a FILTER that matches nothing.\n\n\
 Examples:\n  sipharness list failover\n  sipharness run --phone refphone\n  sipharness coverage > suites/COVERAGE.md\n  \
 sipharness run 'failover.*.silent.*' --phone refphone:quirk=no-backup-registrar --json\n  \
-sipharness run --phone refphone --shard 2/4 --junit junit-2.xml\n  sipharness lint capture/*.sip"
+sipharness run --phone refphone --shard 2/4 --junit junit-2.xml\n  \
+sipharness run failover.no-outbound --phone refphone:quirk=flap --report report/   # then open report/index.html\n  sipharness lint capture/*.sip"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,12 +71,8 @@ enum Command {
         /// a phone on the lab's LAN reaches them; DNS on port 53. Cases then run one at a time.
         #[arg(long, value_name = "FILE")]
         lab: Option<PathBuf>,
-        /// Also write the results as JUnit XML to FILE when the run ends (failed cases too): one
-        /// testsuite `sipharness`, one testcase per case (classname its area, name its id); a
-        /// fail or xpass is a failure, an error an error, a skip or xfail skipped. A FILE that
-        /// cannot be written stops the run before any case starts.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
+        #[command(flatten)]
+        outputs: run::Outputs,
         #[arg(long, value_name = "K/N", value_parser = Shard::parse, help = SHARD_HELP)]
         shard: Option<Shard>,
     },
@@ -152,7 +149,7 @@ pub fn main(catalog: Catalog) -> ExitCode {
     init_tracing();
     let code = match cli.command {
         Command::List { filter, shard } => list(&catalog.cases, filter.as_deref(), shard),
-        Command::Run { filter, phone, json, jobs, lab, junit, shard } => match read_lab(lab.as_deref()) {
+        Command::Run { filter, phone, json, jobs, lab, outputs, shard } => match read_lab(lab.as_deref()) {
             Ok(topology) => run::run(
                 catalog.cases,
                 Selection { filter: filter.as_deref(), shard },
@@ -160,7 +157,7 @@ pub fn main(catalog: Catalog) -> ExitCode {
                 json,
                 usize::from(jobs),
                 topology.zip(lab.as_deref()),
-                junit.as_deref(),
+                &outputs,
             ),
             Err(message) => usage_error(&message),
         },

@@ -1,12 +1,32 @@
 //! `sipharness run`: the selected cases against a phone, their results as lines, JSON Lines and JUnit, and the exit code.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 
 use super::progress::{Mode, Progress, stderr_is_terminal};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Selection, usage_error};
 use crate::case::{Case, CaseResult, Verdict};
 use crate::dut::Profile;
+use crate::report::HtmlReport;
 use crate::runner::run_cases;
+
+/// What a run writes besides its lines on stdout.
+#[derive(clap::Args, Debug, Default)]
+pub(super) struct Outputs {
+    /// Also write the results as JUnit XML to FILE when the run ends (failed cases too): one
+    /// testsuite `sipharness`, one testcase per case (classname its area, name its id); a
+    /// fail or xpass is a failure, an error an error, a skip or xfail skipped. A FILE that
+    /// cannot be written stops the run before any case starts.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a static HTML report into DIR (created if missing; open DIR/index.html from
+    /// disk, nothing is fetched): the cases with their verdicts and filters, and per case its
+    /// failures with the spec's sentences and the message ladder as a diagram, the failing
+    /// check's window shaded and each message's text on click. Each case's page is written as
+    /// it finishes; the index at the end (also after Ctrl-C, saying so).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+}
 
 pub(super) fn run(
     catalog: Vec<Case>,
@@ -15,7 +35,7 @@ pub(super) fn run(
     json: bool,
     jobs: usize,
     lab: Option<(std::sync::Arc<crate::topology::Topology>, &std::path::Path)>,
-    junit: Option<&std::path::Path>,
+    outputs: &Outputs,
 ) -> u8 {
     let (lab, lab_file) = lab.unzip();
     let profile = match Profile::parse(phone) {
@@ -30,15 +50,24 @@ pub(super) fn run(
         Err(message) => return usage_error(&message),
     };
     // Created now, so a FILE that cannot be written stops the run before any case starts.
-    let junit = match junit {
+    let junit = match outputs.junit.as_deref() {
         None => None,
         Some(path) => match std::fs::File::create(path) {
             Ok(file) => Some((path, file)),
             Err(e) => return usage_error(&format!("--junit {}: {e}", path.display())),
         },
     };
+    let mut report = match outputs.report.as_deref().map(|dir| (dir, HtmlReport::create(dir))) {
+        None => None,
+        Some((dir, Ok(report))) => Some((dir, report)),
+        Some((dir, Err(e))) => return usage_error(&format!("--report {}: {e}", dir.display())),
+    };
+    let title = format!("sipharness run --phone {profile}");
     let started = std::time::Instant::now();
     if selected.is_empty() {
+        if let Some(code) = finish_report(report, &title, started.elapsed()) {
+            return code;
+        }
         return write_junit(junit, &[], started.elapsed()).unwrap_or(EXIT_OK);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -56,6 +85,7 @@ pub(super) fn run(
     };
     let budgets: std::collections::HashMap<String, std::time::Duration> =
         selected.iter().map(|case| (case.id.clone(), crate::runner::case_budget(case, &capabilities))).collect();
+    let mut report_failed: Option<String> = None;
     let results = runtime.block_on(async {
         let running = std::sync::Arc::new(crate::runner::Running::default());
         let progress = Progress::new(
@@ -68,6 +98,13 @@ pub(super) fn run(
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
             progress.finished(result, budgets.get(&result.id).copied().unwrap_or_default());
             progress.print(|| print_result(result, &rerun, json, finished, total));
+            if let Some((dir, writer)) = &mut report
+                && let Err(e) = writer.add(result)
+            {
+                report_failed.get_or_insert_with(|| format!("--report {}: {e}", dir.display()));
+            }
+            // Written: a long run holds no traces.
+            result.trace = None;
         });
         let results = tokio::select! {
             results = work => Some(results),
@@ -80,18 +117,34 @@ pub(super) fn run(
     // Dropping the runtime drops every lab, which kills every phone it started.
     drop(runtime);
     let Some(results) = results else {
-        // No report of a run cut short: a CI job that merges reports finds it missing.
+        // No JUnit report of a run cut short: a CI job that merges reports finds it missing. The
+        // HTML report, for a person, shows what finished.
         if let Some((path, _)) = junit {
             let _ = std::fs::remove_file(path);
         }
+        let _ = finish_report(report, &format!("{title} (interrupted)"), started.elapsed());
         let _ = writeln!(std::io::stderr(), "sipharness: interrupted; every phone was stopped and its files removed");
         return EXIT_USAGE;
     };
     if !json {
         print_summary(&results);
     }
-    let code = exit_code(&results);
+    let mut code = exit_code(&results);
+    if let Some(message) = report_failed {
+        code = usage_error(&message);
+    }
+    let code = finish_report(report, &title, started.elapsed()).unwrap_or(code);
     write_junit(junit, &results, started.elapsed()).unwrap_or(code)
+}
+
+/// Writes `--report`'s index; `Some(exit code)` when it cannot be written.
+fn finish_report(
+    report: Option<(&std::path::Path, HtmlReport)>,
+    title: &str,
+    elapsed: std::time::Duration,
+) -> Option<u8> {
+    let (dir, report) = report?;
+    report.finish(title, elapsed).err().map(|e| usage_error(&format!("--report {}: {e}", dir.display())))
 }
 
 /// Writes `--junit`'s report into the file created before the run; `Some(exit code)` when it

@@ -1,3 +1,6 @@
-//! Reports a finished run writes for other tools to read (BRIEF §5: `run --junit FILE`).
+//! Reports a finished run writes for other tools and people to read (BRIEF §5: `run --junit FILE`, `run --report DIR`).
 
+pub mod html;
 pub mod junit;
+
+pub use html::HtmlReport;
