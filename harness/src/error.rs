@@ -103,13 +103,13 @@ impl fmt::Display for Violation {
 /// Why a case stopped early: the phone failed a check, or the harness broke.
 #[derive(Debug)]
 pub enum CaseError {
-    Violation(Violation),
+    Violation(Box<Violation>),
     Harness(HarnessError),
 }
 
 impl From<Violation> for CaseError {
     fn from(v: Violation) -> CaseError {
-        CaseError::Violation(v)
+        CaseError::Violation(Box::new(v))
     }
 }
 

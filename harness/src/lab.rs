@@ -128,6 +128,15 @@ impl LabSpec {
     }
 }
 
+impl LabSpec {
+    /// The deadlines of this lab with a phone of `capabilities`: from the timers it is
+    /// provisioned with (raised to its floors).
+    pub fn timing(&self, capabilities: &crate::dut::Capabilities) -> Timing {
+        Timing::new(capabilities.floors.apply(self.timers), capabilities.clone())
+            .with_sip_outbound(self.configuration.sip_outbound())
+    }
+}
+
 /// The lab as [`LabSpec::for_case`] makes it, unchanged: what most cases want.
 pub fn standard_lab(_: &mut LabSpec) {}
 
@@ -269,7 +278,6 @@ impl Lab {
         let topology = Arc::new(topology);
         let trace = Trace::new();
         let provisioning = spec.provisioning(&topology, &dut.capabilities().floors);
-        let timers = provisioning.timers;
         // Aborted if start fails half-way, so no element keeps its sockets after an error.
         let mut tasks = AbortOnDrop::default();
 
@@ -329,8 +337,7 @@ impl Lab {
             topology: Topology::clone(&topology),
         };
         dut.provision(&provisioning, &addresses, dir.path()).await?;
-        let timing =
-            Timing::new(timers, dut.capabilities().clone()).with_sip_outbound(spec.configuration.sip_outbound());
+        let timing = spec.timing(dut.capabilities());
         dut.start().await?;
         tracing::info!(block = %topology.ip(Element::Dns), "lab up");
         Ok(Lab {

@@ -337,8 +337,8 @@ pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
     for Block { start, size, repeats } in collapse(&texts) {
         match (size, repeats) {
             (_, 1) => {
-                for line in start..start + size {
-                    let _ = writeln!(out, "{} {}", stamp(line), texts[line]);
+                for (line, text) in texts.iter().enumerate().skip(start).take(size) {
+                    let _ = writeln!(out, "{} {text}", stamp(line));
                 }
             }
             (1, n) => {
@@ -348,8 +348,8 @@ pub fn render(events: &[TraceEvent], topology: &Topology) -> String {
             (_, n) => {
                 let last = shown[order[start + (n - 1) * size]].index;
                 let _ = writeln!(out, "repeat (x{n}, last from #{last}) {{");
-                for line in start..start + size {
-                    let _ = writeln!(out, "  {} {}", stamp(line), texts[line]);
+                for (line, text) in texts.iter().enumerate().skip(start).take(size) {
+                    let _ = writeln!(out, "  {} {text}", stamp(line));
                 }
                 let _ = writeln!(out, "}}");
             }

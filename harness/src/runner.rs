@@ -110,6 +110,12 @@ pub fn provisioning_for(
     Ok((spec.provisioning(&topology, &floors), topology))
 }
 
+/// How long `case` may run against a phone of `capabilities` before its watchdog stops it, as
+/// its lab will derive it.
+pub fn case_budget(case: &Case, capabilities: &Capabilities) -> std::time::Duration {
+    LabSpec::for_case(case).timing(capabilities).case_budget()
+}
+
 /// The options of a profile naming one device at a fixed address (its cases run one at a time).
 fn fixed_phone(profile: &Profile) -> Option<aastra::AastraOptions> {
     (profile.name == "aastra").then(|| aastra::AastraOptions::of(profile).ok()).flatten()
@@ -159,7 +165,7 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
     let (ladder, full_ladder) = (lab.ladder(), lab.full_ladder());
     let (verdict, failures, reason) = match outcome {
         Ok(()) => (Verdict::Pass, Vec::new(), None),
-        Err(CaseError::Violation(v)) => (Verdict::Fail, vec![v], None),
+        Err(CaseError::Violation(v)) => (Verdict::Fail, vec![*v], None),
         Err(CaseError::Harness(e)) => (Verdict::Error, Vec::new(), Some(e.to_string())),
     };
     let (verdict, reason) = match (verdict, expected_failure(case, &capabilities)) {
@@ -214,6 +220,12 @@ impl Running {
     }
 }
 
+/// How many cases run at once: `jobs`, but one for one device, or on one set of a lab file's
+/// addresses.
+pub fn jobs_at_once(profile: &Profile, lab_file: bool, jobs: usize) -> usize {
+    if profile.is_one_device() || lab_file { 1 } else { jobs.max(1) }
+}
+
 /// Runs cases `jobs` at a time; `on_result` sees each result as it lands (progress), and
 /// `running` holds the cases in flight.
 pub async fn run_cases(
@@ -225,9 +237,8 @@ pub async fn run_cases(
     mut on_result: impl FnMut(&mut CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
-    // One device, or one set of a lab file's addresses, runs one case at a time.
-    let jobs = if profile.is_one_device() || lab.is_some() { 1 } else { jobs };
-    let permits = Arc::new(Semaphore::new(jobs.max(1)));
+    let jobs = jobs_at_once(profile, lab.is_some(), jobs);
+    let permits = Arc::new(Semaphore::new(jobs));
     let mut set = JoinSet::new();
     for (position, case) in cases.into_iter().enumerate() {
         let permits = permits.clone();

@@ -118,7 +118,7 @@ pub fn new_dialogs(before: &[TraceEvent], after: &[TraceEvent], requirement: Req
             old.iter().any(|(_, t)| *t == tag).then(|| format!("From tag {tag}"))
         };
         if let Some(what) = reused {
-            return Err(CaseError::Violation(
+            return Err(CaseError::from(
                 Violation::new(
                     requirement,
                     "the moved subscription as a new dialog: a new Call-ID and a new From tag".into(),

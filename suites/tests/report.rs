@@ -21,9 +21,45 @@ fn ids(listing: &str) -> Vec<String> {
     listing.lines().map(|l| l.split('\t').next().unwrap().to_owned()).collect()
 }
 
+/// The report read back with quick-junit's parser, after it validated against the schema CI
+/// readers accept (`fixtures/junit/junit.xsd`, by xmllint: Debian `libxml2-utils`, which
+/// `cargo xtask test` installs).
 fn read_report(path: &std::path::Path) -> Report {
     let xml = std::fs::read_to_string(path).expect("the report was written");
+    let checked = validate(path);
+    assert!(checked.status.success(), "the report does not validate:\n{}\n{xml}", stderr(&checked));
     Report::deserialize_from_str(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"))
+}
+
+/// xmllint's judgement of `path` against `fixtures/junit/junit.xsd`.
+fn validate(path: &std::path::Path) -> Output {
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/junit/junit.xsd");
+    Command::new("xmllint")
+        .args(["--noout", "--schema", schema])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xmllint ({e}): `cargo xtask test` installs it (Debian libxml2-utils)"))
+}
+
+/// The schema is no formality: quick-junit's own `disabled` count on a testsuite, which xunit's
+/// schema refuses, fails it.
+#[test]
+fn the_schema_refuses_what_ci_readers_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junit.xml");
+    std::fs::write(
+        &file,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="sipharness" tests="1" failures="0" errors="0" time="0.1">
+    <testsuite name="sipharness" tests="1" disabled="1" errors="0" failures="0" time="0.1">
+        <testcase name="a.b.udp" classname="a" time="0.1"><skipped message="no BLF"/></testcase>
+    </testsuite>
+</testsuites>"#,
+    )
+    .unwrap();
+    let checked = validate(&file);
+    assert!(!checked.status.success(), "a testsuite with `disabled` validated");
+    assert!(stderr(&checked).contains("disabled"), "{}", stderr(&checked));
 }
 
 #[test]
@@ -151,6 +187,8 @@ fn junit_marks_a_skipped_case_skipped_with_its_reason() {
     let output = sipharness(&["run", id, "--phone", "baresip", "--junit", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = read_report(&file);
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(xml.contains(r#"skipped="1""#), "the testsuite counts its skipped cases: {xml}");
     let case = &report.test_suites[0].test_cases[0];
     assert_eq!(case.name.as_str(), id);
     assert_eq!(case.classname.as_ref().map(|c| c.as_str()), Some("failover"));
@@ -158,4 +196,45 @@ fn junit_marks_a_skipped_case_skipped_with_its_reason() {
         matches!(&case.status, TestCaseStatus::Skipped { message: Some(m), .. } if m.as_str().contains("backup registrar")),
         "{case:?}"
     );
+}
+
+/// `--report DIR`: a page per case as it finishes and the index at the end, the failing case
+/// marked; a DIR that cannot be made stops the run before any case (exit 2, one line).
+#[test]
+fn report_writes_a_page_per_case_and_an_index_marking_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let output = sipharness(&[
+        "run",
+        "register.no-outbound.basic",
+        "--phone",
+        "refphone:quirk=late-refresh",
+        "--json",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let page = report.join("cases").join("register.no-outbound.basic.udp.html");
+    let page = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    assert!(page.contains("<svg"), "the case page draws its ladder");
+    assert!(page.contains("RFC3261-10.2.4"), "the case page names the requirement");
+    let index = std::fs::read_to_string(report.join("index.html")).expect("the index was written");
+    assert!(index.contains("register.no-outbound.basic.udp"), "{index}");
+    assert!(index.contains("sipharness run --phone refphone:quirk=late-refresh"), "the index says what ran");
+
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let output = sipharness(&[
+        "run",
+        "register.no-outbound.basic",
+        "--phone",
+        "refphone",
+        "--json",
+        "--report",
+        blocked.join("report").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).is_empty(), "no case ran: {}", stdout(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("sipharness: --report "), "{}", stderr(&output));
 }

@@ -8,8 +8,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]|fuzz SECONDS>
-  test         install the peers the tests drive if missing (baresip, sipp: Debian packages
-               baresip-core and sip-tester, as root), then cargo test --workspace --locked [ARGS]
+  test         install what the tests drive if missing (baresip, sipp, xmllint, chromium: Debian
+               packages baresip-core, sip-tester, libxml2-utils, chromium; as root), then
+               cargo test --workspace --locked [ARGS]
   ci           build everything, run the tests, then run every case against the reference phone
   bench        run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
@@ -41,7 +42,13 @@ fn main() -> Result<()> {
 
 /// The programs the tests drive as peers of the lab (`suites/tests/peers.rs`), each with the
 /// Debian package that ships it.
-const PEERS: [(&str, &str); 3] = [("baresip", "baresip-core"), ("sipp", "sip-tester"), ("tshark", "tshark")];
+const PEERS: [(&str, &str); 5] = [
+    ("baresip", "baresip-core"),
+    ("sipp", "sip-tester"),
+    ("xmllint", "libxml2-utils"),
+    ("chromium", "chromium"),
+    ("tshark", "tshark"),
+];
 
 /// What CI runs (`.ci/run`): the peers installed if missing, then the workspace's tests; exits
 /// with cargo's code.

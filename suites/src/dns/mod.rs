@@ -174,7 +174,7 @@ fn no_register_at_a_after(lab: &Lab, after: Duration, why: &str) -> Result<(), C
     let events = lab.trace().snapshot();
     let boundary = after + lab.timing().jitter() / 10;
     if let Some(stale) = first_new_register(&events, Element::RegistrarA, lab.topology.phone_ip(), boundary) {
-        return Err(CaseError::Violation(
+        return Err(CaseError::from(
             harness::Violation::new(
                 Requirement::F5,
                 format!(

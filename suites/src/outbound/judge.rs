@@ -8,7 +8,7 @@ use harness::{CaseError, Element, Lab, Requirement, TraceEvent, Transport, Viola
 use sip::{HeaderName, Method, StunClass};
 
 pub(crate) fn violation(requirement: Requirement, expected: String, arrived: String, message: &str) -> CaseError {
-    CaseError::Violation(Violation::new(requirement, expected, arrived, message.into()))
+    Violation::new(requirement, expected, arrived, message.into()).into()
 }
 
 /// The REGISTER a registrar's 2xx answered, as the phone sent it: the request received on the
