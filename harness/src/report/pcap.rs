@@ -378,7 +378,206 @@ fn port_unreachable(datagram: &[u8], from: SocketAddr, to: SocketAddr) -> Option
 
 #[cfg(test)]
 mod tests {
-    use super::file_stem;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use pcap_file::pcapng::{Block, PcapNgReader};
+
+    use super::*;
+
+    const REGISTER: &[u8] = b"REGISTER sip:registrar-a.lab.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.9.0.9:5060;branch=z9hG4bK1\r\nFrom: <sip:1001@proxy-a.lab.test>;tag=1\r\nTo: <sip:1001@proxy-a.lab.test>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+
+    fn sip() -> Payload {
+        Payload::Sip(Box::new(sip::Message::parse(REGISTER).unwrap()))
+    }
+
+    struct Events(Vec<TraceEvent>);
+
+    impl Events {
+        #[allow(clippy::too_many_arguments)]
+        fn push(
+            &mut self,
+            element: Element,
+            direction: Direction,
+            transport: Transport,
+            local: &str,
+            remote: &str,
+            payload: Payload,
+            fate: Fate,
+        ) {
+            self.0.push(TraceEvent {
+                index: self.0.len(),
+                at: Duration::from_millis(10 * self.0.len() as u64),
+                element,
+                direction,
+                transport,
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+                flow: (transport != Transport::Udp).then_some(1),
+                payload,
+                fate,
+            });
+        }
+    }
+
+    /// Reads the file back: each packet's transport summary and comment.
+    fn read(bytes: &[u8]) -> Vec<(String, Option<String>)> {
+        let mut reader = PcapNgReader::new(bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(block) = reader.next_block() {
+            let Block::EnhancedPacket(packet) = block.unwrap() else { continue };
+            let comment = packet.options.iter().find_map(|o| match o {
+                EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+                _ => None,
+            });
+            let sliced = SlicedPacket::from_ip(&packet.data).unwrap();
+            let Some(NetSlice::Ipv4(ip)) = &sliced.net else { panic!("not IPv4") };
+            let (src, dst) = (Ipv4Addr::from(ip.header().source()), Ipv4Addr::from(ip.header().destination()));
+            let what = match sliced.transport.unwrap() {
+                TransportSlice::Udp(u) => {
+                    format!("udp {src}:{} > {dst}:{} {}", u.source_port(), u.destination_port(), u.payload().len())
+                }
+                TransportSlice::Tcp(t) => format!(
+                    "tcp {src}:{} > {dst}:{} {}{}{} seq={} ack={} {}",
+                    t.source_port(),
+                    t.destination_port(),
+                    if t.syn() { "S" } else { "" },
+                    if t.ack() { "A" } else { "" },
+                    if t.rst() { "R" } else { "" },
+                    t.sequence_number(),
+                    t.acknowledgment_number(),
+                    t.payload().len()
+                ),
+                TransportSlice::Icmpv4(i) => format!("icmp {src} > {dst} {:?}", i.icmp_type()),
+                other => format!("{other:?}"),
+            };
+            out.push((what, comment));
+        }
+        out
+    }
+
+    #[test]
+    fn each_message_once_tcp_streams_with_handshakes_and_refused_attempts_with_the_kernels_answer() {
+        let topology = Topology::new(Ipv4Addr::new(127, 9, 0, 0), "lab.test");
+        let registrar = topology.sip_addr(Element::RegistrarA).to_string();
+        let proxy = topology.sip_addr(Element::ProxyA).to_string();
+        let phone = format!("{}:5060", topology.phone_ip());
+        let phone_tls = format!("{}:40000", topology.phone_ip());
+        let registrar_tls = format!("{}:5061", topology.ip(Element::RegistrarA));
+        let mut e = Events(Vec::new());
+        let (udp, tls) = (Transport::Udp, Transport::Tls);
+        e.push(Element::RegistrarA, Direction::Received, udp, &registrar, &phone, sip(), Fate::Delivered);
+        e.push(Element::RegistrarA, Direction::Sent, udp, &registrar, &phone, sip(), Fate::Delivered);
+        // Between two elements: recorded by both, written once.
+        e.push(Element::ProxyA, Direction::Sent, udp, &proxy, &registrar, sip(), Fate::Delivered);
+        e.push(Element::RegistrarA, Direction::Received, udp, &registrar, &proxy, sip(), Fate::Delivered);
+        // Never sent: left out.
+        e.push(Element::RegistrarA, Direction::Sent, udp, &registrar, &phone, sip(), Fate::Dropped("too large".into()));
+        e.push(
+            Element::RegistrarA,
+            Direction::Sent,
+            udp,
+            &registrar,
+            &registrar,
+            Payload::Action("fail registrar-a refuse".into()),
+            Fate::Delivered,
+        );
+        e.push(Element::RegistrarA, Direction::Received, tls, &registrar_tls, &phone_tls, sip(), Fate::Delivered);
+        e.push(
+            Element::RegistrarA,
+            Direction::Received,
+            tls,
+            &registrar_tls,
+            &phone_tls,
+            sip(),
+            Fate::Dropped("silent".into()),
+        );
+        let refused = Payload::Refused(RefusedAttempt::Datagram(Box::new(sip())));
+        e.push(
+            Element::RegistrarA,
+            Direction::Received,
+            udp,
+            &registrar,
+            &phone,
+            refused,
+            Fate::Dropped("refused: ICMP port unreachable".into()),
+        );
+        e.push(
+            Element::RegistrarA,
+            Direction::Received,
+            Transport::Tcp,
+            &registrar,
+            &phone_tls,
+            Payload::Refused(RefusedAttempt::Connect),
+            Fate::Dropped("refused: RST".into()),
+        );
+        let trace =
+            CaseTrace { topology: topology.clone(), started: SystemTime::UNIX_EPOCH, events: e.0, matched: vec![] };
+        let packets = read(&encode(&trace).unwrap());
+        let (r, p, ph) = (topology.ip(Element::RegistrarA), topology.ip(Element::ProxyA), topology.phone_ip());
+        let n = REGISTER.len();
+        let expected: Vec<(String, Option<&str>)> = vec![
+            (format!("udp {ph}:5060 > {r}:5060 {n}"), None),
+            (format!("udp {r}:5060 > {ph}:5060 {n}"), None),
+            (format!("udp {p}:5060 > {r}:5060 {n}"), None),
+            (
+                format!("tcp {ph}:40000 > {r}:5061 S seq=1000 ack=0 0"),
+                Some(
+                    "registrar-a: fail registrar-a refuse; TLS flow shown decrypted (decode with -d tcp.port==5061,sip)",
+                ),
+            ),
+            (format!("tcp {r}:5061 > {ph}:40000 SA seq=500000 ack=1001 0"), None),
+            (format!("tcp {ph}:40000 > {r}:5061 A seq=1001 ack=500001 0"), None),
+            (format!("tcp {ph}:40000 > {r}:5061 A seq=1001 ack=500001 {n}"), None),
+            (
+                format!("tcp {ph}:40000 > {r}:5061 A seq={} ack=500001 {n}", 1001 + n),
+                Some("dropped by registrar-a: silent"),
+            ),
+            (
+                format!("udp {ph}:5060 > {r}:5060 {n}"),
+                Some(
+                    "refused: ICMP port unreachable: registrar-a's port closed by `refuse` (seen by the lab's loopback capture)",
+                ),
+            ),
+            (format!("icmp {r} > {ph} DestinationUnreachable(Port)"), None),
+            (
+                format!("tcp {ph}:40000 > {r}:5060 S seq=0 ack=0 0"),
+                Some("refused: RST: registrar-a's port closed by `refuse` (seen by the lab's loopback capture)"),
+            ),
+            (format!("tcp {r}:5060 > {ph}:40000 AR seq=0 ack=1 0"), None),
+        ];
+        let expected: Vec<(String, Option<String>)> =
+            expected.into_iter().map(|(w, c)| (w, c.map(str::to_owned))).collect();
+        assert_eq!(packets, expected);
+    }
+
+    #[test]
+    fn a_result_without_a_trace_writes_nothing_and_the_dir_holds_only_pcaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = PcapWriter::create(&dir.path().join("a/b")).unwrap();
+        let result = CaseResult {
+            id: "register.x.udp".into(),
+            verdict: crate::case::Verdict::Skip,
+            duration: Duration::ZERO,
+            waited: Duration::ZERO,
+            failures: vec![],
+            reason: None,
+            ladder: String::new(),
+            full_ladder: String::new(),
+            requirements: vec![],
+            trace: None,
+        };
+        assert_eq!(writer.write(&result).unwrap(), None);
+        let topology = Topology::new(Ipv4Addr::new(127, 9, 0, 0), "lab.test");
+        let trace = CaseTrace { topology, started: SystemTime::now(), events: vec![], matched: vec![] };
+        let result = CaseResult { trace: Some(Arc::new(trace)), ..result };
+        let path = writer.write(&result).unwrap().unwrap();
+        assert_eq!(path, dir.path().join("a/b/register.x.udp.pcapng"));
+        let names: Vec<_> = std::fs::read_dir(writer.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from("register.x.udp.pcapng")]);
+        assert!(read(&std::fs::read(path).unwrap()).is_empty());
+    }
 
     #[test]
     fn case_ids_become_file_names_and_nothing_else() {
