@@ -136,6 +136,8 @@ pub struct CaseResult {
 #[derive(Debug)]
 pub struct CaseTrace {
     pub topology: Topology,
+    /// The wall-clock time the lab started: each event happened `at` after it (the pcap's times).
+    pub started: std::time::SystemTime,
     pub events: Vec<TraceEvent>,
     /// Trace positions of the events that met an expectation.
     pub matched: Vec<usize>,

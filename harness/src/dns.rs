@@ -381,7 +381,7 @@ async fn answer_query(
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     ctx.trace.record(record(
         Direction::Received,
-        DnsRecord::Query { id, name: name.clone(), record_type: record_type.clone() },
+        DnsRecord::Query { id, name: name.clone(), record_type: record_type.clone(), wire: bytes.into() },
         fate.clone(),
     ));
     if fate != Fate::Delivered {
@@ -418,7 +418,8 @@ async fn answer_query(
         tracing::warn!("dns: answer to {source} for {name} {record_type} not sent: {why}");
     }
     let sent = fate == Fate::Delivered;
-    ctx.trace.record(record(Direction::Sent, DnsRecord::Answer { id, name, record_type, rcode, answers }, fate));
+    let wire = bytes.as_slice().into();
+    ctx.trace.record(record(Direction::Sent, DnsRecord::Answer { id, name, record_type, rcode, answers, wire }, fate));
     sent.then_some(bytes)
 }
 

@@ -407,11 +407,23 @@ pub fn arrivals_numbered(events: &[TraceEvent], topology: &Topology) -> (String,
             Payload::Stun(_) => format!("STUN at {}", event.element),
             Payload::KeepAlive => format!("keep-alive at {}", event.element),
             Payload::Action(_) => continue,
+            Payload::Refused(crate::trace::RefusedAttempt::Datagram(inner)) => match &**inner {
+                Payload::Sip(m) => {
+                    format!(
+                        "{} at {}",
+                        m.method().map(|m| m.to_string()).unwrap_or_else(|| "a response".into()),
+                        event.element
+                    )
+                }
+                _ => format!("a datagram at {}", event.element),
+            },
+            Payload::Refused(crate::trace::RefusedAttempt::Connect) => format!("a connection to {}", event.element),
         };
         let what =
             if from_outbound { format!("{what} via {from}") } else { format!("{what} over {}", event.transport) };
         let what = match &event.fate {
             Fate::Delivered => what,
+            Fate::Dropped(why) if matches!(event.payload, Payload::Refused(_)) => format!("{what} [{why}]"),
             Fate::Dropped(fault) => format!("{what} [dropped: {fault}]"),
         };
         numbers.push(event.index);

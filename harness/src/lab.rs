@@ -254,6 +254,8 @@ pub struct Lab {
     ca: Arc<LabCa>,
     /// Faults in force, for explaining what the trace cannot show.
     active_faults: HashMap<Element, Fault>,
+    /// The loopback captures of what is sent to refused ports (`capture.rs`).
+    captures: crate::capture::Captures,
     tasks: Vec<JoinHandle<()>>,
     dut: Box<dyn Dut>,
     timing: Timing,
@@ -348,6 +350,7 @@ impl Lab {
             zone,
             ca,
             active_faults: HashMap::new(),
+            captures: Default::default(),
             tasks: std::mem::take(&mut tasks.0),
             dut,
             timing,
@@ -399,6 +402,9 @@ impl Lab {
     /// Puts a lasting fault on an element or one of its transports. The DNS takes `silent` and `refuse`.
     pub fn fail(&mut self, target: impl Into<FaultTarget>, fault: Fault) {
         let target = target.into();
+        if fault == Fault::Refuse {
+            self.capture_refused(target.element);
+        }
         // The fault first, the note after: whoever reads the note finds the fault in force.
         match self.elements.get(&target.element) {
             Some(shared) => shared.set_fault(&target, Some(fault)),
@@ -411,9 +417,29 @@ impl Lab {
         self.cursor = self.trace.len();
     }
 
+    /// Starts recording what is sent to `element`'s ports while `refuse` has them closed,
+    /// where the lab may capture on loopback.
+    fn capture_refused(&mut self, element: Element) {
+        let refused: crate::capture::RefusedCheck = match self.elements.get(&element) {
+            Some(shared) => {
+                let shared = shared.clone();
+                Arc::new(move |transport| shared.faults.borrow().on(transport) == Some(Fault::Refuse))
+            }
+            None => {
+                let dns = self.dns_fault.subscribe();
+                Arc::new(move |_| *dns.borrow() == Some(Fault::Refuse))
+            }
+        };
+        self.captures.start(element, &self.topology, &self.trace, refused);
+    }
+
     /// Lifts a lasting fault.
     pub fn restore(&mut self, target: impl Into<FaultTarget>) {
         let target = target.into();
+        if target.transport.is_none() {
+            // Before the ports open again: nothing delivered is ever recorded as refused.
+            self.captures.stop(target.element);
+        }
         match self.elements.get(&target.element) {
             Some(shared) => shared.set_fault(&target, None),
             None => {
@@ -487,9 +513,11 @@ impl Lab {
             self.dut.check_alive()?;
             let (mut arrived, messages) = expect::arrivals_numbered(&window, &topology);
             for (element, fault) in &self.active_faults {
-                if *fault == Fault::Refuse {
+                if *fault == Fault::Refuse
+                    && let Some(why) = self.captures.blind_to(*element)
+                {
                     arrived.push_str(&format!(
-                        " (what the phone sent to {element} is not recorded: `refuse` closed its port, the kernel answered ICMP)"
+                        " (what the phone sent to {element} is not recorded: `refuse` closed its port, the kernel answered ICMP; {why})"
                     ));
                 }
             }
@@ -644,6 +672,7 @@ impl Lab {
         if let Err(e) = self.dut.stop().await {
             tracing::warn!("stopping the DUT: {e}");
         }
+        self.captures.stop_all();
         // Waited for, not only aborted: the next lab on the same addresses (`--lab`, a pinned
         // block) binds them at once.
         for task in self.tasks.drain(..) {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use sip::{HeaderName, Host, Message, SipUri, StunClass, Uri};
 
 use crate::topology::{Party, Topology};
-use crate::trace::{Direction, DnsRecord, Fate, Payload, TraceEvent};
+use crate::trace::{Direction, DnsRecord, Fate, Payload, RefusedAttempt, TraceEvent};
 
 /// Numbers run-to-run values (Call-IDs) by first use, and hides ephemeral ports.
 ///
@@ -133,7 +133,18 @@ fn line_of(event: &TraceEvent, topology: &Topology, placeholders: &mut Placehold
         Direction::Received => (peer, me),
         Direction::Sent => (me, peer),
     };
-    let what = match &event.payload {
+    let what = payload_line(&event.payload, topology, placeholders);
+    let fate = match &event.fate {
+        Fate::Delivered => String::new(),
+        // What the loopback capture saw go to a closed port: `[refused: RST]`.
+        Fate::Dropped(why) if matches!(event.payload, Payload::Refused(_)) => format!("  [{why}]"),
+        Fate::Dropped(fault) => format!("  [dropped: {fault}]"),
+    };
+    format!("{from:>11} -> {to:<11} {} {what}{fate}", event.transport)
+}
+
+fn payload_line(payload: &Payload, topology: &Topology, placeholders: &mut Placeholders) -> String {
+    match payload {
         Payload::Sip(m) => sip_line(m, topology, placeholders),
         Payload::Malformed(m) => format!("MALFORMED {}", m.diagnostics.first().map(|d| d.code).unwrap_or("?")),
         Payload::Stun(s) => match s.class {
@@ -148,13 +159,10 @@ fn line_of(event: &TraceEvent, topology: &Topology, placeholders: &mut Placehold
             format!("DNS answer {record_type} {name} {rcode} [{}]", answers.join(", "))
         }
         Payload::Dns(DnsRecord::Malformed { .. }) => "DNS malformed".into(),
-        Payload::Action(_) => unreachable!("handled above"),
-    };
-    let fate = match &event.fate {
-        Fate::Delivered => String::new(),
-        Fate::Dropped(fault) => format!("  [dropped: {fault}]"),
-    };
-    format!("{from:>11} -> {to:<11} {} {what}{fate}", event.transport)
+        Payload::Refused(RefusedAttempt::Datagram(inner)) => payload_line(inner, topology, placeholders),
+        Payload::Refused(RefusedAttempt::Connect) => "connect (SYN)".into(),
+        Payload::Action(text) => format!("== {text} =="),
+    }
 }
 
 /// Whether an event shows in a ladder: a message one element sends another is drawn once, from

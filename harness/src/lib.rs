@@ -1,5 +1,6 @@
 //! The sipharness engine: plays every server a phone talks to, breaks them on purpose, records every message, and judges the phone from the trace.
 
+pub mod capture;
 pub mod case;
 pub mod cli;
 pub mod coverage;

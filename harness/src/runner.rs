@@ -175,6 +175,7 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
     };
     let trace = CaseTrace {
         topology: Topology::clone(&lab.topology),
+        started: std::time::SystemTime::now().checked_sub(lab.trace().now()).unwrap_or(std::time::UNIX_EPOCH),
         events: lab.trace().snapshot(),
         matched: lab.matched().to_vec(),
     };

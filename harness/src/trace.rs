@@ -53,10 +53,12 @@ pub enum Direction {
 /// A DNS exchange as the DNS element saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnsRecord {
-    /// A query: name (absolute, lowercase, no trailing dot) and type (`A`, `SRV`, ...).
-    Query { id: u16, name: String, record_type: String },
-    /// An answer: the response code and each answer record as `TYPE TTL RDATA`.
-    Answer { id: u16, name: String, record_type: String, rcode: String, answers: Vec<String> },
+    /// A query: name (absolute, lowercase, no trailing dot) and type (`A`, `SRV`, ...), and the
+    /// message as it crossed the wire (without TCP's length prefix), for the pcap.
+    Query { id: u16, name: String, record_type: String, wire: Arc<[u8]> },
+    /// An answer: the response code and each answer record as `TYPE TTL RDATA`, and the message
+    /// as it crossed the wire (without TCP's length prefix).
+    Answer { id: u16, name: String, record_type: String, rcode: String, answers: Vec<String>, wire: Arc<[u8]> },
     /// Bytes on the DNS port that did not decode.
     Malformed { detail: String },
 }
@@ -72,6 +74,19 @@ pub enum Payload {
     Dns(DnsRecord),
     /// Something the harness did (a fault injected or lifted), recorded so ladders show it.
     Action(String),
+    /// What the phone sent to a port `refuse` closed, seen by the lab's loopback capture
+    /// (`capture.rs`): it never reached the element, the kernel answered it (the fate says how).
+    /// No expectation or steady rule counts it; the full ladder and the pcap show it.
+    Refused(RefusedAttempt),
+}
+
+/// One attempt to reach a closed port.
+#[derive(Debug, Clone)]
+pub enum RefusedAttempt {
+    /// A datagram, classified as the element would have (SIP, STUN, keep-alive, DNS query).
+    Datagram(Box<Payload>),
+    /// A TCP connection attempt (SYN), answered with RST.
+    Connect,
 }
 
 /// What happened to a received message.
@@ -232,7 +247,13 @@ fn summary(payload: &Payload) -> String {
         Payload::Malformed(_) => "malformed".into(),
         Payload::Stun(_) => "stun".into(),
         Payload::KeepAlive => "keep-alive".into(),
-        Payload::Dns(d) => format!("{d:?}"),
+        Payload::Dns(DnsRecord::Query { id, name, record_type, .. }) => format!("dns query {id} {record_type} {name}"),
+        Payload::Dns(DnsRecord::Answer { id, name, record_type, rcode, .. }) => {
+            format!("dns answer {id} {record_type} {name} {rcode}")
+        }
+        Payload::Dns(DnsRecord::Malformed { detail }) => format!("dns malformed: {detail}"),
         Payload::Action(a) => a.clone(),
+        Payload::Refused(RefusedAttempt::Datagram(inner)) => format!("refused {}", summary(inner)),
+        Payload::Refused(RefusedAttempt::Connect) => "refused connect".into(),
     }
 }

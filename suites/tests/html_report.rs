@@ -276,7 +276,12 @@ fn markup_from_a_phone_stays_text_in_the_browser() {
         ladder: String::new(),
         full_ladder: "#0 phone -> registrar-a udp REGISTER <script>document.title='pwned'</script>\n".into(),
         requirements: vec![Requirement::R1_1],
-        trace: Some(Arc::new(CaseTrace { topology, events: vec![event], matched: Vec::new() })),
+        trace: Some(Arc::new(CaseTrace {
+            topology,
+            started: std::time::UNIX_EPOCH,
+            events: vec![event],
+            matched: Vec::new(),
+        })),
     };
     let tmp = tempfile::tempdir().expect("a temp dir");
     let mut report = HtmlReport::create(tmp.path()).expect("the report dir");

@@ -42,8 +42,13 @@ fn main() -> Result<()> {
 
 /// The programs the tests drive as peers of the lab (`suites/tests/peers.rs`), each with the
 /// Debian package that ships it.
-const PEERS: [(&str, &str); 4] =
-    [("baresip", "baresip-core"), ("sipp", "sip-tester"), ("xmllint", "libxml2-utils"), ("chromium", "chromium")];
+const PEERS: [(&str, &str); 5] = [
+    ("baresip", "baresip-core"),
+    ("sipp", "sip-tester"),
+    ("xmllint", "libxml2-utils"),
+    ("chromium", "chromium"),
+    ("tshark", "tshark"),
+];
 
 /// What CI runs (`.ci/run`): the peers installed if missing, then the workspace's tests; exits
 /// with cargo's code.

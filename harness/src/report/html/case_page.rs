@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::case::{CaseResult, Verdict};
-use crate::trace::{DnsRecord, Fate, Payload, TraceEvent};
+use crate::trace::{DnsRecord, Fate, Payload, RefusedAttempt, TraceEvent};
 
 use super::ladder_svg::{self, Ladder};
 use super::{escape, nonce, page, seconds, verdict_class};
@@ -166,12 +166,24 @@ fn full_text(event: &TraceEvent) -> String {
         if let Some(flow) = event.flow {
             let _ = write!(text, " flow {flow}");
         }
-        if let Fate::Dropped(fault) = &event.fate {
-            let _ = write!(text, "\ndropped by the fault: {fault}");
+        match (&event.fate, &event.payload) {
+            (Fate::Dropped(why), Payload::Refused(_)) => {
+                let _ = write!(text, "\n{why} (the port was closed; seen by the lab's loopback capture)");
+            }
+            (Fate::Dropped(fault), _) => {
+                let _ = write!(text, "\ndropped by the fault: {fault}");
+            }
+            (Fate::Delivered, _) => {}
         }
         text.push_str("\n\n");
     }
-    let body = match &event.payload {
+    text.push_str(&bounded(&body(&event.payload), MESSAGE_TEXT));
+    text
+}
+
+/// What a payload carried, in words.
+fn body(payload: &Payload) -> String {
+    match payload {
         Payload::Sip(message) => match message.raw() {
             Some(raw) => String::from_utf8_lossy(raw).into_owned(),
             None => String::from_utf8_lossy(&message.to_bytes()).into_owned(),
@@ -185,15 +197,17 @@ fn full_text(event: &TraceEvent) -> String {
             format!("STUN {:?}, transaction {id}{mapped}", stun.class)
         }
         Payload::KeepAlive => "CRLF keep-alive".into(),
-        Payload::Dns(DnsRecord::Query { id, name, record_type }) => format!("DNS query id {id}: {name} {record_type}"),
-        Payload::Dns(DnsRecord::Answer { id, name, record_type, rcode, answers }) => {
+        Payload::Dns(DnsRecord::Query { id, name, record_type, .. }) => {
+            format!("DNS query id {id}: {name} {record_type}")
+        }
+        Payload::Dns(DnsRecord::Answer { id, name, record_type, rcode, answers, .. }) => {
             format!("DNS answer id {id}: {name} {record_type} {rcode}\n{}", answers.join("\n"))
         }
         Payload::Dns(DnsRecord::Malformed { detail }) => format!("DNS malformed: {detail}"),
         Payload::Action(action) => format!("the harness: {action}"),
-    };
-    text.push_str(&bounded(&body, MESSAGE_TEXT));
-    text
+        Payload::Refused(RefusedAttempt::Datagram(inner)) => body(inner),
+        Payload::Refused(RefusedAttempt::Connect) => "a TCP connection attempt (SYN)".into(),
+    }
 }
 
 /// At most `limit` bytes of `text`: its start and its end, with a note where the middle was cut.
@@ -229,7 +243,7 @@ mod tests {
                     Call-ID: <img src=x onerror=alert(2)>\r\nCSeq: 1 REGISTER\r\nX-Evil: </pre></details><script>document.title='pwned'</script>\r\n\
                     Content-Length: 0\r\n\r\n";
         event.payload = Payload::Sip(Box::new(sip::Message::parse(text.as_bytes()).unwrap()));
-        CaseTrace { topology: topology(), events: vec![event], matched: vec![] }
+        CaseTrace { topology: topology(), started: std::time::UNIX_EPOCH, events: vec![event], matched: vec![] }
     }
 
     #[test]
@@ -278,7 +292,7 @@ mod tests {
             "failover.x.silent.udp",
             Verdict::Fail,
             vec![violation],
-            Some(CaseTrace { topology: topology(), events, matched: vec![0] }),
+            Some(CaseTrace { topology: topology(), started: std::time::UNIX_EPOCH, events, matched: vec![0] }),
         ));
         for part in [
             "<span class=\"badge v-fail\">FAIL</span>",

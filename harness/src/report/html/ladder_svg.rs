@@ -429,7 +429,7 @@ mod tests {
     use crate::requirement::Requirement;
 
     fn trace(events: Vec<TraceEvent>, matched: Vec<usize>) -> CaseTrace {
-        CaseTrace { topology: topology(), events, matched }
+        CaseTrace { topology: topology(), started: std::time::UNIX_EPOCH, events, matched }
     }
 
     #[test]
