@@ -238,3 +238,33 @@ fn report_writes_a_page_per_case_and_an_index_marking_the_failure() {
     assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
     assert!(stderr(&output).starts_with("sipharness: --report "), "{}", stderr(&output));
 }
+
+/// `--pcap-dir DIR`: one `<case id>.pcapng` per case that ran a lab, and nothing else there
+/// ending so (suites/tests/pcap.rs reads them with tshark).
+#[test]
+fn pcap_dir_holds_one_capture_per_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcaps = dir.path().join("pcaps");
+    let output = sipharness(&[
+        "run",
+        "register.no-outbound",
+        "--phone",
+        "refphone",
+        "--json",
+        "--pcap-dir",
+        pcaps.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let ran = ids(&stdout(&sipharness(&["list", "register.no-outbound"])));
+    let mut written: Vec<String> =
+        std::fs::read_dir(&pcaps).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    written.sort();
+    let mut expected: Vec<String> = ran.iter().map(|id| format!("{id}.pcapng")).collect();
+    expected.sort();
+    assert_eq!(written, expected);
+    for name in &written {
+        let bytes = std::fs::read(pcaps.join(name)).unwrap();
+        // A pcapng file opens with a Section Header Block.
+        assert_eq!(bytes.get(..4), Some(&[0x0a, 0x0d, 0x0d, 0x0a][..]), "{name}");
+    }
+}

@@ -8,9 +8,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]|fuzz SECONDS>
-  test         install what the tests drive if missing (baresip, sipp, xmllint, chromium: Debian
-               packages baresip-core, sip-tester, libxml2-utils, chromium; as root), then
-               cargo test --workspace --locked [ARGS]
+  test         install what the tests drive if missing (baresip, sipp, xmllint, chromium, tshark:
+               Debian packages baresip-core, sip-tester, libxml2-utils, chromium, tshark; as
+               root), then cargo test --workspace --locked [ARGS]
   ci           build everything, run the tests, then run every case against the reference phone
   bench        run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the

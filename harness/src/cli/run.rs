@@ -8,6 +8,7 @@ use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Selection, usage_error};
 use crate::case::{Case, CaseResult, Verdict};
 use crate::dut::Profile;
 use crate::report::HtmlReport;
+use crate::report::pcap::PcapWriter;
 use crate::runner::run_cases;
 
 /// What a run writes besides its lines on stdout.
@@ -26,6 +27,12 @@ pub(super) struct Outputs {
     /// it finishes; the index at the end (also after Ctrl-C, saying so).
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Also write each case's messages as DIR/<case id>.pcapng (DIR created if missing), for
+    /// Wireshark or tshark: every message at its real addresses and ports, DNS included, TLS
+    /// flows as the clear SIP they carried (decode with `-d tcp.port==5061,sip`), and, when run as
+    /// root, what the phone sent to a `refuse`d port with the kernel's ICMP or RST answer.
+    #[arg(long, value_name = "DIR")]
+    pcap_dir: Option<PathBuf>,
 }
 
 pub(super) fn run(
@@ -61,6 +68,11 @@ pub(super) fn run(
         None => None,
         Some((dir, Ok(report))) => Some((dir, report)),
         Some((dir, Err(e))) => return usage_error(&format!("--report {}: {e}", dir.display())),
+    };
+    let mut pcaps = match outputs.pcap_dir.as_deref().map(|dir| (dir, PcapWriter::create(dir))) {
+        None => None,
+        Some((dir, Ok(writer))) => Some((dir, writer)),
+        Some((dir, Err(e))) => return usage_error(&format!("--pcap-dir {}: {e}", dir.display())),
     };
     let title = format!("sipharness run --phone {profile}");
     let started = std::time::Instant::now();
@@ -102,6 +114,11 @@ pub(super) fn run(
                 && let Err(e) = writer.add(result)
             {
                 report_failed.get_or_insert_with(|| format!("--report {}: {e}", dir.display()));
+            }
+            if let Some((dir, writer)) = &mut pcaps
+                && let Err(e) = writer.write(result)
+            {
+                report_failed.get_or_insert_with(|| format!("--pcap-dir {}: {e}", dir.display()));
             }
             // Written: a long run holds no traces.
             result.trace = None;
