@@ -8,6 +8,7 @@ pub mod dut;
 pub mod elements;
 pub mod error;
 pub mod expect;
+pub mod explore;
 pub mod faults;
 pub mod lab;
 pub mod ladder;
