@@ -172,8 +172,10 @@ async fn report_failure(
     replaying: bool,
     results: &mut Vec<CaseResult>,
 ) -> u8 {
-    let (minimal, played) = if replaying || args.shrink_replays == 0 {
-        (schedule.clone(), played)
+    let shrinking = !replaying && args.shrink_replays > 0;
+    let (minimal, played) = if !shrinking {
+        let failed_step = played.failed_step.unwrap_or(schedule.steps.len());
+        (crate::explore::shrink::truncated(schedule, failed_step), played)
     } else {
         progress(format!("shrinking {} steps", schedule.steps.len()));
         let limits = Limits { replays: args.shrink_replays, ..Limits::default() };
@@ -198,7 +200,7 @@ async fn report_failure(
         object["replay"] = serde_json::Value::String(replay);
         let _ = writeln!(out, "{object}");
     } else {
-        if !replaying {
+        if shrinking {
             print_result(&played.result, false);
         }
         let _ = writeln!(out, "minimal schedule ({} steps):", minimal.steps.len());
@@ -207,7 +209,7 @@ async fn report_failure(
         let _ = writeln!(out, "replay: {replay}");
     }
     let _ = out.flush();
-    if !replaying {
+    if shrinking {
         results.push(played.result);
     }
     EXIT_FAILED

@@ -128,7 +128,10 @@ impl Schedule {
                         return Err(format!("step {number}: {element} is already failed"));
                     }
                     if !world.may_fail(element) {
-                        return Err(format!("step {number}: {element} may not fail while another primary is failed"));
+                        return Err(format!(
+                            "step {number}: {element} may not fail while {} (the model does not judge that state yet)",
+                            world.failed.keys().map(|e| format!("{e} is failed")).collect::<Vec<_>>().join(", ")
+                        ));
                     }
                 }
                 Action::Restore { element } if !world.is_failed(element) => {
@@ -334,7 +337,10 @@ mod tests {
             ("schedule no-outbound udp seed=x", "expected seed=N"),
             ("schedule no-outbound udp\nstep 1 fail nowhere silent", "unknown element"),
             ("schedule no-outbound udp\nstep 1 explode proxy-a", "expected `fail"),
-            ("schedule full-backup udp\nstep 1 fail proxy-a silent\nstep 2 fail registrar-a silent", "another primary"),
+            (
+                "schedule full-backup udp\nstep 1 fail proxy-a silent\nstep 2 fail registrar-a silent",
+                "may not fail while proxy-a is failed",
+            ),
         ];
         for (text, wanted) in bad {
             let error = Schedule::parse(text).expect_err(text);
