@@ -143,6 +143,18 @@ pub struct CaseTrace {
     pub matched: Vec<usize>,
 }
 
+impl CaseTrace {
+    /// What `lab` has recorded so far.
+    pub fn of(lab: &Lab) -> CaseTrace {
+        CaseTrace {
+            topology: Topology::clone(&lab.topology),
+            started: std::time::SystemTime::now().checked_sub(lab.trace().now()).unwrap_or(std::time::UNIX_EPOCH),
+            events: lab.trace().snapshot(),
+            matched: lab.matched().to_vec(),
+        }
+    }
+}
+
 /// The JSON Lines form of a result (BRIEF §5).
 #[derive(serde::Serialize)]
 pub struct JsonResult<'a> {

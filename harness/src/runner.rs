@@ -173,12 +173,7 @@ pub async fn run_case_on(case: &Case, profile: &Profile, dut: Box<dyn Dut>, lab:
         (Verdict::Pass, Some(reason)) => (Verdict::Xpass, Some(format!("expected to fail: {reason}"))),
         (v, _) => (v, reason),
     };
-    let trace = CaseTrace {
-        topology: Topology::clone(&lab.topology),
-        started: std::time::SystemTime::now().checked_sub(lab.trace().now()).unwrap_or(std::time::UNIX_EPOCH),
-        events: lab.trace().snapshot(),
-        matched: lab.matched().to_vec(),
-    };
+    let trace = CaseTrace::of(&lab);
     CaseResult {
         id: case.id.clone(),
         verdict,

@@ -31,6 +31,19 @@ impl Element {
         }
     }
 
+    /// The other element of a primary/backup pair (proxy-a and proxy-b, ...); none for the DNS.
+    pub fn counterpart_in_pair(self) -> Option<Element> {
+        match self {
+            Element::ProxyA => Some(Element::ProxyB),
+            Element::ProxyB => Some(Element::ProxyA),
+            Element::RegistrarA => Some(Element::RegistrarB),
+            Element::RegistrarB => Some(Element::RegistrarA),
+            Element::OutboundA => Some(Element::OutboundB),
+            Element::OutboundB => Some(Element::OutboundA),
+            Element::Dns => None,
+        }
+    }
+
     pub const ALL: [Element; 7] = [
         Element::Dns,
         Element::ProxyA,

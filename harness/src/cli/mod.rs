@@ -1,6 +1,8 @@
-//! The `sipharness` command line (BRIEF §5): list, run, coverage, provision, serve, lint; its output formats and exit codes are a contract.
+//! The `sipharness` command line (BRIEF §5): list, run, coverage, explore, provision, serve, lint; its output formats and exit codes are a contract.
 
+mod explore;
 mod lint;
+mod outputs;
 mod progress;
 mod provision;
 mod run;
@@ -16,6 +18,7 @@ use crate::case::Case;
 use crate::coverage::Catalog;
 use crate::runner::{Shard, filter_matches};
 
+use explore::{EXPLORE_ABOUT, EXPLORE_AFTER_HELP, ExploreArgs};
 pub use run::exit_code;
 use serve::{SERVE_ABOUT, SERVE_AFTER_HELP, ServeArgs};
 
@@ -36,7 +39,8 @@ pub const EXIT_USAGE: u8 = 2;
 Examples:\n  sipharness list failover\n  sipharness run --phone refphone\n  sipharness coverage > suites/COVERAGE.md\n  \
 sipharness run 'failover.*.silent.*' --phone refphone:quirk=no-backup-registrar --json\n  \
 sipharness run --phone refphone --shard 2/4 --junit junit-2.xml\n  \
-sipharness run failover.no-outbound --phone refphone:quirk=flap --report report/   # then open report/index.html\n  sipharness lint capture/*.sip"
+sipharness run failover.no-outbound --phone refphone:quirk=flap --report report/   # then open report/index.html\n  \
+sipharness explore --phone refphone --seed 1 --steps 40\n  sipharness lint capture/*.sip"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,13 +76,17 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         lab: Option<PathBuf>,
         #[command(flatten)]
-        outputs: run::Outputs,
+        outputs: outputs::Outputs,
         #[arg(long, value_name = "K/N", value_parser = Shard::parse, help = SHARD_HELP)]
         shard: Option<Shard>,
     },
     /// Print requirement -> cases -> quirks proven to make them fail, as Markdown
     /// (`suites/COVERAGE.md` is this output).
     Coverage,
+    /// Random fault schedules against a model of the seed's table; a failure shrunk to a minimal
+    /// schedule (lines starting `step`) that `--replay FILE` plays again.
+    #[command(long_about = EXPLORE_ABOUT, after_long_help = EXPLORE_AFTER_HELP)]
+    Explore(ExploreArgs),
     /// Write the cfg files a phone is served for one case: `aastra.cfg` and `<MAC>.cfg`.
     #[command(
         after_help = "The files are what `run` serves the phone for that case: the case's servers (by FQDN in the \
@@ -166,6 +174,7 @@ pub fn main(catalog: Catalog) -> ExitCode {
             EXIT_OK
         }
         Command::Lint { files } => lint::lint(&files),
+        Command::Explore(args) => explore::explore(args),
         Command::Provision { phone, case, out, lab, addressing } => match read_lab(lab.as_deref()) {
             Ok(lab) => provision::provision(&catalog.cases, &phone, &case, &out, lab, addressing == "ip"),
             Err(message) => usage_error(&message),

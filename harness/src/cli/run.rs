@@ -1,39 +1,13 @@
 //! `sipharness run`: the selected cases against a phone, their results as lines, JSON Lines and JUnit, and the exit code.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
+use super::outputs::Outputs;
 use super::progress::{Mode, Progress, stderr_is_terminal};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Selection, usage_error};
 use crate::case::{Case, CaseResult, Verdict};
 use crate::dut::Profile;
-use crate::report::HtmlReport;
-use crate::report::pcap::PcapWriter;
 use crate::runner::run_cases;
-
-/// What a run writes besides its lines on stdout.
-#[derive(clap::Args, Debug, Default)]
-pub(super) struct Outputs {
-    /// Also write the results as JUnit XML to FILE when the run ends (failed cases too): one
-    /// testsuite `sipharness`, one testcase per case (classname its area, name its id); a
-    /// fail or xpass is a failure, an error an error, a skip or xfail skipped. A FILE that
-    /// cannot be written stops the run before any case starts.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Also write a static HTML report into DIR (created if missing; open DIR/index.html from
-    /// disk, nothing is fetched): the cases with their verdicts and filters, and per case its
-    /// failures with the spec's sentences and the message ladder as a diagram, the failing
-    /// check's window shaded and each message's text on click. Each case's page is written as
-    /// it finishes; the index at the end (also after Ctrl-C, saying so).
-    #[arg(long, value_name = "DIR")]
-    report: Option<PathBuf>,
-    /// Also write each case's messages as DIR/<case id>.pcapng (DIR created if missing), for
-    /// Wireshark or tshark: every message at its real addresses and ports, DNS included, TLS
-    /// flows as the clear SIP they carried (decode with `-d tcp.port==5061,sip`), and, when run as
-    /// root, what the phone sent to a `refuse`d port with the kernel's ICMP or RST answer.
-    #[arg(long, value_name = "DIR")]
-    pcap_dir: Option<PathBuf>,
-}
 
 pub(super) fn run(
     catalog: Vec<Case>,
@@ -56,31 +30,18 @@ pub(super) fn run(
         Ok(selected) => selected.into_iter().cloned().collect(),
         Err(message) => return usage_error(&message),
     };
-    // Created now, so a FILE that cannot be written stops the run before any case starts.
-    let junit = match outputs.junit.as_deref() {
-        None => None,
-        Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Some((path, file)),
-            Err(e) => return usage_error(&format!("--junit {}: {e}", path.display())),
-        },
-    };
-    let mut report = match outputs.report.as_deref().map(|dir| (dir, HtmlReport::create(dir))) {
-        None => None,
-        Some((dir, Ok(report))) => Some((dir, report)),
-        Some((dir, Err(e))) => return usage_error(&format!("--report {}: {e}", dir.display())),
-    };
-    let mut pcaps = match outputs.pcap_dir.as_deref().map(|dir| (dir, PcapWriter::create(dir))) {
-        None => None,
-        Some((dir, Ok(writer))) => Some((dir, writer)),
-        Some((dir, Err(e))) => return usage_error(&format!("--pcap-dir {}: {e}", dir.display())),
+    // Created now, so a report that cannot be written stops the run before any case starts.
+    let mut writers = match outputs.open() {
+        Ok(writers) => writers,
+        Err(message) => return usage_error(&message),
     };
     let title = format!("sipharness run --phone {profile}");
     let started = std::time::Instant::now();
     if selected.is_empty() {
-        if let Some(code) = finish_report(report, &title, started.elapsed()) {
-            return code;
-        }
-        return write_junit(junit, &[], started.elapsed()).unwrap_or(EXIT_OK);
+        return match writers.finish(&[], &title, started.elapsed()) {
+            Ok(()) => EXIT_OK,
+            Err(message) => usage_error(&message),
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -97,7 +58,6 @@ pub(super) fn run(
     };
     let budgets: std::collections::HashMap<String, std::time::Duration> =
         selected.iter().map(|case| (case.id.clone(), crate::runner::case_budget(case, &capabilities))).collect();
-    let mut report_failed: Option<String> = None;
     let results = runtime.block_on(async {
         let running = std::sync::Arc::new(crate::runner::Running::default());
         let progress = Progress::new(
@@ -110,18 +70,7 @@ pub(super) fn run(
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
             progress.finished(result, budgets.get(&result.id).copied().unwrap_or_default());
             progress.print(|| print_result(result, &rerun, json, finished, total));
-            if let Some((dir, writer)) = &mut report
-                && let Err(e) = writer.add(result)
-            {
-                report_failed.get_or_insert_with(|| format!("--report {}: {e}", dir.display()));
-            }
-            if let Some((dir, writer)) = &mut pcaps
-                && let Err(e) = writer.write(result)
-            {
-                report_failed.get_or_insert_with(|| format!("--pcap-dir {}: {e}", dir.display()));
-            }
-            // Written: a long run holds no traces.
-            result.trace = None;
+            writers.add(result);
         });
         let results = tokio::select! {
             results = work => Some(results),
@@ -134,52 +83,22 @@ pub(super) fn run(
     // Dropping the runtime drops every lab, which kills every phone it started.
     drop(runtime);
     let Some(results) = results else {
-        // No JUnit report of a run cut short: a CI job that merges reports finds it missing. The
-        // HTML report, for a person, shows what finished.
-        if let Some((path, _)) = junit {
-            let _ = std::fs::remove_file(path);
-        }
-        let _ = finish_report(report, &format!("{title} (interrupted)"), started.elapsed());
+        writers.interrupted(&title, started.elapsed());
         let _ = writeln!(std::io::stderr(), "sipharness: interrupted; every phone was stopped and its files removed");
         return EXIT_USAGE;
     };
     if !json {
         print_summary(&results);
     }
-    let mut code = exit_code(&results);
-    if let Some(message) = report_failed {
-        code = usage_error(&message);
+    match writers.finish(&results, &title, started.elapsed()) {
+        Ok(()) => exit_code(&results),
+        Err(message) => usage_error(&message),
     }
-    let code = finish_report(report, &title, started.elapsed()).unwrap_or(code);
-    write_junit(junit, &results, started.elapsed()).unwrap_or(code)
-}
-
-/// Writes `--report`'s index; `Some(exit code)` when it cannot be written.
-fn finish_report(
-    report: Option<(&std::path::Path, HtmlReport)>,
-    title: &str,
-    elapsed: std::time::Duration,
-) -> Option<u8> {
-    let (dir, report) = report?;
-    report.finish(title, elapsed).err().map(|e| usage_error(&format!("--report {}: {e}", dir.display())))
-}
-
-/// Writes `--junit`'s report into the file created before the run; `Some(exit code)` when it
-/// cannot be written.
-fn write_junit(
-    junit: Option<(&std::path::Path, std::fs::File)>,
-    results: &[CaseResult],
-    elapsed: std::time::Duration,
-) -> Option<u8> {
-    let (path, file) = junit?;
-    let mut writer = std::io::BufWriter::new(file);
-    let written = crate::report::junit::write(results, elapsed, &mut writer).and_then(|()| writer.flush());
-    written.err().map(|e| usage_error(&format!("--junit {}: {e}", path.display())))
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (a CI runner's stop): either way every lab is dropped, so every
 /// phone is stopped and every case's temporary directory removed.
-async fn interrupted() {
+pub(super) async fn interrupted() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

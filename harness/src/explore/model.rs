@@ -1,0 +1,394 @@
+//! The model of the seed's table the explorer judges against: from the configuration and which elements are failed, where the phone must be, what it may send, and how long each move may take.
+
+use std::collections::BTreeMap;
+
+use crate::faults::Fault;
+use crate::placement::Placement;
+use crate::provision::Configuration;
+use crate::requirement::Requirement;
+use crate::steady::SteadyRules;
+use crate::timing::{Deadline, Timing};
+use crate::topology::Element;
+
+use Element::{OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
+
+/// How an element is failed: since which step, with which fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub since: usize,
+    pub fault: Fault,
+}
+
+/// The state of the lab's servers: every element not named is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct World {
+    pub configuration: Configuration,
+    pub failed: BTreeMap<Element, Failure>,
+}
+
+/// What the model says of one state.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Where the phone must be once it converged; `None` when a dimension has no healthy choice
+    /// (a primary and its backup both down): then nothing is placed, the phone keeps trying.
+    pub placement: Option<Placement>,
+    /// What the phone may send while in this state (BRIEF §2's steady state).
+    pub rules: SteadyRules,
+    /// The seed's bullet this state stands for.
+    pub requirement: Requirement,
+}
+
+/// The elements a configuration uses (rows 2 and 3 also with SIP outbound on, which this step
+/// of the explorer does not draw).
+pub fn elements(configuration: Configuration) -> &'static [Element] {
+    match configuration {
+        Configuration::NoOutbound => &[RegistrarA, RegistrarB, ProxyA, ProxyB],
+        Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
+            &[OutboundA, OutboundB, RegistrarA, RegistrarB, ProxyA, ProxyB]
+        }
+        // Row 3 has one registrar and one proxy: what fails behind outbound-a there is a question
+        // for the vendor (ARCHITECTURE.md, "How the spec is read"), so only the outbound proxies.
+        Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => &[OutboundA, OutboundB],
+    }
+}
+
+/// Row 2's sides: "any connection fails" moves everything from the one to the other.
+const ROW_2_PRIMARIES: [Element; 3] = [OutboundA, RegistrarA, ProxyA];
+const ROW_2_BACKUPS: [Element; 3] = [OutboundB, RegistrarB, ProxyB];
+
+impl World {
+    pub fn new(configuration: Configuration) -> World {
+        World { configuration, failed: BTreeMap::new() }
+    }
+
+    pub fn is_failed(&self, element: Element) -> bool {
+        self.failed.contains_key(&element)
+    }
+
+    /// Whether `element` may be failed now without leaving what the model can judge. Both of a
+    /// pair down is explored for the registrars only: the phone retries them on the registration
+    /// retry timer the harness provisions. A proxy's or an outbound proxy's retries run on the
+    /// subscription retry timers (`sip subscription failed|timeout retry timer`), which the
+    /// harness does not provision (the vendor's 30 s and 120 s), so no deadline bounds the
+    /// recovery there yet. Row 2 keeps at most one primary-side element failed, since the phone,
+    /// once at the backups, cannot know of a second failure behind the path it left and rightly
+    /// tries the primaries again when the first returns (it remembers the first failure only:
+    /// ARCHITECTURE.md), and fails no element of one side while the other side has one failed.
+    pub fn may_fail(&self, element: Element) -> bool {
+        if self.is_failed(element) || !elements(self.configuration).contains(&element) {
+            return false;
+        }
+        let any_failed = |side: &[Element]| side.iter().any(|e| self.is_failed(*e));
+        match self.configuration {
+            Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
+                if ROW_2_PRIMARIES.contains(&element) {
+                    !any_failed(&ROW_2_PRIMARIES) && !any_failed(&ROW_2_BACKUPS)
+                } else {
+                    !any_failed(&ROW_2_PRIMARIES)
+                }
+            }
+            _ if element.is_registrar() => true,
+            _ => element.counterpart_in_pair().is_none_or(|other| !self.is_failed(other)),
+        }
+    }
+
+    /// The primary first, else the backup, else nobody (both down).
+    fn choose(&self, primary: Element, backup: Element) -> Option<Element> {
+        if !self.is_failed(primary) {
+            Some(primary)
+        } else if !self.is_failed(backup) {
+            Some(backup)
+        } else {
+            None
+        }
+    }
+
+    /// Where the phone must be, what it may send, and the bullet that says so.
+    pub fn expected(&self, timing: &Timing) -> Expected {
+        let probe = timing.probe_spacing();
+        let retry = timing.timers.registration_retry;
+        // One dimension's rules: the backup unused while the primary works, the primary only
+        // probed while the backup works, both retried when both are down (BRIEF §2).
+        let dimension = |rules: SteadyRules, primary: Element, backup: Element, requirement: Requirement| match (
+            self.is_failed(primary),
+            self.is_failed(backup),
+        ) {
+            (false, _) => rules.unused(backup, requirement),
+            (true, false) => rules.failed(primary, requirement),
+            (true, true) => rules.retrying(primary, retry, requirement).retrying(backup, retry, requirement),
+        };
+        match self.configuration {
+            Configuration::NoOutbound => {
+                // Row 1: two independent dimensions; the AOR follows the active proxy.
+                let registrar = self.choose(RegistrarA, RegistrarB);
+                let proxy = self.choose(ProxyA, ProxyB);
+                let requirement = match (self.is_failed(RegistrarA), self.is_failed(ProxyA)) {
+                    (false, false) => Requirement::R1_1,
+                    (true, false) => Requirement::R1_2,
+                    (_, true) => Requirement::R1_3,
+                };
+                let mut rules = SteadyRules::new(registrar.unwrap_or(RegistrarA), requirement, probe);
+                rules = dimension(rules, RegistrarA, RegistrarB, Requirement::R1_2);
+                rules = dimension(rules, ProxyA, ProxyB, Requirement::R1_3);
+                let placement = registrar.zip(proxy).map(|(registrar, proxy)| Placement {
+                    registrar,
+                    aor_of: proxy,
+                    proxy,
+                    via: None,
+                });
+                Expected { placement, rules, requirement }
+            }
+            Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
+                // Row 2: any primary-side failure moves everything to the backups via outbound-b.
+                let primary_down: Vec<Element> = ROW_2_PRIMARIES.into_iter().filter(|e| self.is_failed(*e)).collect();
+                let backup_down: Vec<Element> = ROW_2_BACKUPS.into_iter().filter(|e| self.is_failed(*e)).collect();
+                if primary_down.is_empty() {
+                    let mut rules = SteadyRules::new(RegistrarA, Requirement::R2_1, probe);
+                    for backup in ROW_2_BACKUPS {
+                        rules = rules.unused(backup, Requirement::R2_1);
+                    }
+                    let placement =
+                        Placement { registrar: RegistrarA, aor_of: ProxyA, proxy: ProxyA, via: Some(OutboundA) };
+                    Expected { placement: Some(placement), rules, requirement: Requirement::R2_1 }
+                } else if backup_down.is_empty() {
+                    // As the suites judge row 2 (failover/mod.rs): the failed element is only
+                    // probed; what lies on the probe's path (outbound-a) is not judged.
+                    let mut rules = SteadyRules::new(RegistrarB, Requirement::R2_2, probe);
+                    for failed in primary_down {
+                        rules = rules.failed(failed, Requirement::R2_2);
+                    }
+                    let placement =
+                        Placement { registrar: RegistrarB, aor_of: ProxyB, proxy: ProxyB, via: Some(OutboundB) };
+                    Expected { placement: Some(placement), rules, requirement: Requirement::R2_2 }
+                } else {
+                    // Both sides down: the phone keeps trying every failed element, no faster
+                    // than its timers; either registrar may be the one it reaches first.
+                    let mut rules = SteadyRules::new(RegistrarA, Requirement::R2_2, probe).registrar_may_change();
+                    for failed in primary_down.into_iter().chain(backup_down) {
+                        rules = rules.retrying(failed, retry, Requirement::R2_2);
+                    }
+                    Expected { placement: None, rules, requirement: Requirement::R2_2 }
+                }
+            }
+            Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => {
+                // Row 3: only the outbound proxy moves; registrar and AOR never change.
+                let requirement = if self.is_failed(OutboundA) { Requirement::R3_2 } else { Requirement::R3_1 };
+                let rules = dimension(
+                    SteadyRules::new(RegistrarA, requirement, probe),
+                    OutboundA,
+                    OutboundB,
+                    Requirement::R3_2,
+                );
+                let placement = self.choose(OutboundA, OutboundB).map(|via| Placement {
+                    registrar: RegistrarA,
+                    aor_of: ProxyA,
+                    proxy: ProxyA,
+                    via: Some(via),
+                });
+                Expected { placement, rules, requirement }
+            }
+        }
+    }
+}
+
+/// What a step does to the servers, as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Fail(Element, Fault),
+    Restore(Element),
+}
+
+impl World {
+    /// The state after `change` at step `step`.
+    pub fn after(&self, change: Change, step: usize) -> World {
+        let mut next = self.clone();
+        match change {
+            Change::Fail(element, fault) => {
+                next.failed.insert(element, Failure { since: step, fault });
+            }
+            Change::Restore(element) => {
+                next.failed.remove(&element);
+            }
+        }
+        next
+    }
+}
+
+/// How long the move `change` causes from `before` may take, and the bullet it checks; `None`
+/// when there is nowhere to converge to (both of a pair down). The deadlines are the suites':
+/// row 1 a registrar's failover by its next REGISTER, a proxy's by its next SUBSCRIBE; row 2
+/// behind outbound-a detected through it; an outbound proxy's by whichever request comes first;
+/// a return by the failback probe. A step that moves nothing is judged by the next refreshes.
+/// Out of a state with both of a pair down the phone is on its retry timer: the longest path
+/// (its next attempt, the retry timer, a timeout, then the failback) bounds it.
+pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
+    let after = before.after(change, 0);
+    let was = before.expected(timing);
+    let now = after.expected(timing);
+    let target = now.placement?;
+    let Some(from) = was.placement else {
+        let deadline = timing
+            .next_register()
+            .plus("the registration retry timer", timing.timers.registration_retry)
+            .and(timing.detect(Fault::Silent))
+            .and(timing.failback());
+        return Some((deadline, now.requirement));
+    };
+    if from == target {
+        let refresh = if timing.timers.subscription_period > timing.timers.registration_period {
+            timing.next_subscribe()
+        } else {
+            timing.next_register()
+        };
+        return Some((refresh.plus("scheduling jitter", timing.jitter()), now.requirement));
+    }
+    let row_2 = matches!(before.configuration, Configuration::FullBackup | Configuration::FullBackupRfc5626);
+    match change {
+        Change::Restore(element) => {
+            let requirement = match (before.configuration, element) {
+                (Configuration::NoOutbound, RegistrarA) => Requirement::R1_4,
+                (Configuration::NoOutbound, _) => Requirement::R1_5,
+                (Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626, _) => Requirement::R3_3,
+                _ => Requirement::R2_3,
+            };
+            Some((timing.failback(), requirement))
+        }
+        Change::Fail(element, fault) => {
+            let detect = if row_2 && element != OutboundA {
+                timing.detect_through_outbound(fault)
+            } else {
+                timing.detect(fault)
+            };
+            let deadline = if element.is_registrar() {
+                timing.registrar_failover(detect)
+            } else if element.is_proxy() {
+                timing.proxy_failover(detect)
+            } else {
+                timing.outbound_failover(fault, true)
+            };
+            Some((deadline, now.requirement))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dut::Capabilities;
+    use crate::provision::Timers;
+    use crate::trace::Transport;
+
+    fn timing() -> Timing {
+        let transports = vec![Transport::Udp, Transport::Tcp, Transport::Tls];
+        Timing::new(Timers::fast(), Capabilities::reference(transports, std::time::Duration::from_secs(5)))
+    }
+
+    fn world(configuration: Configuration, failed: &[Element]) -> World {
+        let mut world = World::new(configuration);
+        for (i, element) in failed.iter().enumerate() {
+            world = world.after(Change::Fail(*element, Fault::Silent), i + 1);
+        }
+        world
+    }
+
+    const fn at(registrar: Element, proxy: Element, via: Option<Element>) -> Option<Placement> {
+        Some(Placement { registrar, aor_of: proxy, proxy, via })
+    }
+
+    /// The model as a table: configuration, failed elements, where the phone must be, the bullet.
+    #[test]
+    fn the_table() {
+        use Configuration::{FullBackup, NoOutbound, OutboundOnly};
+        let rows: &[(Configuration, &[Element], Option<Placement>, Requirement)] = &[
+            (NoOutbound, &[], at(RegistrarA, ProxyA, None), Requirement::R1_1),
+            (NoOutbound, &[RegistrarA], at(RegistrarB, ProxyA, None), Requirement::R1_2),
+            (NoOutbound, &[ProxyA], at(RegistrarA, ProxyB, None), Requirement::R1_3),
+            (NoOutbound, &[RegistrarA, ProxyA], at(RegistrarB, ProxyB, None), Requirement::R1_3),
+            (NoOutbound, &[RegistrarB], at(RegistrarA, ProxyA, None), Requirement::R1_1),
+            (NoOutbound, &[ProxyB, RegistrarA], at(RegistrarB, ProxyA, None), Requirement::R1_2),
+            (NoOutbound, &[RegistrarA, RegistrarB], None, Requirement::R1_2),
+            (NoOutbound, &[ProxyA, ProxyB], None, Requirement::R1_3),
+            (FullBackup, &[], at(RegistrarA, ProxyA, Some(OutboundA)), Requirement::R2_1),
+            (FullBackup, &[OutboundA], at(RegistrarB, ProxyB, Some(OutboundB)), Requirement::R2_2),
+            (FullBackup, &[RegistrarA], at(RegistrarB, ProxyB, Some(OutboundB)), Requirement::R2_2),
+            (FullBackup, &[ProxyA], at(RegistrarB, ProxyB, Some(OutboundB)), Requirement::R2_2),
+            (FullBackup, &[ProxyB, RegistrarB], at(RegistrarA, ProxyA, Some(OutboundA)), Requirement::R2_1),
+            (FullBackup, &[OutboundA, ProxyB], None, Requirement::R2_2),
+            (OutboundOnly, &[], at(RegistrarA, ProxyA, Some(OutboundA)), Requirement::R3_1),
+            (OutboundOnly, &[OutboundA], at(RegistrarA, ProxyA, Some(OutboundB)), Requirement::R3_2),
+            (OutboundOnly, &[OutboundB], at(RegistrarA, ProxyA, Some(OutboundA)), Requirement::R3_1),
+            (OutboundOnly, &[OutboundA, OutboundB], None, Requirement::R3_2),
+        ];
+        for (configuration, failed, placement, requirement) in rows {
+            let expected = world(*configuration, failed).expected(&timing());
+            assert_eq!(expected.placement, *placement, "{configuration:?} {failed:?}");
+            assert_eq!(expected.requirement, *requirement, "{configuration:?} {failed:?}");
+        }
+    }
+
+    #[test]
+    fn the_rules_follow_the_state() {
+        let t = timing();
+        // Primaries working: the backups unused.
+        let rules = world(Configuration::NoOutbound, &[]).expected(&t).rules;
+        assert!(rules.unused.iter().any(|(e, _)| *e == RegistrarB) && rules.unused.iter().any(|(e, _)| *e == ProxyB));
+        assert!(rules.failed.is_empty() && rules.retrying.is_empty());
+        // A failed primary only probed, its backup in use.
+        let rules = world(Configuration::NoOutbound, &[RegistrarA]).expected(&t).rules;
+        assert_eq!(rules.failed, vec![(RegistrarA, Requirement::R1_2)]);
+        assert_eq!(rules.registrar.0, RegistrarB);
+        // Both down: both retried, no faster than the retry timer.
+        let rules = world(Configuration::NoOutbound, &[RegistrarA, RegistrarB]).expected(&t).rules;
+        let retried: Vec<Element> = rules.retrying.iter().map(|(e, _, _)| *e).collect();
+        assert_eq!(retried, vec![RegistrarA, RegistrarB]);
+        assert!(rules.retrying.iter().all(|(_, interval, _)| *interval == t.timers.registration_retry));
+        // Row 2, a failure behind outbound-a: the failed element only probed.
+        let rules = world(Configuration::FullBackup, &[ProxyA]).expected(&t).rules;
+        assert_eq!(rules.failed, vec![(ProxyA, Requirement::R2_2)]);
+        assert!(rules.unused.is_empty());
+    }
+
+    #[test]
+    fn what_may_fail_keeps_the_model_judgeable() {
+        // Row 2: one primary-side failure at a time, and no side failing while the other is.
+        let w = world(Configuration::FullBackup, &[RegistrarA]);
+        assert!(!w.may_fail(ProxyA) && !w.may_fail(OutboundA) && !w.may_fail(RegistrarA));
+        assert!(!w.may_fail(OutboundB) && !w.may_fail(ProxyB));
+        let w = world(Configuration::FullBackup, &[ProxyB]);
+        assert!(!w.may_fail(OutboundA) && w.may_fail(RegistrarB));
+        // Row 1: both registrars may be down, never both proxies.
+        let w = world(Configuration::NoOutbound, &[RegistrarA, ProxyA]);
+        assert!(w.may_fail(RegistrarB) && !w.may_fail(ProxyB));
+        // Row 3: its outbound proxies only, one at a time.
+        assert!(!world(Configuration::OutboundOnly, &[]).may_fail(RegistrarA));
+        assert!(!world(Configuration::OutboundOnly, &[OutboundB]).may_fail(OutboundA));
+    }
+
+    #[test]
+    fn each_move_has_the_suites_deadline() {
+        let t = timing();
+        let healthy = World::new(Configuration::NoOutbound);
+        let (deadline, requirement) = move_deadline(&healthy, Change::Fail(RegistrarA, Fault::Silent), &t).unwrap();
+        assert_eq!(deadline, t.registrar_failover(t.detect(Fault::Silent)));
+        assert_eq!(requirement, Requirement::R1_2);
+        let (deadline, requirement) = move_deadline(&healthy, Change::Fail(ProxyA, Fault::reject(503)), &t).unwrap();
+        assert_eq!(deadline, t.proxy_failover(t.detect(Fault::reject(503))));
+        assert_eq!(requirement, Requirement::R1_3);
+        let failed = healthy.after(Change::Fail(ProxyA, Fault::Silent), 1);
+        let (deadline, requirement) = move_deadline(&failed, Change::Restore(ProxyA), &t).unwrap();
+        assert_eq!((deadline, requirement), (t.failback(), Requirement::R1_5));
+        // Row 2 behind outbound-a: detected through it.
+        let row_2 = World::new(Configuration::FullBackup);
+        let (deadline, _) = move_deadline(&row_2, Change::Fail(RegistrarA, Fault::Refuse), &t).unwrap();
+        assert_eq!(deadline, t.registrar_failover(t.detect_through_outbound(Fault::Refuse)));
+        let (deadline, _) = move_deadline(&row_2, Change::Fail(OutboundA, Fault::Silent), &t).unwrap();
+        assert_eq!(deadline, t.outbound_failover(Fault::Silent, true));
+        // Into both down: nowhere to converge.
+        let one = healthy.after(Change::Fail(RegistrarA, Fault::Silent), 1);
+        assert!(move_deadline(&one, Change::Fail(RegistrarB, Fault::Silent), &t).is_none());
+        // An unused backup failing moves nothing: the next refresh.
+        let (deadline, requirement) = move_deadline(&healthy, Change::Fail(ProxyB, Fault::Silent), &t).unwrap();
+        assert_eq!(deadline.limit(), t.next_register().limit() + t.jitter());
+        assert_eq!(requirement, Requirement::R1_1);
+    }
+}
