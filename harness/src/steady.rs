@@ -101,7 +101,8 @@ impl SteadyRules {
             let quiet = self.quiet.iter().find(|(e, until, _)| *e == event.element && event.at < *until);
             if let Some((element, until, requirement)) = quiet.filter(|_| !earlier) {
                 let rule = format!(
-                    "a {method} reached {element} before its Retry-After ran out at {:.2} s",
+                    "{} reached {element} before its Retry-After ran out at {:.2} s",
+                    a(method),
                     until.as_secs_f64()
                 );
                 return Some((*requirement, rule));
@@ -115,7 +116,10 @@ impl SteadyRules {
                 && !earlier
                 && !release
             {
-                return Some((*requirement, format!("a {method} reached {element}, which the phone has no use for")));
+                return Some((
+                    *requirement,
+                    format!("{} reached {element}, which the phone has no use for", a(method)),
+                ));
             }
             let failed = self.failed.iter().find(|(element, _)| *element == event.element);
             if let Some((element, requirement)) = failed
@@ -123,7 +127,7 @@ impl SteadyRules {
                 && !earlier
                 && !release
             {
-                return Some((*requirement, format!("a {method} reached {element}, which is failed")));
+                return Some((*requirement, format!("{} reached {element}, which is failed", a(method))));
             }
         }
         let (registrar, requirement) = self.registrar;
@@ -234,4 +238,11 @@ fn transaction_of(event: &TraceEvent) -> Option<(String, u32)> {
         return None;
     }
     Some((message.call_id().ok()?.to_owned(), message.cseq().ok()?.seq))
+}
+
+/// A request named with its article: "an OPTIONS", "a REGISTER".
+fn a(method: &Method) -> String {
+    let name = method.to_string();
+    let article = if name.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("{article} {name}")
 }
