@@ -28,7 +28,11 @@ const RECEIVE_TIMEOUT_MS: u32 = 5_000;
 pub fn bench() -> Result<()> {
     let started = Instant::now();
     install_missing(&[("sipp", "sip-tester"), ("kamailio", "kamailio")])?;
-    cargo(&["build", "--release", "-p", "suites", "--bin", "sipharness"])?;
+    // An optimised build; `SIPHARNESS_BENCH_BINARY` names one made otherwise (say, the dev
+    // profile with `CARGO_PROFILE_DEV_OPT_LEVEL=3`, which reuses the dev build's dependencies).
+    if std::env::var_os("SIPHARNESS_BENCH_BINARY").is_none() {
+        cargo(&["build", "--release", "-p", "suites", "--bin", "sipharness"])?;
+    }
     let dir = std::env::temp_dir().join(format!("sipharness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = run_all(&dir);
@@ -142,7 +146,8 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, name: &str) -> Result<Serve> {
-        let binary = workspace_root().join("target/release/sipharness");
+        let binary = std::env::var_os("SIPHARNESS_BENCH_BINARY")
+            .map_or_else(|| workspace_root().join("target/release/sipharness"), PathBuf::from);
         let log = std::fs::File::create(dir.join(format!("serve-{name}.log")))?;
         let mut child = Command::new(&binary)
             .arg("serve")
