@@ -293,7 +293,8 @@ request_route {{
 }
 
 /// A REGISTER answered 401, then again with digest credentials, answered 200; `aor` is the
-/// user part (SIPp keywords allowed), so one AOR or one per call.
+/// user part (SIPp keywords allowed), so one AOR or one per call. Each transaction is a
+/// response-time counter (`rtd`): SIPp's trace of them is what the bench counts.
 fn register_scenario(aor: &str, expires: u32) -> String {
     let request = |cseq: u32, auth: &str| {
         format!(
@@ -305,14 +306,14 @@ Contact: <sip:{aor}@[local_ip]:[local_port]>\n{auth}Max-Forwards: 70\nExpires: {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register-digest">
-  <send retrans="500"><![CDATA[
+  <send retrans="500" start_rtd="1"><![CDATA[
 {}
   ]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
+  <recv response="401" auth="true" rtd="1"/>
+  <send retrans="500" start_rtd="2"><![CDATA[
 {}
   ]]></send>
-  <recv response="200"/>
+  <recv response="200" rtd="2"/>
 </scenario>
 "#,
         request(1, ""),
@@ -322,7 +323,7 @@ Contact: <sip:{aor}@[local_ip]:[local_port]>\n{auth}Max-Forwards: 70\nExpires: {
 
 const OPTIONS_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="options">
-  <send retrans="500"><![CDATA[
+  <send retrans="500" start_rtd="1"><![CDATA[
 OPTIONS sip:[remote_ip] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:bench@lab.test>;tag=[call_number]
@@ -333,7 +334,7 @@ Max-Forwards: 70
 Content-Length: 0
 
   ]]></send>
-  <recv response="200"/>
+  <recv response="200" rtd="1"/>
 </scenario>
 "#;
 
