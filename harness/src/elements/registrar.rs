@@ -171,15 +171,20 @@ impl Registrar {
 
     fn register(&mut self, request: &Message, peer: &Peer, now: Instant) -> Outgoing {
         self.sweep(now);
-        if let Some(auth) = self.config.auth.clone() {
-            match self.check_credentials(request, &auth, now) {
-                Some(NonceCheck::Fresh) => {}
-                Some(NonceCheck::Stale) => return self.challenge(request, &auth, true, now),
+        // Taken out and put back rather than cloned: a user table per REGISTER is a cost at load.
+        if let Some(auth) = self.config.auth.take() {
+            let challenge = match self.check_credentials(request, &auth, now) {
+                Some(NonceCheck::Fresh) => None,
+                Some(NonceCheck::Stale) => Some(self.challenge(request, &auth, true, now)),
                 Some(NonceCheck::Replayed) => {
                     tracing::info!(registrar = %self.element, "nonce count not above the last one: a replay");
-                    return self.challenge(request, &auth, false, now);
+                    Some(self.challenge(request, &auth, false, now))
                 }
-                None => return self.challenge(request, &auth, false, now),
+                None => Some(self.challenge(request, &auth, false, now)),
+            };
+            self.config.auth = Some(auth);
+            if let Some(challenge) = challenge {
+                return challenge;
             }
         }
         let (Ok(to), Ok(call_id), Ok(cseq), Ok(contacts), Ok(expires)) =
