@@ -118,8 +118,8 @@ impl TraceEvent {
 /// kept, and the lock is held only to push one event or to clone a batch of pointers: a reader
 /// never holds it while it works (renders, writes, waits), so a slow or blocked reader never
 /// slows `record`. A trace may be given a memory bound (`forget_read_after`, `serve` only):
-/// then events that its consumer has taken (`forget_before`) are dropped once more than the
-/// bound newer ones exist. Cases never set one: they judge and snapshot the whole trace.
+/// then, when its consumer says what it has taken (`forget_before`), taken events beyond the
+/// bound are dropped, oldest first. Cases never set one: they judge and snapshot the whole trace.
 #[derive(Debug, Clone)]
 pub struct Trace {
     inner: Arc<TraceInner>,
@@ -152,12 +152,12 @@ impl Store {
         self.first + self.events.len()
     }
 
-    fn forget(&mut self) {
-        let Some(bound) = self.bound else { return };
-        while self.events.len() > bound && self.first < self.taken {
-            self.events.pop_front();
-            self.first += 1;
-        }
+    /// Takes the events to forget out of the store; the caller drops them after the lock.
+    fn forget(&mut self) -> Vec<Arc<TraceEvent>> {
+        let Some(bound) = self.bound else { return Vec::new() };
+        let excess = self.events.len().saturating_sub(bound).min(self.taken.saturating_sub(self.first));
+        self.first += excess;
+        self.events.drain(..excess).collect()
     }
 
     /// Pointers to at most `max` events from `from` on (from the oldest kept if `from` was forgotten).
@@ -223,7 +223,6 @@ impl Trace {
                 payload: record.payload,
                 fate: record.fate,
             }));
-            store.forget();
             store.len()
         };
         self.inner.len.send_replace(len);
@@ -242,16 +241,24 @@ impl Trace {
     /// has taken an event (`forget_before`) and more than `bound` newer ones exist, it is
     /// dropped. Nothing the consumer has not taken is ever dropped.
     pub fn forget_read_after(&self, bound: usize) {
-        let mut store = self.store();
-        store.bound = Some(bound);
-        store.forget();
+        let forgotten = {
+            let mut store = self.store();
+            store.bound = Some(bound);
+            store.forget()
+        };
+        drop(forgotten);
     }
 
-    /// The consumer of a bounded trace has taken every event below `index`.
+    /// The consumer of a bounded trace has taken every event below `index`. Forgetting happens
+    /// here, on the consumer's time, and the forgotten events are freed after the lock: `record`
+    /// (the elements' path) only ever pushes.
     pub fn forget_before(&self, index: usize) {
-        let mut store = self.store();
-        store.taken = store.taken.max(index);
-        store.forget();
+        let forgotten = {
+            let mut store = self.store();
+            store.taken = store.taken.max(index);
+            store.forget()
+        };
+        drop(forgotten);
     }
 
     /// The index of the oldest event still kept (0 unless a bound made the trace forget).
@@ -463,6 +470,8 @@ mod tests {
         for n in 100..200 {
             action(&trace, n);
         }
+        assert_eq!(trace.first_kept(), 90, "recording only pushes");
+        trace.forget_before(100);
         assert_eq!(trace.first_kept(), 100, "what was taken goes first, what was not stays");
     }
 
