@@ -14,15 +14,25 @@ use crate::trace::{Direction, DnsRecord, Fate, Payload, RefusedAttempt, TraceEve
 /// keeps a connection or opens a new one after a stall, and whether the kernel hands a new one
 /// the port an old one had, depends on timing: so every ephemeral port is drawn as `port`, and
 /// the ladder does not claim which connection a message used.
+/// Past `MAX_CALL_IDS` the names are forgotten (a long `serve` run); numbers keep growing, so a
+/// number never names two Call-IDs.
 #[derive(Default)]
 struct Placeholders {
     call_ids: HashMap<String, usize>,
+    numbered: usize,
 }
+
+const MAX_CALL_IDS: usize = 16_384;
 
 impl Placeholders {
     fn call(&mut self, id: &str) -> String {
-        let next = self.call_ids.len() + 1;
-        format!("call-{}", self.call_ids.entry(id.to_owned()).or_insert(next))
+        if self.call_ids.len() >= MAX_CALL_IDS && !self.call_ids.contains_key(id) {
+            self.call_ids = HashMap::new();
+        }
+        let next = self.numbered + 1;
+        let n = *self.call_ids.entry(id.to_owned()).or_insert(next);
+        self.numbered = self.numbered.max(n);
+        format!("call-{n}")
     }
 
     fn port(&mut self, port: u16) -> String {

@@ -11,12 +11,17 @@ use crate::elements::OutboundSupport;
 use crate::error::HarnessError;
 use crate::faults::{Event, Fault, FaultTarget};
 use crate::lab::{BlockChoice, Lab, LabSpec};
-use crate::ladder::LiveLadder;
 use crate::phone_config::{self, PhoneKind};
 use crate::provision::{Configuration, DEFAULT_MAC, Timers};
 use crate::tls::CA_CERTIFICATE_FILE;
 use crate::topology::Element;
 use crate::trace::Transport;
+
+mod printer;
+
+/// How many events `serve` keeps in memory once printed: a window, not the whole run, so a
+/// lab that runs for hours or takes load stays within a fixed budget (about 1.5 KB an event).
+pub const TRACE_KEPT: usize = 8192;
 
 /// One line of `serve`'s command language.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,27 +201,16 @@ pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
         ca.display()
     );
 
-    let trace = lab.trace().clone();
-    let printer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let mut out = tokio::io::stdout();
-        let mut ladder = LiveLadder::default();
-        let mut next = 0;
-        loop {
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-            let Some(event) = trace.wait_for(next, deadline, |_| true).await else { continue };
-            next = event.index + 1;
-            if let Some(line) = ladder.line(&event, &topology) {
-                // Milliseconds since the lab started, so a person can tell a timer from a burst.
-                // Written asynchronously: a reader that stops reading (a full pipe) then holds
-                // only this task, which `quit` aborts, never a runtime thread.
-                let text = format!("+{}ms {line}\n", event.at.as_millis());
-                if out.write_all(text.as_bytes()).await.is_err() || out.flush().await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    // The printer renders what it takes at once and the trace then forgets it beyond a bound,
+    // so a long run holds a fixed window of events; text stdout has not taken waits in a file.
+    lab.trace().forget_read_after(TRACE_KEPT);
+    let printer = printer::spawn(
+        lab.trace().clone(),
+        topology.clone(),
+        tokio::io::stdout(),
+        lab.dir().join("ladder.spool"),
+        printer::SPOOL_MEMORY,
+    );
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {

@@ -1,6 +1,8 @@
 //! The trace recorder: every message every element sends or receives, DNS included, with its element, transport, flow and time.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,6 +128,13 @@ impl TraceEvent {
 }
 
 /// A shared, append-only trace; cheap to clone.
+///
+/// Events are kept behind `Arc`s, so reading from any position costs what is read, not what is
+/// kept, and the lock is held only to push one event or to clone a batch of pointers: a reader
+/// never holds it while it works (renders, writes, waits), so a slow or blocked reader never
+/// slows `record`. A trace may be given a memory bound (`forget_read_after`, `serve` only):
+/// then, when its consumer says what it has taken (`forget_before`), taken events beyond the
+/// bound are dropped, oldest first. Cases never set one: they judge and snapshot the whole trace.
 #[derive(Debug, Clone)]
 pub struct Trace {
     inner: Arc<TraceInner>,
@@ -134,8 +143,43 @@ pub struct Trace {
 #[derive(Debug)]
 struct TraceInner {
     start: Instant,
-    events: Mutex<Vec<TraceEvent>>,
+    store: Mutex<Store>,
     len: watch::Sender<usize>,
+    /// How many events were deep-copied out (`snapshot`, `events_from`, `wait_for`'s match): the
+    /// cost a reader pays, which tests check stays linear in what is read.
+    copied: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    /// The index of `events[0]`: events before it were forgotten.
+    first: usize,
+    events: VecDeque<Arc<TraceEvent>>,
+    /// Beyond this many events, those the consumer has taken are dropped, oldest first; `None`
+    /// keeps everything.
+    bound: Option<usize>,
+    /// Events below this index were taken by the consumer and may be forgotten.
+    taken: usize,
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        self.first + self.events.len()
+    }
+
+    /// Takes the events to forget out of the store; the caller drops them after the lock.
+    fn forget(&mut self) -> Vec<Arc<TraceEvent>> {
+        let Some(bound) = self.bound else { return Vec::new() };
+        let excess = self.events.len().saturating_sub(bound).min(self.taken.saturating_sub(self.first));
+        self.first += excess;
+        self.events.drain(..excess).collect()
+    }
+
+    /// Pointers to at most `max` events from `from` on (from the oldest kept if `from` was forgotten).
+    fn read(&self, from: usize, max: usize) -> Vec<Arc<TraceEvent>> {
+        let skip = from.saturating_sub(self.first);
+        self.events.iter().skip(skip).take(max).cloned().collect()
+    }
 }
 
 /// What an element hands the recorder; the recorder adds index and time.
@@ -157,10 +201,18 @@ impl Default for Trace {
     }
 }
 
+/// How many events `wait_for` looks at per turn of the lock.
+const WAIT_BATCH: usize = 256;
+
 impl Trace {
     pub fn new() -> Trace {
         let (len, _) = watch::channel(0);
-        Trace { inner: Arc::new(TraceInner { start: Instant::now(), events: Mutex::new(Vec::new()), len }) }
+        let inner = TraceInner { start: Instant::now(), store: Mutex::default(), len, copied: AtomicUsize::new(0) };
+        Trace { inner: Arc::new(inner) }
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.inner.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Time since the trace started.
@@ -169,13 +221,14 @@ impl Trace {
     }
 
     pub fn record(&self, record: Record) {
+        let at = self.now();
         let len = {
-            let mut events = self.inner.events.lock().unwrap_or_else(|e| e.into_inner());
-            let index = events.len();
+            let mut store = self.store();
+            let index = store.len();
             tracing::debug!(element = %record.element, index, "trace {:?} {:?}", record.direction, summary(&record.payload));
-            events.push(TraceEvent {
+            store.events.push_back(Arc::new(TraceEvent {
                 index,
-                at: self.now(),
+                at,
                 element: record.element,
                 direction: record.direction,
                 transport: record.transport,
@@ -184,12 +237,13 @@ impl Trace {
                 flow: record.flow,
                 payload: record.payload,
                 fate: record.fate,
-            });
-            events.len()
+            }));
+            store.len()
         };
         self.inner.len.send_replace(len);
     }
 
+    /// How many events were ever recorded (forgotten ones included): the next event's index.
     pub fn len(&self) -> usize {
         *self.inner.len.borrow()
     }
@@ -198,15 +252,60 @@ impl Trace {
         self.len() == 0
     }
 
-    /// A copy of every event so far.
-    pub fn snapshot(&self) -> Vec<TraceEvent> {
-        self.inner.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Bounds memory for a long run with one consumer (`serve`'s printer): once the consumer
+    /// has taken an event (`forget_before`) and more than `bound` newer ones exist, it is
+    /// dropped. Nothing the consumer has not taken is ever dropped.
+    pub fn forget_read_after(&self, bound: usize) {
+        let forgotten = {
+            let mut store = self.store();
+            store.bound = Some(bound);
+            store.forget()
+        };
+        drop(forgotten);
     }
 
-    /// Copies of the events from `from` on.
+    /// The consumer of a bounded trace has taken every event below `index`. Forgetting happens
+    /// here, on the consumer's time, and the forgotten events are freed after the lock: `record`
+    /// (the elements' path) only ever pushes.
+    pub fn forget_before(&self, index: usize) {
+        let forgotten = {
+            let mut store = self.store();
+            store.taken = store.taken.max(index);
+            store.forget()
+        };
+        drop(forgotten);
+    }
+
+    /// The index of the oldest event still kept (0 unless a bound made the trace forget).
+    pub fn first_kept(&self) -> usize {
+        self.store().first
+    }
+
+    /// A copy of every event kept (every event so far, unless a bound was set).
+    pub fn snapshot(&self) -> Vec<TraceEvent> {
+        self.events_from(0)
+    }
+
+    /// Copies of the events from `from` on (from the oldest kept, if `from` was forgotten).
     pub fn events_from(&self, from: usize) -> Vec<TraceEvent> {
-        let events = self.inner.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.get(from..).map(<[TraceEvent]>::to_vec).unwrap_or_default()
+        let shared = self.shared_from(from, usize::MAX);
+        self.inner.copied.fetch_add(shared.len(), Ordering::Relaxed);
+        shared.iter().map(|e| TraceEvent::clone(e)).collect()
+    }
+
+    /// At most `max` events from `from` on, shared rather than copied: the cost is what is read.
+    pub fn shared_from(&self, from: usize, max: usize) -> Vec<Arc<TraceEvent>> {
+        self.store().read(from, max)
+    }
+
+    /// A reader from `from` on, for a consumer that follows the trace as it grows.
+    pub fn reader(&self, from: usize) -> TraceReader {
+        TraceReader { trace: self.clone(), next: from, changes: self.inner.len.subscribe() }
+    }
+
+    /// How many events readers deep-copied so far (see `TraceInner::copied`).
+    pub fn copied(&self) -> usize {
+        self.inner.copied.load(Ordering::Relaxed)
     }
 
     /// Waits until an event at index `>= from` satisfies `predicate`, or until `deadline`.
@@ -217,21 +316,77 @@ impl Trace {
         deadline: Instant,
         mut predicate: impl FnMut(&TraceEvent) -> bool,
     ) -> Option<TraceEvent> {
-        let mut changes = self.inner.len.subscribe();
-        let mut checked = from;
+        let mut reader = self.reader(from);
         loop {
-            for event in self.events_from(checked) {
-                checked = event.index + 1;
-                if predicate(&event) {
-                    return Some(event);
+            loop {
+                let batch = reader.take(WAIT_BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                if let Some(found) = batch.iter().find(|e| predicate(e)) {
+                    self.inner.copied.fetch_add(1, Ordering::Relaxed);
+                    return Some(TraceEvent::clone(found));
                 }
             }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
+            if !reader.changed_before(deadline).await {
+                // One last look: an event may have landed just before the deadline.
+                let rest = reader.take(usize::MAX);
+                let found = rest.iter().find(|e| predicate(e))?;
+                self.inner.copied.fetch_add(1, Ordering::Relaxed);
+                return Some(TraceEvent::clone(found));
+            }
+        }
+    }
+}
+
+/// Follows a trace from a position: each `take` costs the events it returns, and between takes
+/// the reader holds nothing the recorder needs.
+#[derive(Debug)]
+pub struct TraceReader {
+    trace: Trace,
+    next: usize,
+    changes: watch::Receiver<usize>,
+}
+
+impl TraceReader {
+    /// The index of the next event this reader will return.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// At most `max` events recorded since the last take, shared (not copied). Events a bounded
+    /// trace forgot are skipped: `position` then jumps past them.
+    pub fn take(&mut self, max: usize) -> Vec<Arc<TraceEvent>> {
+        let batch = self.trace.shared_from(self.next, max);
+        if let Some(last) = batch.last() {
+            self.next = last.index + 1;
+        }
+        batch
+    }
+
+    /// Waits until the trace grew past this reader's position or `deadline` passed; `false` at
+    /// the deadline.
+    pub async fn changed_before(&mut self, deadline: Instant) -> bool {
+        loop {
+            if *self.changes.borrow_and_update() > self.next {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.changes.changed()).await {
                 Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => {
-                    // One last look: an event may have landed just before the deadline.
-                    return self.events_from(checked).into_iter().find(|e| predicate(e));
-                }
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits until the trace grew past this reader's position.
+    pub async fn changed(&mut self) {
+        loop {
+            if *self.changes.borrow_and_update() > self.next {
+                return;
+            }
+            if self.changes.changed().await.is_err() {
+                // The sender lives in the trace this reader holds: never dropped first.
+                std::future::pending::<()>().await;
             }
         }
     }
@@ -255,5 +410,101 @@ fn summary(payload: &Payload) -> String {
         Payload::Action(a) => a.clone(),
         Payload::Refused(RefusedAttempt::Datagram(inner)) => format!("refused {}", summary(inner)),
         Payload::Refused(RefusedAttempt::Connect) => "refused connect".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(trace: &Trace, n: usize) {
+        let addr: SocketAddr = "127.100.0.1:5060".parse().unwrap();
+        trace.record(Record {
+            element: Element::RegistrarA,
+            direction: Direction::Received,
+            transport: Transport::Udp,
+            local: addr,
+            remote: addr,
+            flow: None,
+            payload: Payload::Action(format!("event {n}")),
+            fate: Fate::Delivered,
+        });
+    }
+
+    /// Issue 13: `serve`'s printer asked for the next event with `wait_for(next, ..)`, which
+    /// copied the whole unprinted backlog for every line: quadratic. Now each call copies the
+    /// one event it returns.
+    #[tokio::test]
+    async fn following_the_trace_one_event_at_a_time_copies_each_event_once() {
+        let trace = Trace::new();
+        let backlog = 2000;
+        for n in 0..backlog {
+            action(&trace, n);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut next = 0;
+        while next < backlog {
+            let event = trace.wait_for(next, deadline, |_| true).await.expect("an event is there");
+            assert_eq!(event.index, next);
+            next = event.index + 1;
+        }
+        assert_eq!(trace.copied(), backlog, "one copy per event read, not the backlog per event");
+    }
+
+    /// A reader that holds events (as a printer blocked on its output does) holds no lock:
+    /// recording goes on, and the reader then gets exactly what it has not read.
+    #[test]
+    fn a_held_reader_never_blocks_record() {
+        let trace = Trace::new();
+        action(&trace, 0);
+        let mut reader = trace.reader(0);
+        let held = reader.take(usize::MAX);
+        assert_eq!(held.len(), 1);
+        for n in 1..1000 {
+            action(&trace, n);
+        }
+        assert_eq!(trace.len(), 1000);
+        let rest = reader.take(usize::MAX);
+        assert_eq!(rest.first().map(|e| e.index), Some(1));
+        assert_eq!(rest.len(), 999);
+        assert_eq!(reader.position(), 1000);
+        assert!(matches!(&held[0].payload, Payload::Action(a) if a == "event 0"), "what was held is intact");
+        assert_eq!(trace.copied(), 0, "reading shares, it does not copy");
+    }
+
+    /// A bound forgets only what the consumer took, and keeps the bound's worth of those.
+    #[test]
+    fn a_bounded_trace_forgets_only_what_was_taken() {
+        let trace = Trace::new();
+        trace.forget_read_after(10);
+        for n in 0..100 {
+            action(&trace, n);
+        }
+        assert_eq!(trace.first_kept(), 0, "nothing taken, nothing forgotten");
+        trace.forget_before(50);
+        assert_eq!(trace.first_kept(), 50);
+        trace.forget_before(100);
+        assert_eq!(trace.first_kept(), 90, "the bound's worth stays");
+        assert_eq!(trace.len(), 100, "indices go on");
+        let mut late = trace.reader(0);
+        assert_eq!(late.take(1)[0].index, 90, "a reader behind the bound starts at the oldest kept");
+        for n in 100..200 {
+            action(&trace, n);
+        }
+        assert_eq!(trace.first_kept(), 90, "recording only pushes");
+        trace.forget_before(100);
+        assert_eq!(trace.first_kept(), 100, "what was taken goes first, what was not stays");
+    }
+
+    /// Cases (no bound) keep every event, whatever is read.
+    #[test]
+    fn an_unbounded_trace_keeps_everything() {
+        let trace = Trace::new();
+        for n in 0..100 {
+            action(&trace, n);
+        }
+        trace.forget_before(100);
+        assert_eq!(trace.snapshot().len(), 100);
+        assert_eq!(trace.first_kept(), 0);
     }
 }

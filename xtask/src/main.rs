@@ -1,5 +1,6 @@
 //! cargo xtask: the project's chores as one small binary (rust-analyzer style): test, ci, bench.
 
+mod bench;
 mod fuzz;
 mod tidy;
 
@@ -7,12 +8,16 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|suite-bench [JOBS]|fuzz SECONDS>
+const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|bench-parser|suite-bench [JOBS]|fuzz SECONDS>
   test         install what the tests drive if missing (baresip, sipp, xmllint, chromium, tshark:
                Debian packages baresip-core, sip-tester, libxml2-utils, chromium, tshark; as
                root), then cargo test --workspace --locked [ARGS]
   ci           build everything, run the tests, then run every case against the reference phone
-  bench        run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
+  bench        the harness's registrar (sipharness serve, release build) against Kamailio 5.6, both
+               driven by SIPp over UDP with digest, alternately at 5k, 10k, 20k and 40k REGISTER/s
+               offered: tx/s, ratio, p50/p99; latency per message at 1k/s; serve's RSS under load
+               (installs sip-tester and kamailio with apt-get when missing; about 6 minutes)
+  bench-parser run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
                wall time with the waits the provisioned timers make unavoidable
   fuzz         install cargo-fuzz if missing, build the libFuzzer targets in fuzz/ and run each
@@ -33,7 +38,8 @@ fn main() -> Result<()> {
             cargo(&["build", "--workspace"])?;
             run("target/debug/sipharness", &["run", "--phone", "refphone"])
         }
-        "bench" => cargo(&["bench", "-p", "sip", "--bench", "parse"]),
+        "bench" => bench::bench(),
+        "bench-parser" => cargo(&["bench", "-p", "sip", "--bench", "parse"]),
         "suite-bench" => suite_bench(std::env::args().nth(2)),
         "fuzz" => fuzz::fuzz(std::env::args().nth(2)),
         _ => bail!("{USAGE}"),
@@ -66,7 +72,12 @@ fn test(extra: Vec<String>) -> Result<()> {
 
 /// Installs the Debian packages of the peers that are not on PATH (`apt-get`, as root).
 fn install_peers() -> Result<()> {
-    let missing: Vec<(&str, &str)> = PEERS.into_iter().filter(|(program, _)| !on_path(program)).collect();
+    install_missing(&PEERS)
+}
+
+/// Installs the Debian package of each `(program, package)` whose program is not on PATH.
+fn install_missing(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<(&str, &str)> = wanted.iter().copied().filter(|(program, _)| !on_path(program)).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use sip::Credentials;
 use tokio::time::Instant;
 
-/// How many nonces live at once at most; the oldest go first.
-const MAX_NONCES: usize = 1024;
+/// How many nonces live at once at most; the oldest go first. Sized for load: at 20k challenges
+/// a second a nonce must survive the round trip of its answer, and 32768 (about 3 MB) leaves 1.6 s.
+const MAX_NONCES: usize = 32768;
 
 /// What the nonce of some credentials is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

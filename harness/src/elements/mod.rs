@@ -175,6 +175,9 @@ pub(crate) struct FlowHandle {
     pub commands: mpsc::UnboundedSender<FlowCommand>,
 }
 
+/// How many UDP source addresses an element remembers for `stall` (about 3 MB at most).
+const MAX_UDP_SOURCES_SEEN: usize = 65_536;
+
 /// Everything about one element that its transports, the lab and its behaviour share.
 pub(crate) struct ElementShared {
     pub element: Element,
@@ -423,7 +426,12 @@ impl ElementShared {
             None => Fate::Delivered,
         };
         if peer.transport == Transport::Udp && swallowed.is_none() {
-            lock(&self.udp_seen).insert(peer.addr);
+            let mut seen = lock(&self.udp_seen);
+            // Bounded for a load test's many sources: past the cap a new source is not
+            // remembered, so a later `stall` serves it as new.
+            if seen.len() < MAX_UDP_SOURCES_SEEN {
+                seen.insert(peer.addr);
+            }
         }
         let keep_alive_to = match peer.flow {
             Some(flow) => Destination::Flow(flow),

@@ -12,6 +12,9 @@ use super::relay::Relay;
 use super::{Behaviour, Capabilities, FlowId, FlowView, Outgoing, Peer};
 use crate::topology::{Element, Topology};
 
+/// How often expired bindings are swept out of every AOR.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Digest credentials the registrar demands (RFC 3261 §22.4).
 #[derive(Debug, Clone)]
 pub struct DigestAuth {
@@ -87,6 +90,8 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     nonces: Nonces,
     nonce_counter: u64,
+    /// When expired bindings (and AORs left with none) are next swept out of every AOR.
+    next_sweep: Instant,
     /// What the proxy of our side serves (SUBSCRIBE, INVITE, ...), passed on there.
     relay: Relay,
 }
@@ -95,7 +100,32 @@ impl Registrar {
     pub fn new(element: Element, topology: Arc<Topology>, config: RegistrarConfig) -> Registrar {
         let nonces = Nonces::new(config.nonce_lifetime);
         let relay = Relay::new(element, topology.clone());
-        Registrar { element, topology, config, bindings: HashMap::new(), nonces, nonce_counter: 0, relay }
+        let next_sweep = Instant::now();
+        Registrar { element, topology, config, bindings: HashMap::new(), nonces, nonce_counter: 0, next_sweep, relay }
+    }
+
+    /// Drops every expired binding, and every AOR left without one, at most once per
+    /// `SWEEP_INTERVAL`: a registrar that many phones (or a load test's distinct AORs) pass
+    /// through holds what is live, not all it ever saw. Amortised: one pass over the bindings
+    /// per interval, whatever the request rate.
+    fn sweep(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        self.bindings.retain(|_, bindings| {
+            bindings.retain(|b| b.expires_at > now);
+            !bindings.is_empty()
+        });
+        if self.bindings.capacity() > 4 * self.bindings.len().max(64) {
+            self.bindings.shrink_to_fit();
+        }
+    }
+
+    /// How many AORs hold a live or not yet swept binding.
+    #[cfg(test)]
+    fn aors(&self) -> usize {
+        self.bindings.len()
     }
 
     fn to_tag(&self) -> String {
@@ -140,15 +170,21 @@ impl Registrar {
     }
 
     fn register(&mut self, request: &Message, peer: &Peer, now: Instant) -> Outgoing {
-        if let Some(auth) = self.config.auth.clone() {
-            match self.check_credentials(request, &auth, now) {
-                Some(NonceCheck::Fresh) => {}
-                Some(NonceCheck::Stale) => return self.challenge(request, &auth, true, now),
+        self.sweep(now);
+        // Taken out and put back rather than cloned: a user table per REGISTER is a cost at load.
+        if let Some(auth) = self.config.auth.take() {
+            let challenge = match self.check_credentials(request, &auth, now) {
+                Some(NonceCheck::Fresh) => None,
+                Some(NonceCheck::Stale) => Some(self.challenge(request, &auth, true, now)),
                 Some(NonceCheck::Replayed) => {
                     tracing::info!(registrar = %self.element, "nonce count not above the last one: a replay");
-                    return self.challenge(request, &auth, false, now);
+                    Some(self.challenge(request, &auth, false, now))
                 }
-                None => return self.challenge(request, &auth, false, now),
+                None => Some(self.challenge(request, &auth, false, now)),
+            };
+            self.config.auth = Some(auth);
+            if let Some(challenge) = challenge {
+                return challenge;
             }
         }
         let (Ok(to), Ok(call_id), Ok(cseq), Ok(contacts), Ok(expires)) =
@@ -207,6 +243,9 @@ impl Registrar {
                     });
                 }
             }
+        }
+        if bindings.is_empty() {
+            self.bindings.remove(&aor);
         }
         let mut response = Message::response_to(request, 200, Some(&self.to_tag()));
         if request.has_option_tag(&HeaderName::Supported, "path") {
@@ -343,5 +382,29 @@ mod tests {
         assert_eq!(late.status(), Some(401));
         assert_eq!(late.challenges().unwrap()[0].params.value("stale"), Some("true"), "{late:?}");
         assert_ne!(late.challenges().unwrap()[0].nonce(), challenge.nonce(), "a new nonce");
+    }
+
+    /// Issue 13: expired bindings of AORs never heard from again were kept for ever; now a sweep
+    /// drops them, and an AOR whose last binding was removed goes at once.
+    #[test]
+    fn expired_bindings_of_silent_aors_are_swept() {
+        let (mut registrar, topology) = registrar();
+        registrar.config.auth = None;
+        let t0 = Instant::now();
+        for n in 0..100 {
+            let mut request = register(&topology, &format!("b{n}"), 1);
+            request.set_header(HeaderName::To, format!("<sip:u{n}@{}>", topology.fqdn(Element::ProxyA)));
+            request.set_header(HeaderName::CallId, format!("reg-{n}"));
+            request.set_header(HeaderName::Expires, 10);
+            assert_eq!(answer(&mut registrar, &request, t0).status(), Some(200));
+        }
+        assert_eq!(registrar.aors(), 100);
+        let later = t0 + Duration::from_secs(11);
+        assert_eq!(answer(&mut registrar, &register(&topology, "x", 1), later).status(), Some(200));
+        assert_eq!(registrar.aors(), 1, "only the AOR registered after the expiry is left");
+        let mut release = register(&topology, "y", 2);
+        release.set_header(HeaderName::Expires, 0);
+        assert_eq!(answer(&mut registrar, &release, later).status(), Some(200));
+        assert_eq!(registrar.aors(), 0, "an AOR without bindings is not kept");
     }
 }

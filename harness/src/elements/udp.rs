@@ -13,6 +13,7 @@ use crate::trace::Transport;
 /// lifting it binds the port again.
 pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
     let addr = shared.local_addr(Transport::Udp);
+    widen_receive_buffer(&shared, &socket);
     let mut faults = shared.faults.subscribe();
     let mut socket = Some(Arc::new(socket));
     shared.set_udp_socket(socket.clone());
@@ -33,6 +34,7 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
             Some(s) => s.clone(),
             None => match crate::net::bind_udp(addr) {
                 Ok(s) => {
+                    widen_receive_buffer(&shared, &s);
                     let s = Arc::new(s);
                     shared.set_udp_socket(Some(s.clone()));
                     tracing::info!(element = %shared.element, "udp port open again");
@@ -62,6 +64,18 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
             () = retransmission_due(shared.next_retransmission()) => shared.retransmit_due().await,
             () = shared.client_started.notified() => {}
         }
+    }
+}
+
+/// What an element asks of the kernel for its UDP receive buffer (the kernel caps it at
+/// `net.core.rmem_max`). The default (about 200 KB, some 400 REGISTERs) overflows when a load
+/// test's burst meets a moment without CPU, and every datagram dropped there comes back as a
+/// retransmission half a second later; Kamailio widens its buffer the same way.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn widen_receive_buffer(shared: &ElementShared, socket: &UdpSocket) {
+    if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::debug!(element = %shared.element, "cannot widen the udp receive buffer: {e}");
     }
 }
 
