@@ -414,10 +414,11 @@ fn summary(payload: &Payload) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn action(trace: &Trace, n: usize) {
+    /// Records a harness action numbered `n` (tests that need events of any kind).
+    pub(crate) fn action(trace: &Trace, n: usize) {
         let addr: SocketAddr = "127.100.0.1:5060".parse().unwrap();
         trace.record(Record {
             element: Element::RegistrarA,

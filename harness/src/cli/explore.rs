@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::outputs::{Outputs, Writers};
+use super::run::print_result;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error};
 use crate::case::{CaseResult, Verdict};
 use crate::dut::Profile;
@@ -156,7 +157,7 @@ async fn explore_all(
         progress(format!("{}: {} steps", schedule.id(), schedule.steps.len()));
         let played = play(&schedule, profile, &mut progress).await;
         steps_played += schedule.steps.len();
-        print_result(&played.result, args.json);
+        print_result(&played.result, None, args.json, None);
         match played.result.verdict {
             Verdict::Pass | Verdict::Xfail => {}
             Verdict::Skip => progress(format!("skipped: {}", played.result.reason.as_deref().unwrap_or(""))),
@@ -215,7 +216,7 @@ async fn report_failure(
         let _ = writeln!(out, "{object}");
     } else {
         if shrinking {
-            print_result(&played.result, false);
+            print_result(&played.result, None, false, None);
         }
         let _ = writeln!(out, "minimal schedule ({} steps):", minimal.steps.len());
         let _ = write!(out, "{minimal}");
@@ -253,31 +254,4 @@ fn save(path: Option<&Path>, schedule: &Schedule) -> Result<PathBuf, String> {
             Ok(file.1)
         }
     }
-}
-
-fn print_result(result: &CaseResult, json: bool) {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let line = serde_json::to_string(&result.json()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        let _ = writeln!(out, "{line}");
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<5} {}  ({:.2} s){}",
-            result.verdict.label(),
-            result.id,
-            result.duration.as_secs_f64(),
-            result.reason.as_deref().map(|n| format!("  {n}")).unwrap_or_default()
-        );
-        for failure in &result.failures {
-            let _ = writeln!(out, "      {}", failure.to_string().replace('\n', "\n      "));
-        }
-        if result.verdict == Verdict::Fail && !result.full_ladder.is_empty() {
-            let _ = writeln!(out, "      trace:");
-            for line in result.full_ladder.lines() {
-                let _ = writeln!(out, "        {line}");
-            }
-        }
-    }
-    let _ = out.flush();
 }

@@ -69,7 +69,7 @@ pub(super) fn run(
         let rerun = rerun_command(&profile, lab_file);
         let work = run_cases(selected, &profile, lab, jobs, running.clone(), |result, finished, total| {
             progress.finished(result, budgets.get(&result.id).copied().unwrap_or_default());
-            progress.print(|| print_result(result, &rerun, json, finished, total));
+            progress.print(|| print_result(result, Some(&rerun), json, Some((finished, total))));
             writers.add(result);
         });
         let results = tokio::select! {
@@ -127,7 +127,14 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
-fn print_result(result: &CaseResult, rerun: &dyn Fn(&str) -> String, json: bool, done: usize, total: usize) {
+/// One result on stdout: a JSON line, or its verdict line (`[done/total]` when `position` is
+/// given), its failures, its trace, and the command that reruns it when `rerun` is given.
+pub(super) fn print_result(
+    result: &CaseResult,
+    rerun: Option<&dyn Fn(&str) -> String>,
+    json: bool,
+    position: Option<(usize, usize)>,
+) {
     let mut out = std::io::stdout().lock();
     if json {
         let line = serde_json::to_string(&result.json()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -135,9 +142,10 @@ fn print_result(result: &CaseResult, rerun: &dyn Fn(&str) -> String, json: bool,
         let _ = out.flush();
         return;
     }
+    let position = position.map(|(done, total)| format!("[{done}/{total}] ")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "[{done}/{total}] {:<5} {}  ({:.2} s){}",
+        "{position}{:<5} {}  ({:.2} s){}",
         result.verdict.label(),
         result.id,
         result.duration.as_secs_f64(),
@@ -152,7 +160,9 @@ fn print_result(result: &CaseResult, rerun: &dyn Fn(&str) -> String, json: bool,
             let _ = writeln!(out, "        {line}");
         }
     }
-    if matches!(result.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass) {
+    if let Some(rerun) = rerun
+        && matches!(result.verdict, Verdict::Fail | Verdict::Error | Verdict::Xpass)
+    {
         let _ = writeln!(out, "      rerun alone: {}", rerun(&result.id));
     }
     let _ = out.flush();

@@ -173,28 +173,13 @@ impl Spool {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, SocketAddr};
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
     use tokio::io::AsyncBufReadExt;
 
     use super::*;
-    use crate::topology::Element;
-    use crate::trace::{Direction, Fate, Payload, Record, Transport};
-
-    fn action(trace: &Trace, n: usize) {
-        let addr: SocketAddr = "127.100.0.1:5060".parse().unwrap();
-        trace.record(Record {
-            element: Element::RegistrarA,
-            direction: Direction::Received,
-            transport: Transport::Udp,
-            local: addr,
-            remote: addr,
-            flow: None,
-            payload: Payload::Action(format!("event {n}")),
-            fate: Fate::Delivered,
-        });
-    }
+    use crate::trace::tests::action;
 
     /// Issue 13: a stdout nobody reads froze every element. Now recording goes on, the renderer
     /// takes everything (so a bounded trace stays bounded), the text waits in the spill file,
