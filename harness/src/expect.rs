@@ -373,7 +373,7 @@ pub fn phone_hop_complaint(
 /// What the phone sent in `events`, in a sentence for "arrived" in a failure report, each part
 /// with its message numbers in the ladder (`#12`, `#12..#30` for a run of the same), and those
 /// numbers.
-pub fn arrivals_numbered(events: &[TraceEvent], topology: &Topology) -> (String, Vec<usize>) {
+pub fn arrivals(events: &[TraceEvent], topology: &Topology) -> (String, Vec<usize>) {
     // (what, how many, first and last message number)
     let mut groups: Vec<(String, usize, usize, usize)> = Vec::new();
     let mut numbers = Vec::new();

@@ -110,9 +110,7 @@ impl LabSpec {
         (case.lab)(&mut spec);
         spec
     }
-}
 
-impl LabSpec {
     /// The cfg files the phone is served in this lab on `topology`: provisioned, and judged, at
     /// no less than the phone accepts (its timers raised to `floors`).
     pub fn provisioning(&self, topology: &Topology, floors: &crate::dut::TimerFloors) -> Provisioning {
@@ -126,9 +124,7 @@ impl LabSpec {
             &self.mac,
         )
     }
-}
 
-impl LabSpec {
     /// The deadlines of this lab with a phone of `capabilities`: from the timers it is
     /// provisioned with (raised to its floors).
     pub fn timing(&self, capabilities: &crate::dut::Capabilities) -> Timing {
@@ -511,7 +507,7 @@ impl Lab {
         };
         let Some(event) = found else {
             self.dut.check_alive()?;
-            let (mut arrived, messages) = expect::arrivals_numbered(&window, &topology);
+            let (mut arrived, messages) = expect::arrivals(&window, &topology);
             for (element, fault) in &self.active_faults {
                 if *fault == Fault::Refuse
                     && let Some(why) = self.captures.blind_to(*element)
@@ -633,7 +629,7 @@ impl Lab {
             }
             Some((requirement, rule, event)) => {
                 let before: Vec<TraceEvent> = events.into_iter().filter(|e| e.index < event.index).collect();
-                let (before, _) = expect::arrivals_numbered(&before, &topology);
+                let (before, _) = expect::arrivals(&before, &topology);
                 Err(Violation::new(
                     requirement,
                     format!("for {:.2} s: {}", window.as_secs_f64(), rules.describe(&topology)),
