@@ -73,6 +73,9 @@ pub struct LabSpec {
     /// and port.
     pub registrar_service: bool,
     pub zone: String,
+    /// Tasks reading each element's UDP socket. One in a case, so every datagram is recorded
+    /// in the order it arrived; `serve` takes one per core, so a load test is answered on all.
+    pub udp_readers: usize,
 }
 
 impl LabSpec {
@@ -93,6 +96,7 @@ impl LabSpec {
             mac: DEFAULT_MAC.to_owned(),
             registrar_service: false,
             zone: LAB_ZONE.into(),
+            udp_readers: 1,
         }
     }
 }
@@ -317,6 +321,9 @@ impl Lab {
             let shared = ElementShared::new(element, topology.clone(), trace.clone(), behaviour);
             let acceptor = ca.acceptor(element, &topology)?;
             tasks.push(tokio::spawn(elements::run_udp(shared.clone(), sockets.udp)));
+            for _ in 1..spec.udp_readers {
+                tasks.push(tokio::spawn(elements::read_udp(shared.clone())));
+            }
             tasks.push(tokio::spawn(elements::run_tcp_listener(shared.clone(), sockets.tcp)));
             tasks.push(tokio::spawn(elements::run_tls_listener(shared.clone(), sockets.tls, acceptor)));
             elements.insert(element, shared);

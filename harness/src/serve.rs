@@ -146,6 +146,8 @@ impl ServeOptions {
             },
             ca_dir: self.ca_dir.clone(),
             mac: self.mac.clone(),
+            // A phone by hand or a load test: its order across cores matters less than its rate.
+            udp_readers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..LabSpec::new(self.configuration, self.transport)
         };
         spec.outbound = spec.outbound.map(|_| OutboundSupport::granting(timers.outbound.flow_timer));
@@ -204,7 +206,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), HarnessError> {
     // The printer renders what it takes at once and the trace then forgets it beyond a bound,
     // so a long run holds a fixed window of events; text stdout has not taken waits in a file.
     lab.trace().forget_read_after(TRACE_KEPT);
-    let printer = printer::spawn(
+    let mut printer = printer::spawn(
         lab.trace().clone(),
         topology.clone(),
         tokio::io::stdout(),

@@ -101,7 +101,24 @@ async fn silent_swallows_and_restore_answers_again() {
 
 #[tokio::test]
 async fn refuse_gives_icmp_port_unreachable() {
-    let mut lab = lab().await;
+    refuse_closes_the_port_and_restore_opens_it(lab().await).await;
+}
+
+/// `serve` reads each UDP port with a task per core (`LabSpec::udp_readers`): a refused port is
+/// closed for all of them (none keeps the socket open), and after the restore all read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuse_closes_a_port_read_by_several_tasks() {
+    let spec = LabSpec { udp_readers: 3, ..LabSpec::new(Configuration::NoOutbound, Transport::Udp) };
+    let lab = lab_with(spec).await;
+    let mut flow = udp(&lab, Element::ProxyA).await;
+    for _ in 0..20 {
+        let options = flow.request(&lab, Method::Options, Element::ProxyA);
+        assert_eq!(flow.exchange(&options).await.status(), Some(200), "every reader answers");
+    }
+    refuse_closes_the_port_and_restore_opens_it(lab).await;
+}
+
+async fn refuse_closes_the_port_and_restore_opens_it(mut lab: Lab) {
     let mut flow = udp(&lab, Element::ProxyA).await;
     lab.fail(Element::ProxyA, Fault::Refuse);
     // The socket loop closes the port when it sees the fault; wait for the kernel to say so.

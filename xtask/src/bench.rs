@@ -28,7 +28,8 @@ const RECEIVE_TIMEOUT_MS: u32 = 5_000;
 
 /// The whole bench: throughput and response times at each rate, the added latency per message
 /// at 1k messages a second, then serve's memory in three workloads.
-pub fn bench() -> Result<()> {
+pub fn bench(args: &[String]) -> Result<()> {
+    let part = Part::parse(args)?;
     let started = Instant::now();
     install_missing(&[("sipp", "sip-tester"), ("kamailio", "kamailio")])?;
     // An optimised build; `SIPHARNESS_BENCH_BINARY` names one made otherwise (say, the dev
@@ -38,20 +39,68 @@ pub fn bench() -> Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("sipharness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run_all(&dir);
+    let result = run(&dir, &part);
     let _ = std::fs::remove_dir_all(&dir);
     note(&format!("bench: {:.0} s in all\n", started.elapsed().as_secs_f64()))?;
     result
 }
 
-fn run_all(dir: &Path) -> Result<()> {
+/// What one `cargo xtask bench` runs: everything, or one part while working on it.
+enum Part {
+    All,
+    /// `throughput [RATE,...]`: the throughput lines alone, at the rates given (`10k` or `10000`).
+    Throughput(Vec<u32>),
+    Latency,
+    Memory,
+}
+
+impl Part {
+    fn parse(args: &[String]) -> Result<Part> {
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(match words.as_slice() {
+            [] => Part::All,
+            ["throughput"] => Part::Throughput(RATES.to_vec()),
+            ["throughput", rates] => Part::Throughput(
+                rates.split(',').map(parse_rate).collect::<Result<Vec<u32>>>()?,
+            ),
+            ["latency"] => Part::Latency,
+            ["memory"] => Part::Memory,
+            _ => bail!("usage: cargo xtask bench [throughput [RATE,...] | latency | memory]"),
+        })
+    }
+}
+
+fn parse_rate(text: &str) -> Result<u32> {
+    let (digits, scale) = match text.strip_suffix('k') {
+        Some(digits) => (digits, 1000),
+        None => (text, 1),
+    };
+    match digits.parse::<u32>() {
+        Ok(n) if n >= 2 => Ok(n * scale),
+        _ => bail!("bad rate {text:?}: REGISTER requests a second, such as 10k or 10000"),
+    }
+}
+
+fn run(dir: &Path, part: &Part) -> Result<()> {
+    match part {
+        Part::All => {
+            throughput_and_latency(dir, &RATES, true)?;
+            memory(dir)
+        }
+        Part::Throughput(rates) => throughput_and_latency(dir, rates, false),
+        Part::Latency => throughput_and_latency(dir, &[], true),
+        Part::Memory => memory(dir),
+    }
+}
+
+fn throughput_and_latency(dir: &Path, rates: &[u32], latency: bool) -> Result<()> {
     note(
         "bench: throughput (offered = REGISTER requests per second; tx/s = REGISTER transactions completed with a final response per second)\n",
     )?;
     let serve = Serve::start(dir, "throughput")?;
     let kamailio = Kamailio::start(dir, &serve.auth)?;
     let scenario = write_scenario(dir, "register", &register_scenario("u[call_number]", 3600))?;
-    for rate in RATES {
+    for &rate in rates {
         let calls = rate / 2 * SECONDS_PER_RATE;
         let harness = sipp(dir, &scenario, &serve.registrar, rate / 2, calls, &serve.auth)?;
         let reference = sipp(dir, &scenario, &kamailio.address, rate / 2, calls, &serve.auth)?;
@@ -69,6 +118,9 @@ fn run_all(dir: &Path) -> Result<()> {
             reference.unanswered(),
         ))?;
     }
+    if !latency {
+        return Ok(());
+    }
     let registrar: SocketAddr = serve.registrar.parse()?;
     let h = options_latency(registrar, 1000, 3000)?;
     let k = options_latency(kamailio.address.parse()?, 1000, 3000)?;
@@ -81,9 +133,7 @@ fn run_all(dir: &Path) -> Result<()> {
         k.1,
         h.0 as i64 - k.0 as i64
     ))?;
-    drop(kamailio);
-    drop(serve);
-    memory(dir)
+    Ok(())
 }
 
 /// RSS of a fresh `serve` after 10k and after 200k registrations, for one AOR and Contact

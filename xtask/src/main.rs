@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|bench-parser|suite-bench [JOBS]|fuzz SECONDS>
+const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench [PART]|bench-parser|suite-bench [JOBS]|fuzz SECONDS>
   test         install what the tests drive if missing (baresip, sipp, xmllint, chromium, tshark:
                Debian packages baresip-core, sip-tester, libxml2-utils, chromium, tshark; as
                root), then cargo test --workspace --locked [ARGS]
@@ -16,7 +16,8 @@ const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench|bench-parser|su
   bench        the harness's registrar (sipharness serve, release build) against Kamailio 5.6, both
                driven by SIPp over UDP with digest, alternately at 5k, 10k, 20k and 40k REGISTER/s
                offered: tx/s, ratio, p50/p99; latency per message at 1k/s; serve's RSS under load
-               (installs sip-tester and kamailio with apt-get when missing; about 6 minutes)
+               (installs sip-tester and kamailio with apt-get when missing; about 6 minutes);
+               PART runs one part: throughput [RATE,...] (say 10k,20k), latency or memory
   bench-parser run the sip crate's parser benchmark (criterion), beside rsip 0.4 on the same input
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
                wall time with the waits the provisioned timers make unavoidable
@@ -38,7 +39,7 @@ fn main() -> Result<()> {
             cargo(&["build", "--workspace"])?;
             run("target/debug/sipharness", &["run", "--phone", "refphone"])
         }
-        "bench" => bench::bench(),
+        "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         "bench-parser" => cargo(&["bench", "-p", "sip", "--bench", "parse"]),
         "suite-bench" => suite_bench(std::env::args().nth(2)),
         "fuzz" => fuzz::fuzz(std::env::args().nth(2)),

@@ -26,7 +26,7 @@ pub use registrar::{DigestAuth, OutboundSupport, Registrar, RegistrarConfig};
 pub use stream::FIRST_MESSAGE_DEADLINE;
 pub(crate) use stream::{bind_tcp, run_tcp_listener, run_tls_listener};
 pub use transaction::{DEFAULT_T1, DEFAULT_T2};
-pub(crate) use udp::run_udp;
+pub(crate) use udp::{read_udp, run_udp};
 pub(crate) use wire::Capabilities;
 
 use crate::faults::{Fault, FaultTarget};
@@ -186,7 +186,9 @@ pub(crate) struct ElementShared {
     behaviour: Mutex<Box<dyn Behaviour>>,
     pub faults: watch::Sender<FaultSet>,
     flows: Mutex<HashMap<FlowId, FlowHandle>>,
-    udp: Mutex<Option<Arc<tokio::net::UdpSocket>>>,
+    /// The open UDP socket (`None` while `refuse` keeps the port closed); the extra readers
+    /// follow it, so a closed port is closed for all of them.
+    udp: watch::Sender<Option<Arc<tokio::net::UdpSocket>>>,
     udp_seen: Mutex<HashSet<SocketAddr>>,
     next_flow: AtomicU64,
     capabilities: Capabilities,
@@ -222,7 +224,7 @@ impl ElementShared {
             faults,
             flows: Mutex::new(HashMap::new()),
             connections: crate::net::ConnectionTasks::default(),
-            udp: Mutex::new(None),
+            udp: watch::channel(None).0,
             udp_seen: Mutex::new(HashSet::new()),
             next_flow: AtomicU64::new(1),
             capabilities,
@@ -286,7 +288,12 @@ impl ElementShared {
     }
 
     pub fn set_udp_socket(&self, socket: Option<Arc<tokio::net::UdpSocket>>) {
-        *lock(&self.udp) = socket;
+        self.udp.send_replace(socket);
+    }
+
+    /// Follows the UDP socket as `refuse` closes and reopens it (the extra readers).
+    pub fn udp_socket(&self) -> watch::Receiver<Option<Arc<tokio::net::UdpSocket>>> {
+        self.udp.subscribe()
     }
 
     pub fn open_flows(&self) -> usize {
@@ -317,7 +324,7 @@ impl ElementShared {
                 }
             }
             Destination::Udp(addr) => {
-                let socket = lock(&self.udp).clone();
+                let socket = self.udp.borrow().clone();
                 match socket {
                     Some(socket) => socket.send_to(&bytes, addr).await.is_ok(),
                     None => false,

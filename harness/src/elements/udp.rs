@@ -51,12 +51,7 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
         };
         tokio::select! {
             received = sock.recv_from(&mut buf) => match received {
-                Ok((n, source)) => {
-                    let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
-                    if let Some(unit) = classify(&buf[..n]) {
-                        shared.inbound(peer, unit).await;
-                    }
-                }
+                Ok((n, source)) => take_datagram(&shared, &buf[..n], source).await,
                 // ICMP errors from earlier sends surface here on Linux; they are not ours to act on.
                 Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
             },
@@ -64,6 +59,37 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
             () = retransmission_due(shared.next_retransmission()) => shared.retransmit_due().await,
             () = shared.client_started.notified() => {}
         }
+    }
+}
+
+/// Another reader of the element's UDP socket, beside `run_udp`'s own (`LabSpec::udp_readers`):
+/// under load the datagrams are handled on as many cores. It follows the socket `run_udp`
+/// opens and closes, so `refuse` closes the port for every reader. Runs until aborted.
+pub(crate) async fn read_udp(shared: Arc<ElementShared>) {
+    let mut socket = shared.udp_socket();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Some(sock) = socket.borrow_and_update().clone() else {
+            if socket.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        tokio::select! {
+            received = sock.recv_from(&mut buf) => match received {
+                Ok((n, source)) => take_datagram(&shared, &buf[..n], source).await,
+                Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
+            },
+            // Closed (refuse) or opened again: the clone is dropped and the new one taken.
+            changed = socket.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn take_datagram(shared: &Arc<ElementShared>, bytes: &[u8], source: std::net::SocketAddr) {
+    let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
+    if let Some(unit) = classify(bytes) {
+        shared.inbound(peer, unit).await;
     }
 }
 
