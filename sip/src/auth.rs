@@ -196,10 +196,12 @@ pub struct DigestInput<'a> {
 }
 
 fn md5_hex(input: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Md5::digest(input.as_bytes());
     let mut out = String::with_capacity(32);
     for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     out
 }

@@ -349,6 +349,7 @@ impl ElementShared {
     /// Sends a SIP message and records it; a response becomes the one its server transaction
     /// repeats, a request over UDP starts a client transaction that retransmits it.
     pub async fn send_message(&self, to: Destination, message: Message) {
+        let bytes = message.to_bytes();
         match (self.keeps_transactions, message.is_request(), to) {
             (false, _, _) => {}
             (true, true, Destination::Udp(_)) => {
@@ -356,9 +357,9 @@ impl ElementShared {
                 self.client_started.notify_one();
             }
             (true, true, Destination::Flow(_)) => {}
-            (true, false, _) => lock(&self.servers).on_response_sent(&message),
+            (true, false, _) => lock(&self.servers).on_response_sent(&message, &bytes),
         }
-        self.transmit(to, message).await;
+        self.transmit_encoded(to, message, bytes).await;
     }
 
     /// When the next retransmission of a client transaction is due.
@@ -390,8 +391,13 @@ impl ElementShared {
 
     /// Records a SIP message and puts it on the wire.
     async fn transmit(&self, to: Destination, message: Message) {
-        let (transport, remote) = self.destination_info(to);
         let bytes = message.to_bytes();
+        self.transmit_encoded(to, message, bytes).await;
+    }
+
+    /// `transmit` of a message already printed as `bytes`.
+    async fn transmit_encoded(&self, to: Destination, message: Message, bytes: Vec<u8>) {
+        let (transport, remote) = self.destination_info(to);
         // Recorded before it leaves, so the receiver's record always comes after it in the trace.
         let flow = match to {
             Destination::Flow(id) => Some(id),
@@ -490,8 +496,12 @@ impl ElementShared {
                             tracing::debug!(element = %self.element, "retransmission absorbed, not answered yet");
                             return;
                         }
-                        ServerVerdict::Repeat(response) => {
-                            self.transmit(reply_to, *response).await;
+                        ServerVerdict::Repeat(bytes) => {
+                            // The element's own printing parses back; the trace shows it again.
+                            match Message::parse(&bytes) {
+                                Ok(response) => self.transmit_encoded(reply_to, response, bytes.to_vec()).await,
+                                Err(e) => tracing::error!(element = %self.element, "a kept response does not parse: {e}"),
+                            }
                             return;
                         }
                     }

@@ -1,6 +1,7 @@
 //! The RFC 3261 §17 transaction layer every element shares: server transactions that absorb retransmitted requests and repeat the last response, client transactions that retransmit the element's own requests over UDP; bounded, with time as an input.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sip::{Message, Method};
@@ -12,8 +13,14 @@ use super::Destination;
 pub const DEFAULT_T1: Duration = Duration::from_millis(500);
 pub const DEFAULT_T2: Duration = Duration::from_secs(4);
 
-/// How many transactions of each kind an element keeps at most; the oldest go first.
-const MAX_TRANSACTIONS: usize = 4096;
+/// How many server transactions an element keeps at most; the oldest go first. A load test's
+/// client retransmits what waited too long in the queue, and a retransmission the element no
+/// longer knows is answered as new (a REGISTER's digest count then reads as a replay): at 20k
+/// requests a second this keeps 1.6 s of them, past a UDP client's first two retransmissions,
+/// in about 20 MB (a response is kept as its bytes).
+const MAX_SERVER_TRANSACTIONS: usize = 32_768;
+/// How many client transactions (NOTIFYs, relayed requests) an element keeps at most.
+const MAX_CLIENT_TRANSACTIONS: usize = 4096;
 
 /// RFC 3261 §17.2.3: a request matches a server transaction by top Via branch, sent-by and
 /// method (an ACK is no transaction of its own here: it is never answered).
@@ -46,13 +53,13 @@ pub(crate) enum ServerVerdict {
     New,
     /// A retransmission while the element has not answered yet: absorbed (RFC 3261 §17.2.2 Trying).
     Absorbed,
-    /// A retransmission after an answer: this answer again.
-    Repeat(Box<Message>),
+    /// A retransmission after an answer: this answer again, as it was sent.
+    Repeat(Arc<[u8]>),
 }
 
 #[derive(Debug)]
 struct ServerEntry {
-    last_response: Option<Message>,
+    last_response: Option<Arc<[u8]>>,
     ends_at: Instant,
 }
 
@@ -73,7 +80,7 @@ impl ServerTransactions {
     fn expire(&mut self, now: Instant) {
         while let Some(key) = self.order.front() {
             let ended = self.entries.get(key).is_none_or(|e| e.ends_at <= now);
-            if !ended && self.order.len() <= MAX_TRANSACTIONS {
+            if !ended && self.order.len() <= MAX_SERVER_TRANSACTIONS {
                 break;
             }
             if let Some(key) = self.order.pop_front() {
@@ -91,7 +98,7 @@ impl ServerTransactions {
         let Some(key) = TransactionKey::of(request) else { return ServerVerdict::New };
         if let Some(entry) = self.entries.get(&key) {
             return match &entry.last_response {
-                Some(response) => ServerVerdict::Repeat(Box::new(response.clone())),
+                Some(response) => ServerVerdict::Repeat(response.clone()),
                 None => ServerVerdict::Absorbed,
             };
         }
@@ -101,10 +108,10 @@ impl ServerTransactions {
         ServerVerdict::New
     }
 
-    /// The element sent `response` (its own, or one it relays): the answer to repeat.
-    pub fn on_response_sent(&mut self, response: &Message) {
+    /// The element sent `response` (its own, or one it relays) as `bytes`: the answer to repeat.
+    pub fn on_response_sent(&mut self, response: &Message, bytes: &[u8]) {
         if let Some(entry) = TransactionKey::of(response).and_then(|key| self.entries.get_mut(&key)) {
-            entry.last_response = Some(response.clone());
+            entry.last_response = Some(Arc::from(bytes));
         }
     }
 
@@ -150,7 +157,7 @@ impl ClientTransactions {
             return;
         }
         let Some(key) = TransactionKey::of(request) else { return };
-        if self.entries.len() >= MAX_TRANSACTIONS {
+        if self.entries.len() >= MAX_CLIENT_TRANSACTIONS {
             // The one closest to giving up goes.
             if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.ends_at).map(|(k, _)| k.clone()) {
                 self.entries.remove(&oldest);
@@ -232,8 +239,8 @@ mod tests {
         assert_eq!(server.on_request(&register, now), ServerVerdict::New);
         assert_eq!(server.on_request(&register, now), ServerVerdict::Absorbed);
         let ok = Message::response_to(&register, 200, Some("t"));
-        server.on_response_sent(&ok);
-        assert_eq!(server.on_request(&register, now), ServerVerdict::Repeat(Box::new(ok)));
+        server.on_response_sent(&ok, &ok.to_bytes());
+        assert_eq!(server.on_request(&register, now), ServerVerdict::Repeat(Arc::from(ok.to_bytes())));
         // CANCEL shares the INVITE's branch but is a transaction of its own.
         assert_eq!(server.on_request(&request(Method::Cancel, "z9hG4bK1"), now), ServerVerdict::New);
         // Timer J: after 64*T1 the same branch is new again.
@@ -244,10 +251,10 @@ mod tests {
     fn server_transactions_are_capped() {
         let now = Instant::now();
         let mut server = ServerTransactions::new(DEFAULT_T1);
-        for n in 0..MAX_TRANSACTIONS + 10 {
+        for n in 0..MAX_SERVER_TRANSACTIONS + 10 {
             server.on_request(&request(Method::Options, &format!("z9hG4bK{n}")), now);
         }
-        assert_eq!(server.len(), MAX_TRANSACTIONS, "the oldest went");
+        assert_eq!(server.len(), MAX_SERVER_TRANSACTIONS, "the oldest went");
         let first = request(Method::Options, "z9hG4bK0");
         assert_eq!(server.on_request(&first, now), ServerVerdict::New, "forgotten, so new again");
     }
