@@ -144,11 +144,15 @@ pub(crate) struct ClientTransactions {
     t1: Duration,
     t2: Duration,
     entries: HashMap<TransactionKey, ClientEntry>,
+    /// No entry is due before this (it may be earlier than the earliest left: an answer ends a
+    /// transaction without a scan, and the wake-up then finds nothing due). The UDP task asks
+    /// for it per datagram, so it is kept rather than searched for among thousands of relays.
+    earliest: Option<Instant>,
 }
 
 impl ClientTransactions {
     pub fn new(t1: Duration, t2: Duration) -> ClientTransactions {
-        ClientTransactions { t1, t2, entries: HashMap::new() }
+        ClientTransactions { t1, t2, entries: HashMap::new(), earliest: None }
     }
 
     /// The element sent `request` over UDP: it is retransmitted until answered.
@@ -172,6 +176,7 @@ impl ClientTransactions {
             next_at: now + self.t1,
             ends_at: now + self.t1 * 64,
         };
+        self.earliest = Some(self.earliest.map_or(entry.next_at, |at| at.min(entry.next_at)));
         self.entries.insert(key, entry);
     }
 
@@ -184,17 +189,25 @@ impl ClientTransactions {
             Some(entry) if provisional && !entry.invite => {
                 entry.interval = self.t2;
                 entry.next_at = entry.next_at.min(now + self.t2);
+                self.earliest = Some(self.earliest.map_or(entry.next_at, |at| at.min(entry.next_at)));
             }
             Some(_) => {
                 self.entries.remove(&key);
+                if self.entries.is_empty() {
+                    self.earliest = None;
+                }
             }
             None => {}
         }
     }
 
-    /// When the next retransmission is due, if any.
+    /// When the next retransmission (or the end of a transaction) may be due, if any.
     pub fn next_due(&self) -> Option<Instant> {
-        self.entries.values().map(|e| e.next_at.min(e.ends_at)).min()
+        self.earliest
+    }
+
+    fn find_earliest(&mut self) {
+        self.earliest = self.entries.values().map(|e| e.next_at.min(e.ends_at)).min();
     }
 
     /// The requests to send again now; transactions past 64*T1 are dropped.
@@ -210,11 +223,13 @@ impl ClientTransactions {
             entry.interval = if entry.invite { entry.interval * 2 } else { (entry.interval * 2).min(self.t2) };
             entry.next_at = now + entry.interval;
         }
+        self.find_earliest();
         out
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.earliest = None;
     }
 }
 
