@@ -50,11 +50,9 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
             },
         };
         tokio::select! {
-            received = sock.recv_from(&mut buf) => match received {
-                Ok((n, source)) => take_datagram(&shared, &buf[..n], source).await,
-                // ICMP errors from earlier sends surface here on Linux; they are not ours to act on.
-                Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
-            },
+            // Received in the select, handled in its arm: a branch that fires mid-answer must not
+            // cancel the answer.
+            received = sock.recv_from(&mut buf) => take_datagram(&shared, received, &buf).await,
             changed = faults.changed() => if changed.is_err() { return },
             () = retransmission_due(shared.next_retransmission()) => shared.retransmit_due().await,
             () = shared.client_started.notified() => {}
@@ -76,20 +74,24 @@ pub(crate) async fn read_udp(shared: Arc<ElementShared>) {
             continue;
         };
         tokio::select! {
-            received = sock.recv_from(&mut buf) => match received {
-                Ok((n, source)) => take_datagram(&shared, &buf[..n], source).await,
-                Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
-            },
+            received = sock.recv_from(&mut buf) => take_datagram(&shared, received, &buf).await,
             // Closed (refuse) or opened again: the clone is dropped and the new one taken.
             changed = socket.changed() => if changed.is_err() { return },
         }
     }
 }
 
-async fn take_datagram(shared: &Arc<ElementShared>, bytes: &[u8], source: std::net::SocketAddr) {
-    let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
-    if let Some(unit) = classify(bytes) {
-        shared.inbound(peer, unit).await;
+/// Hands what one `recv_from` read to the element.
+async fn take_datagram(shared: &Arc<ElementShared>, received: std::io::Result<(usize, std::net::SocketAddr)>, buf: &[u8]) {
+    match received {
+        Ok((n, source)) => {
+            let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
+            if let Some(unit) = classify(&buf[..n]) {
+                shared.inbound(peer, unit).await;
+            }
+        }
+        // ICMP errors from earlier sends surface here on Linux; they are not ours to act on.
+        Err(e) => tracing::debug!(element = %shared.element, "udp recv: {e}"),
     }
 }
 
