@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::faults::Fault;
+use crate::faults::{Event, Fault};
 use crate::placement::Placement;
 use crate::provision::Configuration;
 use crate::requirement::Requirement;
@@ -10,7 +10,7 @@ use crate::steady::SteadyRules;
 use crate::timing::{Deadline, Timing};
 use crate::topology::Element;
 
-use Element::{OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
+use Element::{Dns, OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
 
 /// How an element is failed: since which step, with which fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub struct Failure {
 pub struct World {
     pub configuration: Configuration,
     pub failed: BTreeMap<Element, Failure>,
+    /// Row 1 with the registrar named by the registrars' SIP service (NAPTR, SRV: F5) instead of
+    /// `sip registrar ip` and `sip backup registrar ip`: the DNS's records say which registrar.
+    pub registrar_service: bool,
+    /// With `registrar_service`: the registrar the SRV records prefer (registrar-a at the start).
+    pub srv_prefers: Element,
 }
 
 /// What the model says of one state.
@@ -58,7 +63,12 @@ const ROW_2_BACKUPS: [Element; 3] = [OutboundB, RegistrarB, ProxyB];
 
 impl World {
     pub fn new(configuration: Configuration) -> World {
-        World { configuration, failed: BTreeMap::new() }
+        World::of_lab(configuration, false)
+    }
+
+    /// The start of a lab, the registrar named by its SIP service or not.
+    pub fn of_lab(configuration: Configuration, registrar_service: bool) -> World {
+        World { configuration, failed: BTreeMap::new(), registrar_service, srv_prefers: RegistrarA }
     }
 
     pub fn is_failed(&self, element: Element) -> bool {
@@ -74,8 +84,21 @@ impl World {
     /// once at the backups, cannot know of a second failure behind the path it left and rightly
     /// tries the primaries again when the first returns (it remembers the first failure only:
     /// ARCHITECTURE.md), and fails no element of one side while the other side has one failed.
+    ///
+    /// The DNS fails only while every other element works, and nothing else fails while it is
+    /// down: a phone must keep the answers it has (using them past their TTL is allowed while the
+    /// DNS does not answer), but a failover to a name it never looked up would need the DNS, and
+    /// the spec does not say what a phone does then. With the registrar named by its SIP service
+    /// the registrars do not fail: what a phone does when the preferred SRV target returns (go
+    /// back at once, or at the next query) is not in the seed's table (ARCHITECTURE.md).
     pub fn may_fail(&self, element: Element) -> bool {
-        if self.is_failed(element) || !elements(self.configuration).contains(&element) {
+        if element == Dns {
+            return self.failed.is_empty();
+        }
+        if self.is_failed(element) || self.is_failed(Dns) || !elements(self.configuration).contains(&element) {
+            return false;
+        }
+        if self.registrar_service && element.is_registrar() {
             return false;
         }
         let any_failed = |side: &[Element]| side.iter().any(|e| self.is_failed(*e));
@@ -89,6 +112,63 @@ impl World {
             }
             _ if element.is_registrar() => true,
             _ => element.counterpart_in_pair().is_none_or(|other| !self.is_failed(other)),
+        }
+    }
+
+    /// Whether the phone may be rebooted now: not while the DNS is down (a rebooted phone has no
+    /// answers to keep).
+    pub fn may_reboot(&self) -> bool {
+        !self.is_failed(Dns)
+    }
+
+    /// Whether a call may be placed now: the phone has somewhere to send it, and the DNS answers
+    /// (an INVITE over UDP needs the name).
+    pub fn may_dial(&self) -> bool {
+        !self.is_failed(Dns) && self.placement().is_some()
+    }
+
+    /// Whether the SRV records may change to prefer `registrar` now.
+    pub fn may_prefer(&self, registrar: Element) -> bool {
+        self.registrar_service && !self.is_failed(Dns) && registrar.is_registrar() && registrar != self.srv_prefers
+    }
+
+    /// Whether `element` may get a one-off event (`reset`, `restart`) now: a working SIP element of
+    /// the configuration, while the DNS answers (a reconnect may need the name).
+    pub fn may_upset(&self, element: Element) -> bool {
+        element != Dns
+            && !self.is_failed(Dns)
+            && !self.is_failed(element)
+            && elements(self.configuration).contains(&element)
+    }
+
+    /// Where the phone must be once it converged (the seed's table); `None` when a dimension has
+    /// no healthy choice.
+    pub fn placement(&self) -> Option<Placement> {
+        match self.configuration {
+            Configuration::NoOutbound => {
+                let registrar =
+                    if self.registrar_service { Some(self.srv_prefers) } else { self.choose(RegistrarA, RegistrarB) };
+                let proxy = self.choose(ProxyA, ProxyB);
+                registrar.zip(proxy).map(|(registrar, proxy)| Placement { registrar, aor_of: proxy, proxy, via: None })
+            }
+            Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
+                let any_failed = |side: &[Element]| side.iter().any(|e| self.is_failed(*e));
+                if !any_failed(&ROW_2_PRIMARIES) {
+                    Some(Placement { registrar: RegistrarA, aor_of: ProxyA, proxy: ProxyA, via: Some(OutboundA) })
+                } else if !any_failed(&ROW_2_BACKUPS) {
+                    Some(Placement { registrar: RegistrarB, aor_of: ProxyB, proxy: ProxyB, via: Some(OutboundB) })
+                } else {
+                    None
+                }
+            }
+            Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => {
+                self.choose(OutboundA, OutboundB).map(|via| Placement {
+                    registrar: RegistrarA,
+                    aor_of: ProxyA,
+                    proxy: ProxyA,
+                    via: Some(via),
+                })
+            }
         }
     }
 
@@ -120,22 +200,22 @@ impl World {
         match self.configuration {
             Configuration::NoOutbound => {
                 // Row 1: two independent dimensions; the AOR follows the active proxy.
-                let registrar = self.choose(RegistrarA, RegistrarB);
-                let proxy = self.choose(ProxyA, ProxyB);
+                let placement = self.placement();
                 let requirement = match (self.is_failed(RegistrarA), self.is_failed(ProxyA)) {
                     (false, false) => Requirement::R1_1,
                     (true, false) => Requirement::R1_2,
                     (_, true) => Requirement::R1_3,
                 };
-                let mut rules = SteadyRules::new(registrar.unwrap_or(RegistrarA), requirement, probe);
-                rules = dimension(rules, RegistrarA, RegistrarB, Requirement::R1_2);
+                let mut rules = if self.registrar_service {
+                    // F5: SRV priority is strict, the other target unused while the preferred works.
+                    let other = if self.srv_prefers == RegistrarA { RegistrarB } else { RegistrarA };
+                    SteadyRules::new(self.srv_prefers, requirement, probe).unused(other, Requirement::F5)
+                } else {
+                    let registrar = self.choose(RegistrarA, RegistrarB);
+                    let rules = SteadyRules::new(registrar.unwrap_or(RegistrarA), requirement, probe);
+                    dimension(rules, RegistrarA, RegistrarB, Requirement::R1_2)
+                };
                 rules = dimension(rules, ProxyA, ProxyB, Requirement::R1_3);
-                let placement = registrar.zip(proxy).map(|(registrar, proxy)| Placement {
-                    registrar,
-                    aor_of: proxy,
-                    proxy,
-                    via: None,
-                });
                 Expected { placement, rules, requirement }
             }
             Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
@@ -191,11 +271,20 @@ impl World {
     }
 }
 
-/// What a step does to the servers, as the model sees it.
+/// What a step does to the servers or the phone, as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Fail(Element, Fault),
     Restore(Element),
+    /// A one-off event (`reset`, `restart`): nothing moves, the phone reconnects or resubscribes.
+    Event(Element, Event),
+    /// The phone reboots: it starts anew, primaries first, and finds any failed primary again.
+    Reboot,
+    /// The phone places a call: the INVITE goes to the active proxy; nothing moves.
+    Dial,
+    /// The registrars' SRV records change to prefer this registrar: once the old answer's TTL ran
+    /// out, the phone registers there (F5).
+    Dns(Element),
 }
 
 impl World {
@@ -209,8 +298,58 @@ impl World {
             Change::Restore(element) => {
                 next.failed.remove(&element);
             }
+            Change::Dns(registrar) => next.srv_prefers = registrar,
+            Change::Event(..) | Change::Reboot | Change::Dial => {}
         }
         next
+    }
+}
+
+/// The requirement a primary's return checks (the failback bullets).
+fn failback_requirement(configuration: Configuration, element: Element) -> Requirement {
+    match (configuration, element) {
+        (Configuration::NoOutbound, RegistrarA) => Requirement::R1_4,
+        (Configuration::NoOutbound, _) => Requirement::R1_5,
+        (Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626, _) => Requirement::R3_3,
+        _ => Requirement::R2_3,
+    }
+}
+
+/// What the model says of the state after `change`, with the failback's own rules: after a
+/// primary's return the elements the phone left are unused and bindings are accepted only at the
+/// active registrar, both cited as the failback bullet (R1.4, R1.5, R2.3, R3.3), as the suites'
+/// failover cases cite them: a REGISTER refreshing a binding kept at the backup registrar is a
+/// double binding (`register-both`), not a first failover gone wrong.
+pub fn expected_after(before: &World, change: Change, timing: &Timing) -> Expected {
+    let after = before.after(change, 0);
+    let mut expected = after.expected(timing);
+    if let (Change::Restore(element), Some(from), Some(to)) = (change, before.placement(), after.placement())
+        && from != to
+    {
+        let requirement = failback_requirement(before.configuration, element);
+        let left: Vec<Element> = from.elements().into_iter().filter(|e| !to.elements().contains(e)).collect();
+        expected.rules.unused.retain(|(e, _)| !left.contains(e));
+        for element in left {
+            expected.rules = expected.rules.unused(element, requirement);
+        }
+        expected.rules.registrar.1 = requirement;
+    }
+    expected
+}
+
+/// How long the phone may take to move away from `element` failing with `fault` (the suites'
+/// failover deadlines): row 1 a registrar by its next REGISTER, a proxy by its next SUBSCRIBE;
+/// row 2 behind outbound-a detected through it; an outbound proxy by its next request.
+fn failover_deadline(configuration: Configuration, element: Element, fault: Fault, timing: &Timing) -> Deadline {
+    let row_2 = matches!(configuration, Configuration::FullBackup | Configuration::FullBackupRfc5626);
+    let detect =
+        if row_2 && element != OutboundA { timing.detect_through_outbound(fault) } else { timing.detect(fault) };
+    if element.is_registrar() {
+        timing.registrar_failover(detect)
+    } else if element.is_proxy() {
+        timing.proxy_failover(detect)
+    } else {
+        timing.outbound_failover(fault, true)
     }
 }
 
@@ -221,11 +360,50 @@ impl World {
 /// a return by the failback probe. A step that moves nothing is judged by the next refreshes.
 /// Out of a state with both of a pair down the phone is on its retry timer: the longest path
 /// (its next attempt, the retry timer, a timeout, then the failback) bounds it.
+///
+/// A reboot: the start-up, then every failed primary the phone meets first found again (its
+/// failover deadline). A `reset` or `restart`: the next refresh and one more transaction (a new
+/// connection, or a new subscription after the 481 of a proxy that forgot it). A DNS change: the
+/// next REGISTER once the old answer's TTL ran out (the runner waits out the TTL first).
 pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
     let after = before.after(change, 0);
     let was = before.expected(timing);
     let now = after.expected(timing);
     let target = now.placement?;
+    match change {
+        Change::Reboot => {
+            let mut deadline = timing.startup();
+            for (element, failure) in &before.failed {
+                let primary_met_first = match before.configuration {
+                    Configuration::NoOutbound => [RegistrarA, ProxyA].contains(element),
+                    Configuration::FullBackup | Configuration::FullBackupRfc5626 => ROW_2_PRIMARIES.contains(element),
+                    Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => *element == OutboundA,
+                };
+                if primary_met_first {
+                    deadline = deadline.and(failover_deadline(before.configuration, *element, failure.fault, timing));
+                }
+            }
+            return Some((deadline, now.requirement));
+        }
+        Change::Dns(_) => {
+            return Some((timing.next_register().plus("scheduling jitter", timing.jitter()), Requirement::F5));
+        }
+        Change::Event(..) if was.placement.is_some() => {
+            let refresh = if timing.timers.subscription_period > timing.timers.registration_period {
+                timing.next_subscribe()
+            } else {
+                timing.next_register()
+            };
+            let deadline = refresh
+                .plus(
+                    "a new connection, or a new subscription after a 481 (one transaction)",
+                    timing.transaction_timeout(),
+                )
+                .plus("scheduling jitter", timing.jitter());
+            return Some((deadline, now.requirement));
+        }
+        _ => {}
+    }
     let Some(from) = was.placement else {
         let deadline = timing
             .next_register()
@@ -242,32 +420,13 @@ pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<
         };
         return Some((refresh.plus("scheduling jitter", timing.jitter()), now.requirement));
     }
-    let row_2 = matches!(before.configuration, Configuration::FullBackup | Configuration::FullBackupRfc5626);
     match change {
-        Change::Restore(element) => {
-            let requirement = match (before.configuration, element) {
-                (Configuration::NoOutbound, RegistrarA) => Requirement::R1_4,
-                (Configuration::NoOutbound, _) => Requirement::R1_5,
-                (Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626, _) => Requirement::R3_3,
-                _ => Requirement::R2_3,
-            };
-            Some((timing.failback(), requirement))
-        }
+        Change::Restore(element) => Some((timing.failback(), failback_requirement(before.configuration, element))),
         Change::Fail(element, fault) => {
-            let detect = if row_2 && element != OutboundA {
-                timing.detect_through_outbound(fault)
-            } else {
-                timing.detect(fault)
-            };
-            let deadline = if element.is_registrar() {
-                timing.registrar_failover(detect)
-            } else if element.is_proxy() {
-                timing.proxy_failover(detect)
-            } else {
-                timing.outbound_failover(fault, true)
-            };
-            Some((deadline, now.requirement))
+            Some((failover_deadline(before.configuration, element, fault, timing), now.requirement))
         }
+        // Nothing else moves the phone (handled above, or from == target).
+        _ => Some((timing.failback(), now.requirement)),
     }
 }
 

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::model::move_deadline;
+use super::model::{World, expected_after, move_deadline};
 use super::schedule::{Action, Schedule, Step};
 use crate::case::{Case, CaseResult, CaseTrace, Needs, Verdict};
-use crate::dut::Profile;
+use crate::dut::{Profile, Stimulus};
 use crate::error::{CaseError, HarnessError};
-use crate::expect::Request;
-use crate::lab::Lab;
+use crate::expect::{Invite, Request};
+use crate::faults::Event;
+use crate::lab::{Lab, LabSpec};
 use crate::provision::Timers;
 use crate::requirement::Requirement;
 use crate::timing::Deadline;
 use crate::topology::{Element, Party};
-use crate::trace::Direction;
+use crate::trace::{Direction, Transport};
 
 /// A schedule's outcome: its result as a case's, and the step whose check failed.
 #[derive(Debug, Clone)]
@@ -45,8 +46,17 @@ fn requirements(schedule: &Schedule) -> Vec<Requirement> {
             vec![Requirement::R3_1, Requirement::R3_2, Requirement::R3_3, Requirement::F1]
         }
     };
+    if schedule.registrar_service {
+        ids.push(Requirement::F5);
+    }
     ids.push(Requirement::C1);
     ids
+}
+
+/// The lab of a `registrar=srv` schedule: the registrar named by the registrars' SIP service
+/// (NAPTR, SRV preferring registrar-a), as the F5 cases have it.
+fn registrar_as_service(spec: &mut LabSpec) {
+    spec.registrar_service = true;
 }
 
 /// The schedule as a case: its id, requirements, and what it needs of the phone, so its lab is
@@ -54,15 +64,22 @@ fn requirements(schedule: &Schedule) -> Vec<Requirement> {
 /// the fast timers, as the failover cases). Its body is never run: [`play`] drives the lab.
 pub fn case_of(schedule: &Schedule) -> Case {
     let backups = schedule.configuration.has_backups();
+    let has = |wanted: fn(&Action) -> bool| schedule.steps.iter().any(|s| wanted(&s.action));
     Case {
         id: schedule.id(),
         requirements: requirements(schedule),
         configuration: schedule.configuration,
         transport: schedule.transport,
         fault: None,
-        needs: Needs { backup_registrar: backups, backup_proxy: backups, subscriptions: true, ..Needs::NONE },
+        needs: Needs {
+            backup_registrar: backups && !schedule.registrar_service,
+            backup_proxy: backups,
+            subscriptions: true,
+            dial: has(|a| *a == Action::Dial),
+            reboot: has(|a| *a == Action::Reboot),
+        },
         timers: Timers::fast(),
-        lab: crate::lab::standard_lab,
+        lab: if schedule.registrar_service { registrar_as_service } else { crate::lab::standard_lab },
         run: Arc::new(|_| Box::pin(async { Ok(()) })),
     }
 }
@@ -115,10 +132,12 @@ fn unplayed(case: &Case, verdict: Verdict, reason: String) -> Played {
 }
 
 /// The watchdog's budget: the lab's own (start-up and a case's worth of moves) plus, for every
-/// step, twice its longest deadline and its steady window, so it trips only on a livelock.
+/// step, twice its longest deadline (a reboot's start-up included) and its steady window, so it
+/// trips only on a livelock.
 fn budget(schedule: &Schedule, lab: &Lab) -> Duration {
     let timing = lab.timing();
-    let per_step = timing.failback().limit()
+    let per_step = timing.startup().limit()
+        + timing.failback().limit()
         + timing.registrar_failover(timing.detect(crate::faults::Fault::Silent)).limit()
         + timing.timers.registration_retry
         + timing.steady_window();
@@ -163,8 +182,12 @@ async fn walk(
         let number = index + 1;
         let step_began = Instant::now();
         let at_step = |e: CaseError| (number, named(e, &format!("at step {number} ({step})")));
-        apply(lab, step);
-        let moved = move_deadline(&worlds[index], step.change(), &timing);
+        let before = &worlds[index];
+        match step.action {
+            Action::Dns { prefer } => change_dns(lab, before, prefer).await.map_err(at_step)?,
+            _ => apply(lab, step).await.map_err(at_step)?,
+        }
+        let moved = move_deadline(before, step.change(), &timing);
         if !step.settle && number < total {
             let limit = moved.as_ref().map_or_else(|| timing.failback(), |(d, _)| d.clone());
             pending = Some(match pending.take() {
@@ -175,7 +198,22 @@ async fn walk(
             progress(format!("step {number}/{total} {step}: next step mid-move"));
             continue;
         }
-        let expected = worlds[number].expected(&timing);
+        let expected = expected_after(before, step.change(), &timing);
+        if step.action == Action::Dial
+            && let Some(placement) = expected.placement
+        {
+            // The call reaches the active proxy, through the active outbound proxy (R1.1, R2.1,
+            // R3.1 name INVITE; R1.3, R2.2, R3.2 where it moved).
+            let mark = lab.mark();
+            let invite = Invite::at(placement.proxy).requirement(expected.requirement).within(timing.dial());
+            lab.expect(match placement.via {
+                Some(outbound) => invite.via(outbound),
+                None => invite,
+            })
+            .await
+            .map_err(at_step)?;
+            lab.look_from(mark);
+        }
         let mut rules = expected.rules;
         match (expected.placement, moved) {
             (Some(placement), Some((deadline, requirement))) => {
@@ -213,11 +251,47 @@ fn named(error: CaseError, at: &str) -> CaseError {
     }
 }
 
-fn apply(lab: &mut Lab, step: &Step) {
+/// Does what the step says to the lab or the phone (a DNS change is [`change_dns`]).
+async fn apply(lab: &mut Lab, step: &Step) -> Result<(), CaseError> {
     match step.action {
         Action::Fail { element, fault } => lab.fail(element, fault),
         Action::Restore { element } => lab.restore(element),
+        Action::Upset { element, event } => lab.event(element, event),
+        Action::Reboot => lab.stimulate(Stimulus::Reset).await?,
+        Action::Dial => lab.stimulate(Stimulus::Dial(crate::provision::BLF_EXTENSION.into())).await?,
+        Action::Dns { .. } => {}
     }
+    Ok(())
+}
+
+/// F5, as the `dns.*.record-changes` cases judge it: the registrars' SRV records change to prefer
+/// `prefer`; until the old answer's TTL ran out the phone may use either registrar (re-querying
+/// early is allowed), and nothing else moves. Then a REGISTER needs the name again: any over UDP,
+/// over TCP and TLS one that opens a connection, so the old registrar's flows are reset. The
+/// step's check that follows wants the phone registered at `prefer` by its next REGISTER.
+async fn change_dns(lab: &mut Lab, before: &World, prefer: Element) -> Result<(), CaseError> {
+    let left = before.srv_prefers;
+    let service = lab.topology.registrar_service();
+    let (first, second) = (lab.topology.fqdn(prefer), lab.topology.fqdn(left));
+    for (prefix, port) in [("_sip._udp", 5060), ("_sip._tcp", 5060), ("_sips._tcp", 5061)] {
+        let records = [format!("10 60 {port} {first}."), format!("20 60 {port} {second}.")];
+        let records: Vec<&str> = records.iter().map(String::as_str).collect();
+        lab.zone()
+            .set(&format!("{prefix}.{service}"), "SRV", crate::dns::SERVICE_TTL_S, &records)
+            .await
+            .map_err(|e| HarnessError::Other(format!("changing the SRV records: {e}")))?;
+    }
+    lab.note_action(Element::Dns, format!("zone: SRV prefers {prefer}"));
+    lab.look_from(lab.trace().len());
+    let timing = lab.timing().clone();
+    let ttl = Duration::from_secs(crate::dns::SERVICE_TTL_S.into());
+    let mut rules = before.expected(&timing).rules.registrar_may_change();
+    rules.unused.retain(|(e, _)| !e.is_registrar());
+    lab.hold(rules, ttl + timing.jitter() / 4).await?;
+    if lab.provisioning.transport != Transport::Udp {
+        lab.event(left, Event::Reset);
+    }
+    Ok(())
 }
 
 /// Waits (at most `limit`) for the phone's next request to any element: the moment a mid-move
