@@ -208,6 +208,7 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
     );
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // The step that failed prints no progress line: counted when something was found.
     let played = stderr
         .lines()
         .take_while(|l| !l.starts_with("explore: shrinking"))
@@ -224,12 +225,14 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
     };
     match output.status.code() {
         Some(1) => {
-            let minimal = stdout.rsplit("minimal schedule").next().unwrap_or_default();
-            run.found = Some(first_requirement(minimal).unwrap_or_else(|| "?".into()));
+            // The minimal schedule's own result comes just before its steps.
+            let (result, minimal) = stdout.rsplit_once("minimal schedule").unwrap_or_default();
+            run.steps += 1;
+            run.found = Some(last_requirement(result).unwrap_or_else(|| "?".into()));
             run.shrunk = Some(minimal.lines().filter(|l| l.starts_with("step ")).count());
             let replay = sipharness(binary, &["explore", "--replay", saved.to_str().unwrap_or_default(), "--phone", phone]);
             let again = String::from_utf8_lossy(&replay.stdout);
-            run.reproduced = Some(replay.status.code() == Some(1) && first_requirement(&again) == run.found);
+            run.reproduced = Some(replay.status.code() == Some(1) && last_requirement(&again) == run.found);
             let kept = scratch.join(format!("{label}.schedule"));
             if std::fs::copy(&saved, &kept).is_ok() {
                 println!("{label}: minimal schedule saved as {} (a regression case for suites/regressions/):", kept.display());
@@ -253,7 +256,7 @@ fn sipharness(binary: &Path, args: &[&str]) -> Output {
     })
 }
 
-/// The requirement the first failure cites (`      R2.3: at step 2 ...`).
-fn first_requirement(text: &str) -> Option<String> {
-    text.lines().map(str::trim).find(|l| l.contains(": at step ")).and_then(|l| l.split(':').next()).map(str::to_owned)
+/// The requirement the last failure in `text` cites (`      R2.3: at step 2 ...`).
+fn last_requirement(text: &str) -> Option<String> {
+    text.lines().map(str::trim).rfind(|l| l.contains(": at step ")).and_then(|l| l.split(':').next()).map(str::to_owned)
 }

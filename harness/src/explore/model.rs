@@ -364,7 +364,8 @@ fn failover_deadline(configuration: Configuration, element: Element, fault: Faul
 /// A reboot: the start-up, then every failed primary the phone meets first found again (its
 /// failover deadline). A `reset` or `restart`: the next refresh and one more transaction (a new
 /// connection, or a new subscription after the 481 of a proxy that forgot it). A DNS change: the
-/// next REGISTER once the old answer's TTL ran out (the runner waits out the TTL first).
+/// next REGISTER once the old answer's TTL ran out (the runner waits out the TTL first). The DNS
+/// failing or returning: the next REGISTER and a DNS query timing out.
 pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
     let after = before.after(change, 0);
     let was = before.expected(timing);
@@ -387,6 +388,16 @@ pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<
         }
         Change::Dns(_) => {
             return Some((timing.next_register().plus("scheduling jitter", timing.jitter()), Requirement::F5));
+        }
+        Change::Fail(Dns, _) | Change::Restore(Dns) if was.placement.is_some() => {
+            // As `dns.*.dns-fails` judges it: a request that needs a name whose answer ran out
+            // (any over UDP with the SRV's 2 s TTL) waits for the query to time out, then uses the
+            // last answer; a query sent before the DNS returned may still time out.
+            let deadline = timing
+                .next_register()
+                .and(Deadline::of("a DNS query timing out (transaction timer)", timing.transaction_timeout()))
+                .plus("scheduling jitter", timing.jitter());
+            return Some((deadline, now.requirement));
         }
         Change::Event(..) if was.placement.is_some() => {
             let refresh = if timing.timers.subscription_period > timing.timers.registration_period {
@@ -545,6 +556,9 @@ mod tests {
         // Into both down: nowhere to converge.
         let one = healthy.after(Change::Fail(RegistrarA, Fault::Silent), 1);
         assert!(move_deadline(&one, Change::Fail(RegistrarB, Fault::Silent), &t).is_none());
+        // The DNS failing: the next refresh may wait for a query to time out.
+        let (deadline, _) = move_deadline(&healthy, Change::Fail(Dns, Fault::Silent), &t).unwrap();
+        assert_eq!(deadline.limit(), t.next_register().limit() + t.transaction_timeout() + t.jitter());
         // An unused backup failing moves nothing: the next refresh.
         let (deadline, requirement) = move_deadline(&healthy, Change::Fail(ProxyB, Fault::Silent), &t).unwrap();
         assert_eq!(deadline.limit(), t.next_register().limit() + t.jitter());
