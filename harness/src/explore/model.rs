@@ -321,20 +321,27 @@ fn failback_requirement(configuration: Configuration, element: Element) -> Requi
 /// failover cases cite them: a REGISTER refreshing a binding kept at the backup registrar is a
 /// double binding (`register-both`), not a first failover gone wrong.
 pub fn expected_after(before: &World, change: Change, timing: &Timing) -> Expected {
+    let mut expected = before.after(change, 0).expected(timing);
+    expected.rules = with_failback_rules(expected.rules, before, change);
+    expected
+}
+
+/// `rules` with the failback's own rules when `change` returns a primary the phone had left in
+/// `before` (see [`expected_after`]); unchanged otherwise.
+pub fn with_failback_rules(mut rules: SteadyRules, before: &World, change: Change) -> SteadyRules {
     let after = before.after(change, 0);
-    let mut expected = after.expected(timing);
     if let (Change::Restore(element), Some(from), Some(to)) = (change, before.placement(), after.placement())
         && from != to
     {
         let requirement = failback_requirement(before.configuration, element);
         let left: Vec<Element> = from.elements().into_iter().filter(|e| !to.elements().contains(e)).collect();
-        expected.rules.unused.retain(|(e, _)| !left.contains(e));
+        rules.unused.retain(|(e, _)| !left.contains(e));
         for element in left {
-            expected.rules = expected.rules.unused(element, requirement);
+            rules = rules.unused(element, requirement);
         }
-        expected.rules.registrar.1 = requirement;
+        rules.registrar.1 = requirement;
     }
-    expected
+    rules
 }
 
 /// How long the phone may take to move away from `element` failing with `fault` (the suites'

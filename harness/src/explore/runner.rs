@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::model::{World, expected_after, move_deadline};
+use super::model::{World, expected_after, move_deadline, with_failback_rules};
 use super::schedule::{Action, Schedule, Step};
 use crate::case::{Case, CaseResult, CaseTrace, Needs, Verdict};
 use crate::dut::{Profile, Stimulus};
@@ -178,6 +178,10 @@ async fn walk(
     // The deadlines of mid-move steps not yet checked: the check after the next settled step
     // allows their sum on top of its own (each move may have to finish before the next).
     let mut pending: Option<Deadline> = None;
+    // The last mid-move step that moved the phone: a settled step that moves nothing itself is
+    // checked against that move (its bullet, and a failback's own rules): the phone must be
+    // where that move put it.
+    let mut pending_move: Option<usize> = None;
     for (index, step) in schedule.steps.iter().enumerate() {
         let number = index + 1;
         let step_began = Instant::now();
@@ -194,6 +198,9 @@ async fn walk(
                 Some(sum) => sum.and(limit.clone()),
                 None => limit.clone(),
             });
+            if before.placement() != worlds[number].placement() {
+                pending_move = Some(index);
+            }
             next_request(lab, limit.limit()).await;
             progress(format!("step {number}/{total} {step}: next step mid-move"));
             continue;
@@ -215,12 +222,25 @@ async fn walk(
             lab.look_from(mark);
         }
         let mut rules = expected.rules;
+        let mut moved = moved;
+        if let Some(earlier) = pending_move.take()
+            && before.placement() == worlds[number].placement()
+        {
+            let change = schedule.steps[earlier].change();
+            rules = with_failback_rules(rules, &worlds[earlier], change);
+            if let (Some((deadline, _)), Some((_, requirement))) =
+                (moved.take(), move_deadline(&worlds[earlier], change, &timing))
+            {
+                moved = Some((deadline, requirement));
+            }
+        }
         match (expected.placement, moved) {
             (Some(placement), Some((deadline, requirement))) => {
                 let deadline = match pending.take() {
                     Some(sum) => sum.and(deadline),
                     None => deadline,
                 };
+
                 lab.expect_all(placement.everything(true, requirement, &deadline)).await.map_err(at_step)?;
             }
             _ => {
