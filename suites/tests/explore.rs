@@ -128,7 +128,11 @@ fn every_regression_schedule_replays_to_its_recorded_outcome() {
             Some(0) => None,
             Some(1) => Some(first_requirement(&out).unwrap_or_default()),
             _ => {
-                wrong.push(format!("{name}: exit {:?}: {}", output.status.code(), String::from_utf8_lossy(&output.stderr)));
+                wrong.push(format!(
+                    "{name}: exit {:?}: {}",
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
                 continue;
             }
         };

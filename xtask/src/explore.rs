@@ -85,7 +85,7 @@ pub fn explore(args: &[String]) -> Result<()> {
     if part == "quirks" || part == "all" {
         broken.extend(quirks(&binary, jobs, &scratch));
     }
-    println!("explore: {:.0} s in all", started.elapsed().as_secs_f64());
+    say(&format!("explore: {:.0} s in all", started.elapsed().as_secs_f64()));
     if !broken.is_empty() {
         bail!("must-show items failed:\n  {}", broken.join("\n  "));
     }
@@ -141,12 +141,12 @@ fn refphone(binary: &Path, steps: u32, jobs: usize, scratch: &Path) -> Vec<Strin
     let (binary, scratch) = (binary.to_path_buf(), scratch.to_path_buf());
     let results = parallel(runs, jobs, move |(seed, steps)| {
         let run = explore_run(&binary, "refphone", "refphone", seed, steps, &scratch);
-        println!("{}", run.line());
+        say(&run.line());
         run
     });
     let played: usize = results.iter().map(|r| r.steps).sum();
     let failed: Vec<&Run> = results.iter().filter(|r| r.found.is_some()).collect();
-    println!("refphone: {played} steps over seeds 1-{}, {} failures", 1 + steps / SCHEDULE_STEPS, failed.len());
+    say(&format!("refphone: {played} steps over seeds 1-{}, {} failures", 1 + steps / SCHEDULE_STEPS, failed.len()));
     failed.iter().map(|r| format!("refphone failed from seed {}: {}", r.seed, r.line())).collect()
 }
 
@@ -158,7 +158,7 @@ fn quirks(binary: &Path, jobs: usize, scratch: &Path) -> Vec<String> {
         let mut runs = Vec::new();
         for seed in QUIRK_SEEDS {
             let run = explore_run(&binary, quirk, &phone, seed, QUIRK_STEPS, &scratch);
-            println!("{}", run.line());
+            say(&run.line());
             let found = run.found.is_some();
             runs.push(run);
             if found {
@@ -214,15 +214,8 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
         .take_while(|l| !l.starts_with("explore: shrinking"))
         .filter(|l| l.starts_with("explore: step "))
         .count();
-    let mut run = Run {
-        label: label.to_owned(),
-        seed,
-        steps: played,
-        found: None,
-        shrunk: None,
-        reproduced: None,
-        seconds: 0.0,
-    };
+    let mut run =
+        Run { label: label.to_owned(), seed, steps: played, found: None, shrunk: None, reproduced: None, seconds: 0.0 };
     match output.status.code() {
         Some(1) => {
             // The minimal schedule's own result comes just before its steps.
@@ -230,13 +223,17 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
             run.steps += 1;
             run.found = Some(last_requirement(result).unwrap_or_else(|| "?".into()));
             run.shrunk = Some(minimal.lines().filter(|l| l.starts_with("step ")).count());
-            let replay = sipharness(binary, &["explore", "--replay", saved.to_str().unwrap_or_default(), "--phone", phone]);
+            let replay =
+                sipharness(binary, &["explore", "--replay", saved.to_str().unwrap_or_default(), "--phone", phone]);
             let again = String::from_utf8_lossy(&replay.stdout);
             run.reproduced = Some(replay.status.code() == Some(1) && last_requirement(&again) == run.found);
             let kept = scratch.join(format!("{label}.schedule"));
             if std::fs::copy(&saved, &kept).is_ok() {
-                println!("{label}: minimal schedule saved as {} (a regression case for suites/regressions/):", kept.display());
-                print!("{}", std::fs::read_to_string(&kept).unwrap_or_default());
+                say(&format!(
+                    "{label}: minimal schedule saved as {} (a regression case for suites/regressions/):\n{}",
+                    kept.display(),
+                    std::fs::read_to_string(&kept).unwrap_or_default().trim_end()
+                ));
             }
         }
         Some(0) => {}
@@ -246,6 +243,12 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
     }
     run.seconds = started.elapsed().as_secs_f64();
     run
+}
+
+/// One line (or a few) on stdout, whole: runs on several threads print between each other's lines.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn sipharness(binary: &Path, args: &[&str]) -> Output {

@@ -238,7 +238,11 @@ async fn report_failure(
             let _ = writeln!(
                 out,
                 "confirmed: {}",
-                if confirmed { "yes, one more replay failed the same requirement" } else { "no, one more replay did not fail the same requirement (flaky)" }
+                if confirmed {
+                    "yes, one more replay failed the same requirement"
+                } else {
+                    "no, one more replay did not fail the same requirement (flaky)"
+                }
             );
         }
         let _ = writeln!(out, "saved: {}", saved.display());

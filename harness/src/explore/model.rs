@@ -161,14 +161,9 @@ impl World {
                     None
                 }
             }
-            Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => {
-                self.choose(OutboundA, OutboundB).map(|via| Placement {
-                    registrar: RegistrarA,
-                    aor_of: ProxyA,
-                    proxy: ProxyA,
-                    via: Some(via),
-                })
-            }
+            Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => self
+                .choose(OutboundA, OutboundB)
+                .map(|via| Placement { registrar: RegistrarA, aor_of: ProxyA, proxy: ProxyA, via: Some(via) }),
         }
     }
 

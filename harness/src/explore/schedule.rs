@@ -176,7 +176,11 @@ impl Schedule {
                     if !world.may_fail(element) {
                         return Err(format!(
                             "step {number}: {element} may not fail while {} (the model does not judge that state yet)",
-                            if world.failed.is_empty() { "the registrar is an SRV service".to_owned() } else { failed_now() }
+                            if world.failed.is_empty() {
+                                "the registrar is an SRV service".to_owned()
+                            } else {
+                                failed_now()
+                            }
                         ));
                     }
                 }
@@ -287,8 +291,8 @@ fn draw(rng: &mut ChaCha8Rng, world: &World, after_settled: bool) -> Action {
     let candidates = || elements(world.configuration).iter().copied().chain([Element::Dns]);
     let may_fail: Vec<Element> = candidates().filter(|e| world.may_fail(*e)).collect();
     let upsettable: Vec<Element> = candidates().filter(|e| world.may_upset(*e)).collect();
-    let restore = !failed.is_empty()
-        && (may_fail.is_empty() || rng.random_bool(failed.len() as f64 / (failed.len() + 1) as f64));
+    let restore =
+        !failed.is_empty() && (may_fail.is_empty() || rng.random_bool(failed.len() as f64 / (failed.len() + 1) as f64));
     if restore {
         return Action::Restore { element: failed[rng.random_range(0..failed.len())] };
     }
@@ -320,10 +324,9 @@ fn draw(rng: &mut ChaCha8Rng, world: &World, after_settled: bool) -> Action {
             let faults: &[Fault] = if element == Element::Dns { &DNS_FAULTS } else { &FAULTS };
             Action::Fail { element, fault: faults[rng.random_range(0..faults.len())] }
         }
-        1 | 2 => Action::Upset {
-            element: upsettable[rng.random_range(0..upsettable.len())],
-            event: EVENTS[chosen - 1],
-        },
+        1 | 2 => {
+            Action::Upset { element: upsettable[rng.random_range(0..upsettable.len())], event: EVENTS[chosen - 1] }
+        }
         3 => Action::Reboot,
         4 => Action::Dial,
         _ => Action::Dns { prefer: other },
@@ -486,7 +489,10 @@ mod tests {
         let parsed = Schedule::parse(every_kind).unwrap_or_else(|e| panic!("{e}"));
         assert!(parsed.registrar_service);
         assert_eq!(parsed.steps[0].action, Action::Dns { prefer: Element::RegistrarB });
-        assert_eq!(parsed.steps[3], Step { action: Action::Upset { element: Element::ProxyA, event: Event::Reset }, settle: false });
+        assert_eq!(
+            parsed.steps[3],
+            Step { action: Action::Upset { element: Element::ProxyA, event: Event::Reset }, settle: false }
+        );
         assert_eq!(parsed.to_string(), every_kind);
     }
 
@@ -509,12 +515,18 @@ mod tests {
             ("schedule no-outbound udp registrar=srv\nstep 1 fail registrar-a silent", "registrar is an SRV service"),
             ("schedule full-backup udp registrar=srv", "no-outbound only"),
             ("schedule no-outbound udp\nstep 1 reboot mid-move", "never mid-move"),
-            ("schedule no-outbound udp\nstep 1 fail proxy-a silent mid-move\nstep 2 dial", "must follow a settled step"),
+            (
+                "schedule no-outbound udp\nstep 1 fail proxy-a silent mid-move\nstep 2 dial",
+                "must follow a settled step",
+            ),
             ("schedule no-outbound udp\nstep 1 fail dns silent\nstep 2 reboot", "no reboot while the dns"),
             ("schedule no-outbound udp\nstep 1 fail dns silent\nstep 2 fail proxy-a silent", "may not fail while dns"),
             ("schedule no-outbound udp\nstep 1 fail dns reject 503", "not explored"),
             ("schedule no-outbound udp\nstep 1 fail proxy-a silent\nstep 2 reset proxy-a", "one-off event"),
-            ("schedule no-outbound udp\nstep 1 fail registrar-a silent\nstep 2 fail registrar-b silent\nstep 3 dial", "no call while"),
+            (
+                "schedule no-outbound udp\nstep 1 fail registrar-a silent\nstep 2 fail registrar-b silent\nstep 3 dial",
+                "no call while",
+            ),
             (
                 "schedule full-backup udp\nstep 1 fail proxy-a silent\nstep 2 fail registrar-a silent",
                 "may not fail while proxy-a is failed",

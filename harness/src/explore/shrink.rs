@@ -119,7 +119,8 @@ pub async fn shrink(
     let mut best = truncated(failing, played.failed_step.unwrap_or(failing.steps.len()));
     let mut best_played = played;
     let mut replays = 0;
-    let fails_the_same = |outcome: &Played| outcome.failed_requirement().is_some() && outcome.failed_requirement() == requirement;
+    let fails_the_same =
+        |outcome: &Played| outcome.failed_requirement().is_some() && outcome.failed_requirement() == requirement;
     'search: loop {
         for candidate in candidates(&best) {
             if replays + 2 > limits.replays || started.elapsed() >= limits.time {
@@ -200,7 +201,10 @@ mod tests {
         )
         .unwrap();
         let all = candidates(&schedule);
-        assert_eq!(all[0].to_string(), "schedule no-outbound tcp registrar=srv\nstep 1 fail proxy-a silent\nstep 2 restore proxy-a\n");
+        assert_eq!(
+            all[0].to_string(),
+            "schedule no-outbound tcp registrar=srv\nstep 1 fail proxy-a silent\nstep 2 restore proxy-a\n"
+        );
         assert!(all.iter().all(|c| c.check().is_ok()));
         assert!(all.iter().any(|c| c.steps.len() == 5 && !c.steps.iter().any(|s| s.action == Action::Dial)));
     }
