@@ -566,4 +566,54 @@ mod tests {
         assert_eq!(deadline.limit(), t.next_register().limit() + t.jitter());
         assert_eq!(requirement, Requirement::R1_1);
     }
+
+    /// After a primary's return the elements the phone left are unused, and a second binding is a
+    /// breach of the failback bullet (as the suites' failover cases cite it: register-both).
+    #[test]
+    fn a_return_has_the_failbacks_rules() {
+        let t = timing();
+        let row_1 = world(Configuration::NoOutbound, &[RegistrarA]);
+        let rules = expected_after(&row_1, Change::Restore(RegistrarA), &t).rules;
+        assert_eq!(rules.registrar, (RegistrarA, Requirement::R1_4));
+        assert!(rules.unused.contains(&(RegistrarB, Requirement::R1_4)), "{:?}", rules.unused);
+        assert_eq!(rules.unused.iter().filter(|(e, _)| *e == RegistrarB).count(), 1);
+        let row_2 = world(Configuration::FullBackup, &[ProxyA]);
+        let rules = expected_after(&row_2, Change::Restore(ProxyA), &t).rules;
+        for left in [OutboundB, RegistrarB, ProxyB] {
+            assert!(rules.unused.contains(&(left, Requirement::R2_3)), "{left}: {:?}", rules.unused);
+        }
+        // No move, no failback rules: a backup's return keeps the state's own.
+        let backup = world(Configuration::NoOutbound, &[ProxyB]);
+        let rules = expected_after(&backup, Change::Restore(ProxyB), &t).rules;
+        assert_eq!(rules.registrar, (RegistrarA, Requirement::R1_1));
+    }
+
+    #[test]
+    fn one_off_steps_have_their_deadlines() {
+        let t = timing();
+        let healthy = World::new(Configuration::NoOutbound);
+        // A reboot with registrar-a failed: the start-up, then registrar-a found failed again.
+        let failed = healthy.after(Change::Fail(RegistrarA, Fault::Refuse), 1);
+        let (deadline, requirement) = move_deadline(&failed, Change::Reboot, &t).unwrap();
+        assert_eq!(deadline, t.startup().and(t.registrar_failover(t.detect(Fault::Refuse))));
+        assert_eq!(requirement, Requirement::R1_2);
+        // A reboot with only a backup failed: the start-up.
+        let backup = healthy.after(Change::Fail(ProxyB, Fault::Silent), 1);
+        assert_eq!(move_deadline(&backup, Change::Reboot, &t).unwrap().0, t.startup());
+        // A restart: the next refresh and one transaction.
+        let (deadline, _) = move_deadline(&healthy, Change::Event(ProxyA, Event::Restart), &t).unwrap();
+        assert_eq!(deadline.limit(), t.next_register().limit() + t.transaction_timeout() + t.jitter());
+        // A DNS change moves the registrar once the TTL ran out (F5); nothing else moves.
+        let service = World::of_lab(Configuration::NoOutbound, true);
+        let changed = service.after(Change::Dns(RegistrarB), 1);
+        assert_eq!(changed.placement(), at(RegistrarB, ProxyA, None));
+        assert_eq!(move_deadline(&service, Change::Dns(RegistrarB), &t).unwrap().1, Requirement::F5);
+        let rules = changed.expected(&t).rules;
+        assert!(rules.unused.contains(&(RegistrarA, Requirement::F5)));
+        // With the registrar a SIP service the registrars do not fail; the DNS only alone.
+        assert!(!service.may_fail(RegistrarA) && service.may_fail(Dns) && service.may_fail(ProxyA));
+        let dns_down = service.after(Change::Fail(Dns, Fault::Silent), 1);
+        assert!(!dns_down.may_fail(ProxyA) && !dns_down.may_reboot() && !dns_down.may_dial());
+        assert!(!dns_down.may_prefer(RegistrarB) && !dns_down.may_upset(ProxyA));
+    }
 }
