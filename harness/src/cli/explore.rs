@@ -14,7 +14,7 @@ use crate::explore::{Limits, Played, Schedule, play, shrink};
 pub(super) const EXPLORE_ABOUT: &str = "Random fault schedules against a model of the seed's table.\n\n\
 Each schedule is drawn from a seed: a configuration (no-outbound, full-backup, outbound-only; no-outbound with the \
 registrar named by its SIP service one time in two, `registrar=srv`), a transport, and steps that fail an element \
-(silent, refuse, reject 503; the dns silent or refuse) or restore one, over every element the configuration uses, \
+(silent, refuse, reject 503 or 408, delay 400: a slow server the phone must not leave; the dns silent or refuse) or restore one, over every element the configuration uses, \
 backups and the DNS included; `reset` or `restart` a working element; `reboot` the phone (Command: Reset); `dial` \
 (the INVITE must reach the active proxy); with registrar=srv, `dns prefer REGISTRAR` (the SRV records change: after \
 the TTL the phone registers there). About one fail, restore or event in four is followed at once by the next \

@@ -71,8 +71,26 @@ impl World {
         World { configuration, failed: BTreeMap::new(), registrar_service, srv_prefers: RegistrarA }
     }
 
+    /// Whether `element` is failed: under a lasting fault that is no mere `delay` (a slow but
+    /// healthy server, which the phone must not leave: BRIEF §2).
     pub fn is_failed(&self, element: Element) -> bool {
+        self.failed.get(&element).is_some_and(|f| !matches!(f.fault, Fault::Delay { .. }))
+    }
+
+    /// Whether `element` is under any lasting fault, a `delay` included (what a `restore` lifts).
+    pub fn is_faulted(&self, element: Element) -> bool {
         self.failed.contains_key(&element)
+    }
+
+    /// The slowest answer of any element: the longest `delay` in force.
+    fn delay(&self) -> Option<u32> {
+        self.failed
+            .values()
+            .filter_map(|f| match f.fault {
+                Fault::Delay { ms } => Some(ms),
+                _ => None,
+            })
+            .max()
     }
 
     /// Whether `element` may be failed now without leaving what the model can judge. Both of a
@@ -95,7 +113,7 @@ impl World {
         if element == Dns {
             return self.failed.is_empty();
         }
-        if self.is_failed(element) || self.is_failed(Dns) || !elements(self.configuration).contains(&element) {
+        if self.is_faulted(element) || self.is_failed(Dns) || !elements(self.configuration).contains(&element) {
             return false;
         }
         if self.registrar_service && element.is_registrar() {
@@ -137,7 +155,7 @@ impl World {
     pub fn may_upset(&self, element: Element) -> bool {
         element != Dns
             && !self.is_failed(Dns)
-            && !self.is_failed(element)
+            && !self.is_faulted(element)
             && elements(self.configuration).contains(&element)
     }
 
@@ -368,7 +386,25 @@ fn failover_deadline(configuration: Configuration, element: Element, fault: Faul
 /// connection, or a new subscription after the 481 of a proxy that forgot it). A DNS change: the
 /// next REGISTER once the old answer's TTL ran out (the runner waits out the TTL first). The DNS
 /// failing or returning: the next REGISTER and a DNS query timing out.
+///
+/// While an element answers late (`delay`), every deadline carries that delay twice (a request
+/// and its repeat with credentials each wait for the slow answer).
 pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
+    let (deadline, requirement) = undelayed_move_deadline(before, change, timing)?;
+    let slowest = before.delay().max(before.after(change, 0).delay());
+    Some(match slowest {
+        Some(ms) => (
+            deadline.plus(
+                format!("answers delayed by {ms} ms, twice"),
+                std::time::Duration::from_millis(u64::from(ms) * 2),
+            ),
+            requirement,
+        ),
+        None => (deadline, requirement),
+    })
+}
+
+fn undelayed_move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
     let after = before.after(change, 0);
     let was = before.expected(timing);
     let now = after.expected(timing);
@@ -615,5 +651,22 @@ mod tests {
         let dns_down = service.after(Change::Fail(Dns, Fault::Silent), 1);
         assert!(!dns_down.may_fail(ProxyA) && !dns_down.may_reboot() && !dns_down.may_dial());
         assert!(!dns_down.may_prefer(RegistrarB) && !dns_down.may_upset(ProxyA));
+    }
+
+    /// A `delay`ed primary is no failed one: the phone stays, and its deadlines wait for the answers.
+    #[test]
+    fn a_delayed_primary_is_not_failed() {
+        let t = timing();
+        let healthy = World::new(Configuration::NoOutbound);
+        let slow = Fault::Delay { ms: 400 };
+        let delayed = healthy.after(Change::Fail(RegistrarA, slow), 1);
+        assert!(!delayed.is_failed(RegistrarA) && delayed.is_faulted(RegistrarA));
+        assert_eq!(delayed.placement(), healthy.placement());
+        assert!(delayed.expected(&t).rules.unused.contains(&(RegistrarB, Requirement::R1_2)));
+        assert!(!delayed.may_fail(RegistrarA) && delayed.may_fail(ProxyA));
+        let (deadline, requirement) = move_deadline(&healthy, Change::Fail(RegistrarA, slow), &t).unwrap();
+        assert_eq!(requirement, Requirement::R1_1);
+        let undelayed = t.next_register().limit() + t.jitter();
+        assert_eq!(deadline.limit(), undelayed + std::time::Duration::from_millis(800));
     }
 }

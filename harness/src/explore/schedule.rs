@@ -97,20 +97,34 @@ pub const CONFIGURATIONS: [Configuration; 3] =
     [Configuration::NoOutbound, Configuration::FullBackup, Configuration::OutboundOnly];
 /// The transports it draws.
 pub const TRANSPORTS: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
-/// The faults it draws on a SIP element: one per detection path (the transaction timer, ICMP/RST, an answer).
-pub const FAULTS: [Fault; 3] = [Fault::Silent, Fault::Refuse, Fault::Reject { code: 503, retry_after: None }];
+/// The faults it draws on a SIP element: one per detection path (the transaction timer, ICMP/RST,
+/// an answer: 503, and 408, which the vendor treats as a timeout), and a slow but healthy server
+/// (`delay`, half the fast timers' 800 ms transaction timer, as the suites' `*-slow` cases).
+pub const FAULTS: [Fault; 5] = [
+    Fault::Silent,
+    Fault::Refuse,
+    Fault::Reject { code: 503, retry_after: None },
+    Fault::Reject { code: 408, retry_after: None },
+    Fault::Delay { ms: MOST_DELAY_MS },
+];
+/// The longest `delay` explored: within the transaction timer, so no failure (BRIEF §2).
+pub const MOST_DELAY_MS: u32 = 400;
 /// The faults it draws on the DNS (the DNS takes no others: BRIEF §2).
 pub const DNS_FAULTS: [Fault; 2] = [Fault::Silent, Fault::Refuse];
 /// The one-off events it draws.
 pub const EVENTS: [Event; 2] = [Event::Reset, Event::Restart];
 
 /// The faults the model judges: a `stall`ed primary serves new flows (a phone may rightly move
-/// back), a `delay`ed one is no failure, and a Retry-After would need its quiet period modelled.
+/// back, or not: the suites judge it apart), and a Retry-After would need its quiet period
+/// modelled; a `delay` longer than half the transaction timer may rightly time a request out.
 fn judged(element: Element, fault: Fault) -> bool {
     if element == Element::Dns {
         return DNS_FAULTS.contains(&fault);
     }
-    matches!(fault, Fault::Silent | Fault::Refuse | Fault::Reject { code: 503 | 408, retry_after: None })
+    match fault {
+        Fault::Delay { ms } => ms <= MOST_DELAY_MS,
+        _ => matches!(fault, Fault::Silent | Fault::Refuse | Fault::Reject { code: 503 | 408, retry_after: None }),
+    }
 }
 
 impl Schedule {
@@ -161,7 +175,7 @@ impl Schedule {
                 Action::Fail { element, fault } => {
                     if !judged(element, fault) {
                         return Err(format!(
-                            "step {number}: fault {fault} on {element} is not explored (silent, refuse, reject 503|408; the dns silent or refuse)"
+                            "step {number}: fault {fault} on {element} is not explored (silent, refuse, reject 503|408, delay up to 400; the dns silent or refuse)"
                         ));
                     }
                     if element != Element::Dns && !elements(self.configuration).contains(&element) {
@@ -170,7 +184,7 @@ impl Schedule {
                             self.configuration.id_segment()
                         ));
                     }
-                    if world.is_failed(element) {
+                    if world.is_faulted(element) {
                         return Err(format!("step {number}: {element} is already failed"));
                     }
                     if !world.may_fail(element) {
@@ -184,7 +198,7 @@ impl Schedule {
                         ));
                     }
                 }
-                Action::Restore { element } if !world.is_failed(element) => {
+                Action::Restore { element } if !world.is_faulted(element) => {
                     return Err(format!("step {number}: {element} is not failed"));
                 }
                 Action::Restore { .. } => {}
@@ -441,13 +455,15 @@ mod tests {
     fn drawn_schedules_are_valid_and_cover_every_element_and_kind() {
         let mut failed = std::collections::HashSet::new();
         let mut kinds = std::collections::HashSet::new();
+        let mut faults = std::collections::HashSet::new();
         let mut mid_move = 0;
         for seed in 0..60 {
             let schedule = Schedule::generate(seed, 40);
             schedule.check().unwrap_or_else(|e| panic!("seed {seed}: {e}\n{schedule}"));
             for step in &schedule.steps {
-                if let Action::Fail { element, .. } = step.action {
+                if let Action::Fail { element, fault } = step.action {
                     failed.insert((schedule.configuration, element));
+                    faults.insert(fault);
                 }
                 let word = step.to_string().split_whitespace().next().unwrap_or_default().to_owned();
                 kinds.insert((word, schedule.registrar_service));
@@ -463,6 +479,9 @@ mod tests {
             assert!(kinds.contains(&(kind.to_owned(), false)), "never drawn: {kind}");
         }
         assert!(kinds.contains(&("dns".to_owned(), true)), "never drawn: a DNS change");
+        for fault in FAULTS.iter().chain(&DNS_FAULTS) {
+            assert!(faults.contains(fault), "never drawn: {fault}");
+        }
         assert!(mid_move > 0);
     }
 
@@ -504,6 +523,8 @@ mod tests {
             ("schedule no-outbound udp\nstep 1 restore proxy-a", "step 1: proxy-a is not failed"),
             ("schedule no-outbound udp\nstep 2 fail proxy-a silent", "line 2: expected step 1"),
             ("schedule no-outbound udp\nstep 1 fail proxy-a stall", "not explored"),
+            ("schedule no-outbound udp\nstep 1 fail proxy-a delay 900", "not explored"),
+            ("schedule no-outbound udp\nstep 1 fail proxy-a delay 400\nstep 2 fail proxy-a silent", "already failed"),
             ("schedule no-outbound udp\nstep 1 fail outbound-a silent", "not explored in no-outbound"),
             ("schedule row-9 udp", "unknown configuration"),
             ("schedule no-outbound sctp", "unknown transport"),
