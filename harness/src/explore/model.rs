@@ -133,6 +133,19 @@ impl World {
         }
     }
 
+    /// Whether `element` may fail now, when the phone may still be where `settled` put it (the
+    /// state at the last settled step: the moves of the `mid-move` steps since may not have
+    /// happened yet). An element restored since may still count as failed for the phone, so what
+    /// may not fail beside it then may not fail now: a proxy whose counterpart the phone still
+    /// counts as failed would leave its subscriptions on `sip subscription failed retry timer`,
+    /// which the harness does not provision (found by the explorer against refphone, seed 66:
+    /// `restore outbound-a mid-move`, then `fail outbound-b reject 503`).
+    pub fn may_fail_since(&self, settled: &World, element: Element) -> bool {
+        let mut then = settled.clone();
+        then.failed.remove(&element);
+        self.may_fail(element) && then.may_fail(element)
+    }
+
     /// Whether the phone may be rebooted now: not while the DNS is down (a rebooted phone has no
     /// answers to keep).
     pub fn may_reboot(&self) -> bool {

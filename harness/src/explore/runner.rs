@@ -228,10 +228,10 @@ async fn walk(
         {
             let change = schedule.steps[earlier].change();
             rules = with_failback_rules(rules, &worlds[earlier], change);
-            if let (Some((deadline, _)), Some((_, requirement))) =
-                (moved.take(), move_deadline(&worlds[earlier], change, &timing))
+            if let (Some((_, requirement)), Some((_, cited))) =
+                (moved.as_mut(), move_deadline(&worlds[earlier], change, &timing))
             {
-                moved = Some((deadline, requirement));
+                *requirement = cited;
             }
         }
         match (expected.placement, moved) {
@@ -240,7 +240,6 @@ async fn walk(
                     Some(sum) => sum.and(deadline),
                     None => deadline,
                 };
-
                 lab.expect_all(placement.everything(true, requirement, &deadline)).await.map_err(at_step)?;
             }
             _ => {
