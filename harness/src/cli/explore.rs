@@ -17,8 +17,8 @@ registrar named by its SIP service one time in two, `registrar=srv`), a transpor
 (silent, refuse, reject 503 or 408, delay 400: a slow server the phone must not leave; the dns silent or refuse) or restore one, over every element the configuration uses, \
 backups and the DNS included; `reset` or `restart` a working element; `reboot` the phone (Command: Reset); `dial` \
 (the INVITE must reach the active proxy); with registrar=srv, `dns prefer REGISTRAR` (the SRV records change: after \
-the TTL the phone registers there). About one fail, restore or event in four is followed at once by the next \
-(`mid-move`). After each settled step the phone must converge to where the model puts it (registrar, AOR, \
+the TTL the phone registers there). About one fail or restore in four is followed at once by the next (`mid-move`); \
+the other steps meet a settled phone. After each settled step the phone must converge to where the model puts it (registrar, AOR, \
 subscriptions' proxy, outbound proxy) within the suites' deadline for that move, then keep the steady state for a \
 window (nothing but probes to a failed element, no second binding, no move back while a primary is down). \
 `--steps K` steps are played as schedules of at most `--schedule-steps` each, seeds N, N+1, ..., each in a fresh \
