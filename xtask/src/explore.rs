@@ -29,7 +29,7 @@ pub const USAGE: &str = "cargo xtask explore [refphone|quirks|all] [--steps N] [
   register-both, ignore-dns-ttl from seeds 1 to 5, 200 steps each until found, shrunk (at most
   6 steps) and replayed. One line per run; exit 1 when a must-show item fails. Builds the release
   binaries first unless SIPHARNESS_EXPLORE_BINARY names a sipharness (refphone beside it).
-  Schedules are saved in target/explore/.";
+  Schedules, and the reports of the runs that failed, are saved in target/explore/.";
 
 /// What one run found.
 struct Run {
@@ -207,6 +207,10 @@ fn explore_run(binary: &Path, label: &str, phone: &str, seed: u64, steps: u32, s
         ],
     );
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.code() != Some(0) {
+        // The whole report (the failure, its ladder), to read after the run.
+        let _ = std::fs::write(scratch.join(format!("{label}-seed-{seed}.out")), &output.stdout);
+    }
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The step that failed prints no progress line: counted when something was found.
     let played = stderr

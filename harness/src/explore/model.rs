@@ -133,17 +133,32 @@ impl World {
         }
     }
 
-    /// Whether `element` may fail now, when the phone may still be where `settled` put it (the
-    /// state at the last settled step: the moves of the `mid-move` steps since may not have
-    /// happened yet). An element restored since may still count as failed for the phone, so what
-    /// may not fail beside it then may not fail now: a proxy whose counterpart the phone still
-    /// counts as failed would leave its subscriptions on `sip subscription failed retry timer`,
-    /// which the harness does not provision (found by the explorer against refphone, seed 66:
-    /// `restore outbound-a mid-move`, then `fail outbound-b reject 503`).
-    pub fn may_fail_since(&self, settled: &World, element: Element) -> bool {
-        let mut then = settled.clone();
+    /// Whether `element` may fail now, when the phone may still count as failed anything
+    /// `recent` has failed (see [`World::since_settled`]: the moves of the `mid-move` steps since
+    /// the last settled step may not have happened yet). What may not fail beside an element the
+    /// phone may still count as failed may not fail now: a proxy whose counterpart the phone
+    /// still counts as failed would leave its subscriptions on `sip subscription failed retry
+    /// timer`, which the harness does not provision (found by the explorer against refphone,
+    /// seeds 66 and 97: `restore outbound-a mid-move` then `fail outbound-b reject 503`; `fail
+    /// proxy-a reject 408 mid-move`, `restore proxy-a mid-move`, then `fail proxy-b reject 408`).
+    pub fn may_fail_since(&self, recent: &World, element: Element) -> bool {
+        let mut then = recent.clone();
         then.failed.remove(&element);
         self.may_fail(element) && then.may_fail(element)
+    }
+
+    /// What the phone may count as failed after a step: after a settled step what is failed
+    /// (`now`); after a `mid-move` step also whatever was failed since the last settled step
+    /// (`self`), restored or not.
+    pub fn since_settled(&self, now: &World, settled: bool) -> World {
+        if settled {
+            return now.clone();
+        }
+        let mut recent = now.clone();
+        for (element, failure) in &self.failed {
+            recent.failed.entry(*element).or_insert(*failure);
+        }
+        recent
     }
 
     /// Whether the phone may be rebooted now: not while the DNS is down (a rebooted phone has no

@@ -164,7 +164,7 @@ impl Schedule {
             return Err("registrar=srv is explored in no-outbound only".into());
         }
         let mut world = World::of_lab(self.configuration, self.registrar_service);
-        let mut settled = world.clone();
+        let mut recent = world.clone();
         for (i, step) in self.steps.iter().enumerate() {
             let number = i + 1;
             let failed_now = || world.failed.keys().map(|e| format!("{e} is failed")).collect::<Vec<_>>().join(", ");
@@ -202,10 +202,10 @@ impl Schedule {
                             }
                         ));
                     }
-                    if !world.may_fail_since(&settled, element) {
+                    if !world.may_fail_since(&recent, element) {
                         return Err(format!(
                             "step {number}: {element} may not fail while the phone may still count {} as failed (restored mid-move)",
-                            settled.failed.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                            recent.failed.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                         ));
                     }
                 }
@@ -235,9 +235,7 @@ impl Schedule {
                 Action::Dns { .. } => {}
             }
             world = world.after(step.change(), number);
-            if step.settle {
-                settled = world.clone();
-            }
+            recent = recent.since_settled(&world, step.settle);
         }
         Ok(())
     }
@@ -295,17 +293,25 @@ impl Schedule {
         let transport = TRANSPORTS[rng.random_range(0..TRANSPORTS.len())];
         let registrar_service = configuration == Configuration::NoOutbound && rng.random_bool(0.5);
         let mut world = World::of_lab(configuration, registrar_service);
-        let mut settled = world.clone();
+        let mut recent = world.clone();
         let mut drawn: Vec<Step> = Vec::with_capacity(steps);
         for number in 1..=steps {
             let after_settled = drawn.last().is_none_or(|s| s.settle);
-            let action = draw(&mut rng, &world, &settled, after_settled);
+            let action = match draw(&mut rng, &world, &recent, after_settled) {
+                Some(action) => action,
+                None => {
+                    // Nothing may follow the mid-move step before: it is made a settled one.
+                    if let Some(last) = drawn.last_mut() {
+                        last.settle = true;
+                    }
+                    recent = world.clone();
+                    draw(&mut rng, &world, &recent, true).unwrap_or(Action::Reboot)
+                }
+            };
             let settle = action.needs_a_settled_phone() || !rng.random_bool(0.25);
             let step = Step { action, settle };
             world = world.after(step.change(), number);
-            if settle {
-                settled = world.clone();
-            }
+            recent = recent.since_settled(&world, settle);
             drawn.push(step);
         }
         Schedule { configuration, transport, registrar_service, seed: Some(seed), steps: drawn }
@@ -315,19 +321,20 @@ impl Schedule {
 /// One action drawn for `world`. Restores grow likelier with every element down, so schedules
 /// come back up (the DNS is restored at once: nothing else happens while it is down); otherwise a
 /// fault (weight 6: they make the moves), a one-off event (1 each), a reboot (1), a call (1) and a
-/// DNS change (2, with registrar=srv), each only where `check` allows it.
-fn draw(rng: &mut ChaCha8Rng, world: &World, settled: &World, after_settled: bool) -> Action {
+/// DNS change (2, with registrar=srv), each only where `check` allows it; `None` when nothing
+/// may follow a mid-move step.
+fn draw(rng: &mut ChaCha8Rng, world: &World, recent: &World, after_settled: bool) -> Option<Action> {
     let failed: Vec<Element> = world.failed.keys().copied().collect();
     if world.is_failed(Element::Dns) {
-        return Action::Restore { element: Element::Dns };
+        return Some(Action::Restore { element: Element::Dns });
     }
     let candidates = || elements(world.configuration).iter().copied().chain([Element::Dns]);
-    let may_fail: Vec<Element> = candidates().filter(|e| world.may_fail_since(settled, *e)).collect();
+    let may_fail: Vec<Element> = candidates().filter(|e| world.may_fail_since(recent, *e)).collect();
     let upsettable: Vec<Element> = candidates().filter(|e| after_settled && world.may_upset(*e)).collect();
     let restore =
         !failed.is_empty() && (may_fail.is_empty() || rng.random_bool(failed.len() as f64 / (failed.len() + 1) as f64));
     if restore {
-        return Action::Restore { element: failed[rng.random_range(0..failed.len())] };
+        return Some(Action::Restore { element: failed[rng.random_range(0..failed.len())] });
     }
     let other = if world.srv_prefers == Element::RegistrarA { Element::RegistrarB } else { Element::RegistrarA };
     let kinds: [(u32, bool); 6] = [
@@ -339,7 +346,10 @@ fn draw(rng: &mut ChaCha8Rng, world: &World, settled: &World, after_settled: boo
         (2, after_settled && world.may_prefer(other)),
     ];
     let total: u32 = kinds.iter().filter(|(_, allowed)| *allowed).map(|(w, _)| w).sum();
-    let mut pick = rng.random_range(0..total.max(1));
+    if total == 0 {
+        return None;
+    }
+    let mut pick = rng.random_range(0..total);
     let mut chosen = 0;
     for (i, (weight, allowed)) in kinds.iter().enumerate() {
         if !allowed {
@@ -351,7 +361,7 @@ fn draw(rng: &mut ChaCha8Rng, world: &World, settled: &World, after_settled: boo
         }
         pick -= weight;
     }
-    match chosen {
+    Some(match chosen {
         0 => {
             let element = may_fail[rng.random_range(0..may_fail.len())];
             let faults: &[Fault] = if element == Element::Dns { &DNS_FAULTS } else { &FAULTS };
@@ -363,7 +373,7 @@ fn draw(rng: &mut ChaCha8Rng, world: &World, settled: &World, after_settled: boo
         3 => Action::Reboot,
         4 => Action::Dial,
         _ => Action::Dns { prefer: other },
-    }
+    })
 }
 
 /// A step's kind in words, for the errors of `check`.
@@ -568,6 +578,10 @@ mod tests {
             (
                 "schedule outbound-only udp\nstep 1 fail outbound-a silent\nstep 2 restore outbound-a mid-move\nstep 3 fail outbound-b silent",
                 "may still count outbound-a as failed",
+            ),
+            (
+                "schedule no-outbound udp\nstep 1 fail proxy-a silent mid-move\nstep 2 restore proxy-a mid-move\nstep 3 fail proxy-b silent",
+                "may still count proxy-a as failed",
             ),
             (
                 "schedule no-outbound udp\nstep 1 fail registrar-a silent\nstep 2 fail registrar-b silent\nstep 3 dial",
