@@ -33,7 +33,7 @@ fn a_quirk_is_found_shrunk_and_replayed() {
     let saved = dir.path().join("no-failback.schedule");
     let saved = saved.to_str().unwrap();
     let phone = "refphone:quirk=no-failback";
-    let args = ["explore", "--phone", phone, "--seed", "1", "--steps", "6", "--shrink-replays", "10", "--save", saved];
+    let args = ["explore", "--phone", phone, "--seed", "1", "--steps", "8", "--shrink-replays", "4", "--save", saved];
     let output = sipharness(&args);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
