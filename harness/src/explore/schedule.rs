@@ -152,10 +152,10 @@ impl Schedule {
     }
 
     /// Whether the schedule can be played: only healthy elements of the configuration failed
-    /// (within the model's limits), only failed ones restored, only judged faults; one-off events
-    /// on working elements; a DNS change only in a lab whose registrar is a SIP service; a reboot,
-    /// a call or a DNS change only settled and after a settled step (the runner checks them
-    /// against a converged phone).
+    /// (within the model's limits, `World::may_fail_since`), only failed ones restored, only
+    /// judged faults; one-off events on working elements; a DNS change only in a lab whose
+    /// registrar is a SIP service; a reboot, a call, a DNS change, a reset or a restart only
+    /// settled and after a settled step (the runner checks them against a converged phone).
     pub fn check(&self) -> Result<(), String> {
         if !CONFIGURATIONS.contains(&self.configuration) {
             return Err(format!("configuration {} is not explored yet", self.configuration.id_segment()));
