@@ -533,7 +533,7 @@ mod tests {
             "schedule full-backup tcp\nstep 1 fail registrar-a reject 503 mid-move\nstep 2 restore registrar-a\n"
         );
         let every_kind = "schedule no-outbound udp registrar=srv seed=9\nstep 1 dns prefer registrar-b\nstep 2 reboot\n\
-                          step 3 dial\nstep 4 reset proxy-a\nstep 5 restart registrar-b\n\
+                          step 3 dial\nstep 4 reset proxy-a\nstep 5 restart proxy-b\n\
                           step 6 fail dns refuse\nstep 7 restore dns\nstep 8 dns prefer registrar-a\n";
         let parsed = Schedule::parse(every_kind).unwrap_or_else(|e| panic!("{e}"));
         assert!(parsed.registrar_service);
