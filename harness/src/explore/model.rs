@@ -185,10 +185,8 @@ impl World {
     /// target, a move the model does not place (found by the explorer against refphone, seed 57:
     /// `reset registrar-b` while the SRV records prefer it, one REGISTER at registrar-a).
     pub fn may_upset(&self, element: Element) -> bool {
-        !(self.registrar_service && element.is_registrar())
-            && element != Dns
-            && !self.is_failed(Dns)
-            && !self.is_faulted(element)
+        let registrar_by_srv = self.registrar_service && element.is_registrar();
+        !(registrar_by_srv || element == Dns || self.is_failed(Dns) || self.is_faulted(element))
             && elements(self.configuration).contains(&element)
     }
 
