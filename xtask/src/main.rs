@@ -1,6 +1,7 @@
 //! cargo xtask: the project's chores as one small binary (rust-analyzer style): test, ci, bench.
 
 mod bench;
+mod explore;
 mod fuzz;
 mod tidy;
 
@@ -8,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench [PART]|bench-parser|suite-bench [JOBS]|fuzz SECONDS>
+const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench [PART]|bench-parser|suite-bench [JOBS]|fuzz SECONDS|explore [refphone|quirks|all]>
   test         install what the tests drive if missing (baresip, sipp, xmllint, chromium, tshark:
                Debian packages baresip-core, sip-tester, libxml2-utils, chromium, tshark; as
                root), then cargo test --workspace --locked [ARGS]
@@ -22,7 +23,11 @@ const USAGE: &str = "usage: cargo xtask <test [-- ARGS]|ci|bench [PART]|bench-pa
   suite-bench  run every case against refphone (JOBS at once, default the CLI's) and compare the
                wall time with the waits the provisioned timers make unavoidable
   fuzz         install cargo-fuzz if missing, build the libFuzzer targets in fuzz/ and run each
-               for an equal share of SECONDS; prints executions per target, fails on a crash";
+               for an equal share of SECONDS; prints executions per target, fails on a crash
+  explore      issue 14's long runs (release build): refphone without a quirk for 2000 random
+               steps, and each of no-failback, keep-aor, flap, register-both, ignore-dns-ttl found
+               from seeds 1-5 within 200 steps, shrunk to at most 6 steps, replayed; one line per
+               run; `cargo xtask explore --help` for its options";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -43,6 +48,7 @@ fn main() -> Result<()> {
         "bench-parser" => cargo(&["bench", "-p", "sip", "--bench", "parse"]),
         "suite-bench" => suite_bench(std::env::args().nth(2)),
         "fuzz" => fuzz::fuzz(std::env::args().nth(2)),
+        "explore" => explore::explore(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => bail!("{USAGE}"),
     }
 }

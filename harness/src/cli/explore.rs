@@ -12,23 +12,31 @@ use crate::dut::Profile;
 use crate::explore::{Limits, Played, Schedule, play, shrink};
 
 pub(super) const EXPLORE_ABOUT: &str = "Random fault schedules against a model of the seed's table.\n\n\
-Each schedule is drawn from a seed: a configuration (no-outbound, full-backup, outbound-only), a transport, and \
-steps that fail an element (silent, refuse, reject 503) or restore one, over every element the configuration \
-uses, backups included; about one step in four is followed at once by the next (`mid-move`). After each settled \
-step the phone must converge to where the model puts it (registrar, AOR, subscriptions' proxy, outbound proxy) \
-within the suites' deadline for that move, then keep the steady state for a window (nothing but probes to a \
-failed element, no second binding, no move back while a primary is down). `--steps K` steps are played as \
-schedules of at most `--schedule-steps` each, seeds N, N+1, ..., each in a fresh lab with a fresh phone.\n\n\
+Each schedule is drawn from a seed: a configuration (no-outbound, full-backup, outbound-only; no-outbound with the \
+registrar named by its SIP service one time in two, `registrar=srv`), a transport, and steps that fail an element \
+(silent, refuse, reject 503 or 408, delay 400: a slow server the phone must not leave; the dns silent or refuse) or restore one, over every element the configuration uses, \
+backups and the DNS included; `reset` or `restart` a working element; `reboot` the phone (Command: Reset); `dial` \
+(the INVITE must reach the active proxy); with registrar=srv, `dns prefer REGISTRAR` (the SRV records change: after \
+the TTL the phone registers there). About one fail or restore in four is followed at once by the next (`mid-move`); \
+the other steps meet a settled phone. After each settled step the phone must converge to where the model puts it (registrar, AOR, \
+subscriptions' proxy, outbound proxy) within the suites' deadline for that move, then keep the steady state for a \
+window (nothing but probes to a failed element, no second binding, no move back while a primary is down). \
+`--steps K` steps are played as schedules of at most `--schedule-steps` each, seeds N, N+1, ..., each in a fresh \
+lab with a fresh phone.\n\n\
 On a failure the schedule is shrunk (steps dropped, mid-move steps settled, faults made plainer; each candidate \
-replayed against the phone, at most `--shrink-replays` replays or 10 minutes) and the minimal schedule is \
-printed on stdout, one `step N ...` line per step (no other stdout line starts with `step `), after its \
-`schedule CONFIGURATION TRANSPORT seed=N` line. It is written to FILE (`--save`, else a file in the temporary \
-directory, named on stdout) for `--replay FILE`, as a regression case. Progress goes to stderr, one line per step.";
+replayed against the phone and kept only when it fails the same requirement twice, at most `--shrink-replays` \
+replays or 10 minutes; the result replayed once more: `confirmed: yes|no`) and the minimal schedule is printed on \
+stdout, one `step N ...` line per step (no other stdout line starts with `step `), after its \
+`schedule CONFIGURATION TRANSPORT [registrar=srv] seed=N` line. It is written to FILE (`--save`, else a file in \
+the temporary directory, named on stdout) for `--replay FILE`, headed by `# phone:` and `# expect:` lines: a \
+regression case to copy into suites/regressions/. Progress goes to stderr, one line per step.";
 
 pub(super) const EXPLORE_AFTER_HELP: &str = "Exit codes: 0 no step failed, 1 a step failed (the minimal schedule \
 printed), 2 usage or environment error (one line on stderr), a bad replay file included.\n\n\
 The schedule file: `#` comments and blank lines are skipped; then\n  schedule no-outbound udp seed=3\n  \
-step 1 fail registrar-a silent\n  step 2 fail proxy-a reject 503 mid-move\n  step 3 restore registrar-a\n\n\
+step 1 fail registrar-a silent\n  step 2 fail proxy-a reject 503 mid-move\n  step 3 restore registrar-a\n  \
+step 4 restart proxy-b\n  step 5 reboot\n  step 6 dial\n(and, after `schedule no-outbound udp registrar=srv`, \
+`step N dns prefer registrar-b`)\n\n\
 With --json stdout is JSON Lines only: one object per schedule played (as `run --json`), the minimal one last \
 with \"schedule\" (its text) and \"replay\" (the command).\n\n\
 Examples:\n  sipharness explore --phone refphone --seed 1 --steps 40\n  \
@@ -188,6 +196,7 @@ async fn report_failure(
     results: &mut Results<'_, '_>,
 ) -> u8 {
     let shrinking = !replaying && args.shrink_replays > 0;
+    let mut confirmed = None;
     let (minimal, played) = if !shrinking {
         let failed_step = played.failed_step.unwrap_or(schedule.steps.len());
         (crate::explore::shrink::truncated(schedule, failed_step), played)
@@ -201,9 +210,11 @@ async fn report_failure(
             shrunk.replays,
             shrunk.elapsed.as_secs_f64()
         ));
+        confirmed = Some(shrunk.confirmed);
         (shrunk.schedule, shrunk.played)
     };
-    let saved = match save(args.save.as_deref(), &minimal) {
+    let requirement = played.failed_requirement().map_or_else(|| "?".to_owned(), |r| r.to_string());
+    let saved = match save(args.save.as_deref(), &minimal, profile, &requirement) {
         Ok(path) => path,
         Err(e) => return usage_error(&e),
     };
@@ -213,6 +224,9 @@ async fn report_failure(
         let mut object = serde_json::to_value(played.result.json()).unwrap_or_default();
         object["schedule"] = serde_json::Value::String(minimal.to_string());
         object["replay"] = serde_json::Value::String(replay);
+        if let Some(confirmed) = confirmed {
+            object["confirmed"] = serde_json::Value::Bool(confirmed);
+        }
         let _ = writeln!(out, "{object}");
     } else {
         if shrinking {
@@ -220,8 +234,24 @@ async fn report_failure(
         }
         let _ = writeln!(out, "minimal schedule ({} steps):", minimal.steps.len());
         let _ = write!(out, "{minimal}");
+        if let Some(confirmed) = confirmed {
+            let _ = writeln!(
+                out,
+                "confirmed: {}",
+                if confirmed {
+                    "yes, one more replay failed the same requirement"
+                } else {
+                    "no, one more replay did not fail the same requirement (flaky)"
+                }
+            );
+        }
         let _ = writeln!(out, "saved: {}", saved.display());
         let _ = writeln!(out, "replay: {replay}");
+        let _ = writeln!(
+            out,
+            "regression case: copy {} into suites/regressions/ (its `# phone:` and `# expect:` lines are filled in); cargo test -p suites --test explore replays every file there",
+            saved.display()
+        );
     }
     let _ = out.flush();
     if shrinking {
@@ -235,9 +265,13 @@ async fn report_failure(
     EXIT_FAILED
 }
 
-/// Writes the schedule to `path`, or to a file of its own in the temporary directory.
-fn save(path: Option<&Path>, schedule: &Schedule) -> Result<PathBuf, String> {
-    let text = format!("# sipharness explore: a minimal failing schedule; replay with --replay\n{schedule}");
+/// Writes the schedule to `path`, or to a file of its own in the temporary directory, headed by
+/// the comment lines a regression case in `suites/regressions/` carries: the phone it fails
+/// against and the requirement it fails.
+fn save(path: Option<&Path>, schedule: &Schedule, profile: &Profile, requirement: &str) -> Result<PathBuf, String> {
+    let text = format!(
+        "# sipharness explore: a minimal failing schedule; replay with --replay\n# phone: {profile}\n# expect: fail {requirement}\n{schedule}"
+    );
     match path {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| format!("--save {}: {e}", path.display()))?;

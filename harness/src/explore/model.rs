@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::faults::Fault;
+use crate::faults::{Event, Fault};
 use crate::placement::Placement;
 use crate::provision::Configuration;
 use crate::requirement::Requirement;
@@ -10,7 +10,7 @@ use crate::steady::SteadyRules;
 use crate::timing::{Deadline, Timing};
 use crate::topology::Element;
 
-use Element::{OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
+use Element::{Dns, OutboundA, OutboundB, ProxyA, ProxyB, RegistrarA, RegistrarB};
 
 /// How an element is failed: since which step, with which fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub struct Failure {
 pub struct World {
     pub configuration: Configuration,
     pub failed: BTreeMap<Element, Failure>,
+    /// Row 1 with the registrar named by the registrars' SIP service (NAPTR, SRV: F5) instead of
+    /// `sip registrar ip` and `sip backup registrar ip`: the DNS's records say which registrar.
+    pub registrar_service: bool,
+    /// With `registrar_service`: the registrar the SRV records prefer (registrar-a at the start).
+    pub srv_prefers: Element,
 }
 
 /// What the model says of one state.
@@ -58,11 +63,34 @@ const ROW_2_BACKUPS: [Element; 3] = [OutboundB, RegistrarB, ProxyB];
 
 impl World {
     pub fn new(configuration: Configuration) -> World {
-        World { configuration, failed: BTreeMap::new() }
+        World::of_lab(configuration, false)
     }
 
+    /// The start of a lab, the registrar named by its SIP service or not.
+    pub fn of_lab(configuration: Configuration, registrar_service: bool) -> World {
+        World { configuration, failed: BTreeMap::new(), registrar_service, srv_prefers: RegistrarA }
+    }
+
+    /// Whether `element` is failed: under a lasting fault that is no mere `delay` (a slow but
+    /// healthy server, which the phone must not leave: BRIEF §2).
     pub fn is_failed(&self, element: Element) -> bool {
+        self.failed.get(&element).is_some_and(|f| !matches!(f.fault, Fault::Delay { .. }))
+    }
+
+    /// Whether `element` is under any lasting fault, a `delay` included (what a `restore` lifts).
+    pub fn is_faulted(&self, element: Element) -> bool {
         self.failed.contains_key(&element)
+    }
+
+    /// The slowest answer of any element: the longest `delay` in force.
+    fn delay(&self) -> Option<u32> {
+        self.failed
+            .values()
+            .filter_map(|f| match f.fault {
+                Fault::Delay { ms } => Some(ms),
+                _ => None,
+            })
+            .max()
     }
 
     /// Whether `element` may be failed now without leaving what the model can judge. Both of a
@@ -74,8 +102,21 @@ impl World {
     /// once at the backups, cannot know of a second failure behind the path it left and rightly
     /// tries the primaries again when the first returns (it remembers the first failure only:
     /// ARCHITECTURE.md), and fails no element of one side while the other side has one failed.
+    ///
+    /// The DNS fails only while every other element works, and nothing else fails while it is
+    /// down: a phone must keep the answers it has (using them past their TTL is allowed while the
+    /// DNS does not answer), but a failover to a name it never looked up would need the DNS, and
+    /// the spec does not say what a phone does then. With the registrar named by its SIP service
+    /// the registrars do not fail: what a phone does when the preferred SRV target returns (go
+    /// back at once, or at the next query) is not in the seed's table (ARCHITECTURE.md).
     pub fn may_fail(&self, element: Element) -> bool {
-        if self.is_failed(element) || !elements(self.configuration).contains(&element) {
+        if element == Dns {
+            return self.failed.is_empty();
+        }
+        if self.is_faulted(element) || self.is_failed(Dns) || !elements(self.configuration).contains(&element) {
+            return false;
+        }
+        if self.registrar_service && element.is_registrar() {
             return false;
         }
         let any_failed = |side: &[Element]| side.iter().any(|e| self.is_failed(*e));
@@ -89,6 +130,89 @@ impl World {
             }
             _ if element.is_registrar() => true,
             _ => element.counterpart_in_pair().is_none_or(|other| !self.is_failed(other)),
+        }
+    }
+
+    /// Whether `element` may fail now, when the phone may still count as failed anything
+    /// `recent` has failed (see [`World::since_settled`]: the moves of the `mid-move` steps since
+    /// the last settled step may not have happened yet). What may not fail beside an element the
+    /// phone may still count as failed may not fail now: a proxy whose counterpart the phone
+    /// still counts as failed would leave its subscriptions on `sip subscription failed retry
+    /// timer`, which the harness does not provision (found by the explorer against refphone,
+    /// seeds 66 and 97: `restore outbound-a mid-move` then `fail outbound-b reject 503`; `fail
+    /// proxy-a reject 408 mid-move`, `restore proxy-a mid-move`, then `fail proxy-b reject 408`).
+    pub fn may_fail_since(&self, recent: &World, element: Element) -> bool {
+        let mut then = recent.clone();
+        then.failed.remove(&element);
+        self.may_fail(element) && then.may_fail(element)
+    }
+
+    /// What the phone may count as failed after a step: after a settled step what is failed
+    /// (`now`); after a `mid-move` step also whatever was failed since the last settled step
+    /// (`self`), restored or not.
+    pub fn since_settled(&self, now: &World, settled: bool) -> World {
+        if settled {
+            return now.clone();
+        }
+        let mut recent = now.clone();
+        for (element, failure) in &self.failed {
+            recent.failed.entry(*element).or_insert(*failure);
+        }
+        recent
+    }
+
+    /// Whether the phone may be rebooted now: not while the DNS is down (a rebooted phone has no
+    /// answers to keep).
+    pub fn may_reboot(&self) -> bool {
+        !self.is_failed(Dns)
+    }
+
+    /// Whether a call may be placed now: the phone has somewhere to send it, and the DNS answers
+    /// (an INVITE over UDP needs the name).
+    pub fn may_dial(&self) -> bool {
+        !self.is_failed(Dns) && self.placement().is_some()
+    }
+
+    /// Whether the SRV records may change to prefer `registrar` now.
+    pub fn may_prefer(&self, registrar: Element) -> bool {
+        self.registrar_service && !self.is_failed(Dns) && registrar.is_registrar() && registrar != self.srv_prefers
+    }
+
+    /// Whether `element` may get a one-off event (`reset`, `restart`) now: a working SIP element of
+    /// the configuration, while the DNS answers (a reconnect may need the name). With the
+    /// registrar named by its SIP service, not a registrar: a REGISTER in flight on the flow the
+    /// event resets meets a transport error, and RFC 3263 §4.3 sends it on to the next SRV
+    /// target, a move the model does not place (found by the explorer against refphone, seed 57:
+    /// `reset registrar-b` while the SRV records prefer it, one REGISTER at registrar-a).
+    pub fn may_upset(&self, element: Element) -> bool {
+        let registrar_by_srv = self.registrar_service && element.is_registrar();
+        !(registrar_by_srv || element == Dns || self.is_failed(Dns) || self.is_faulted(element))
+            && elements(self.configuration).contains(&element)
+    }
+
+    /// Where the phone must be once it converged (the seed's table); `None` when a dimension has
+    /// no healthy choice.
+    pub fn placement(&self) -> Option<Placement> {
+        match self.configuration {
+            Configuration::NoOutbound => {
+                let registrar =
+                    if self.registrar_service { Some(self.srv_prefers) } else { self.choose(RegistrarA, RegistrarB) };
+                let proxy = self.choose(ProxyA, ProxyB);
+                registrar.zip(proxy).map(|(registrar, proxy)| Placement { registrar, aor_of: proxy, proxy, via: None })
+            }
+            Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
+                let any_failed = |side: &[Element]| side.iter().any(|e| self.is_failed(*e));
+                if !any_failed(&ROW_2_PRIMARIES) {
+                    Some(Placement { registrar: RegistrarA, aor_of: ProxyA, proxy: ProxyA, via: Some(OutboundA) })
+                } else if !any_failed(&ROW_2_BACKUPS) {
+                    Some(Placement { registrar: RegistrarB, aor_of: ProxyB, proxy: ProxyB, via: Some(OutboundB) })
+                } else {
+                    None
+                }
+            }
+            Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => self
+                .choose(OutboundA, OutboundB)
+                .map(|via| Placement { registrar: RegistrarA, aor_of: ProxyA, proxy: ProxyA, via: Some(via) }),
         }
     }
 
@@ -120,22 +244,22 @@ impl World {
         match self.configuration {
             Configuration::NoOutbound => {
                 // Row 1: two independent dimensions; the AOR follows the active proxy.
-                let registrar = self.choose(RegistrarA, RegistrarB);
-                let proxy = self.choose(ProxyA, ProxyB);
+                let placement = self.placement();
                 let requirement = match (self.is_failed(RegistrarA), self.is_failed(ProxyA)) {
                     (false, false) => Requirement::R1_1,
                     (true, false) => Requirement::R1_2,
                     (_, true) => Requirement::R1_3,
                 };
-                let mut rules = SteadyRules::new(registrar.unwrap_or(RegistrarA), requirement, probe);
-                rules = dimension(rules, RegistrarA, RegistrarB, Requirement::R1_2);
+                let mut rules = if self.registrar_service {
+                    // F5: SRV priority is strict, the other target unused while the preferred works.
+                    let other = if self.srv_prefers == RegistrarA { RegistrarB } else { RegistrarA };
+                    SteadyRules::new(self.srv_prefers, requirement, probe).unused(other, Requirement::F5)
+                } else {
+                    let registrar = self.choose(RegistrarA, RegistrarB);
+                    let rules = SteadyRules::new(registrar.unwrap_or(RegistrarA), requirement, probe);
+                    dimension(rules, RegistrarA, RegistrarB, Requirement::R1_2)
+                };
                 rules = dimension(rules, ProxyA, ProxyB, Requirement::R1_3);
-                let placement = registrar.zip(proxy).map(|(registrar, proxy)| Placement {
-                    registrar,
-                    aor_of: proxy,
-                    proxy,
-                    via: None,
-                });
                 Expected { placement, rules, requirement }
             }
             Configuration::FullBackup | Configuration::FullBackupRfc5626 => {
@@ -191,11 +315,20 @@ impl World {
     }
 }
 
-/// What a step does to the servers, as the model sees it.
+/// What a step does to the servers or the phone, as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Fail(Element, Fault),
     Restore(Element),
+    /// A one-off event (`reset`, `restart`): nothing moves, the phone reconnects or resubscribes.
+    Event(Element, Event),
+    /// The phone reboots: it starts anew, primaries first, and finds any failed primary again.
+    Reboot,
+    /// The phone places a call: the INVITE goes to the active proxy; nothing moves.
+    Dial,
+    /// The registrars' SRV records change to prefer this registrar: once the old answer's TTL ran
+    /// out, the phone registers there (F5).
+    Dns(Element),
 }
 
 impl World {
@@ -209,8 +342,65 @@ impl World {
             Change::Restore(element) => {
                 next.failed.remove(&element);
             }
+            Change::Dns(registrar) => next.srv_prefers = registrar,
+            Change::Event(..) | Change::Reboot | Change::Dial => {}
         }
         next
+    }
+}
+
+/// The requirement a primary's return checks (the failback bullets).
+fn failback_requirement(configuration: Configuration, element: Element) -> Requirement {
+    match (configuration, element) {
+        (Configuration::NoOutbound, RegistrarA) => Requirement::R1_4,
+        (Configuration::NoOutbound, _) => Requirement::R1_5,
+        (Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626, _) => Requirement::R3_3,
+        _ => Requirement::R2_3,
+    }
+}
+
+/// What the model says of the state after `change`, with the failback's own rules: after a
+/// primary's return the elements the phone left are unused and bindings are accepted only at the
+/// active registrar, both cited as the failback bullet (R1.4, R1.5, R2.3, R3.3), as the suites'
+/// failover cases cite them: a REGISTER refreshing a binding kept at the backup registrar is a
+/// double binding (`register-both`), not a first failover gone wrong.
+pub fn expected_after(before: &World, change: Change, timing: &Timing) -> Expected {
+    let mut expected = before.after(change, 0).expected(timing);
+    expected.rules = with_failback_rules(expected.rules, before, change);
+    expected
+}
+
+/// `rules` with the failback's own rules when `change` returns a primary the phone had left in
+/// `before` (see [`expected_after`]); unchanged otherwise.
+pub fn with_failback_rules(mut rules: SteadyRules, before: &World, change: Change) -> SteadyRules {
+    let after = before.after(change, 0);
+    if let (Change::Restore(element), Some(from), Some(to)) = (change, before.placement(), after.placement())
+        && from != to
+    {
+        let requirement = failback_requirement(before.configuration, element);
+        let left: Vec<Element> = from.elements().into_iter().filter(|e| !to.elements().contains(e)).collect();
+        rules.unused.retain(|(e, _)| !left.contains(e));
+        for element in left {
+            rules = rules.unused(element, requirement);
+        }
+        rules.registrar.1 = requirement;
+    }
+    rules
+}
+
+/// How long the phone may take to move away from `element` failing with `fault` (the suites'
+/// failover deadlines): row 1 a registrar by its next REGISTER, a proxy by its next SUBSCRIBE;
+/// row 2 behind outbound-a detected through it; an outbound proxy by its next request.
+fn failover_deadline(configuration: Configuration, element: Element, fault: Fault, timing: &Timing) -> Deadline {
+    let row_2 = matches!(configuration, Configuration::FullBackup | Configuration::FullBackupRfc5626);
+    let detect =
+        if row_2 && element != OutboundA { timing.detect_through_outbound(fault) } else { timing.detect(fault) };
+    if element.is_registrar() {
+        timing.registrar_failover(detect)
+    } else if element.is_proxy() {
+        timing.proxy_failover(detect)
+    } else {
+        timing.outbound_failover(fault, true)
     }
 }
 
@@ -221,11 +411,79 @@ impl World {
 /// a return by the failback probe. A step that moves nothing is judged by the next refreshes.
 /// Out of a state with both of a pair down the phone is on its retry timer: the longest path
 /// (its next attempt, the retry timer, a timeout, then the failback) bounds it.
+///
+/// A reboot: the start-up, then every failed primary the phone meets first found again (its
+/// failover deadline). A `reset` or `restart`: the next refresh and one more transaction (a new
+/// connection, or a new subscription after the 481 of a proxy that forgot it). A DNS change: the
+/// next REGISTER once the old answer's TTL ran out (the runner waits out the TTL first). The DNS
+/// failing or returning: the next REGISTER and a DNS query timing out.
+///
+/// While an element answers late (`delay`), every deadline carries that delay twice (a request
+/// and its repeat with credentials each wait for the slow answer).
 pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
+    let (deadline, requirement) = undelayed_move_deadline(before, change, timing)?;
+    let slowest = before.delay().max(before.after(change, 0).delay());
+    Some(match slowest {
+        Some(ms) => (
+            deadline.plus(
+                format!("answers delayed by {ms} ms, twice"),
+                std::time::Duration::from_millis(u64::from(ms) * 2),
+            ),
+            requirement,
+        ),
+        None => (deadline, requirement),
+    })
+}
+
+fn undelayed_move_deadline(before: &World, change: Change, timing: &Timing) -> Option<(Deadline, Requirement)> {
     let after = before.after(change, 0);
     let was = before.expected(timing);
     let now = after.expected(timing);
     let target = now.placement?;
+    match change {
+        Change::Reboot => {
+            let mut deadline = timing.startup();
+            for (element, failure) in &before.failed {
+                let primary_met_first = match before.configuration {
+                    Configuration::NoOutbound => [RegistrarA, ProxyA].contains(element),
+                    Configuration::FullBackup | Configuration::FullBackupRfc5626 => ROW_2_PRIMARIES.contains(element),
+                    Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626 => *element == OutboundA,
+                };
+                if primary_met_first {
+                    deadline = deadline.and(failover_deadline(before.configuration, *element, failure.fault, timing));
+                }
+            }
+            return Some((deadline, now.requirement));
+        }
+        Change::Dns(_) => {
+            return Some((timing.next_register().plus("scheduling jitter", timing.jitter()), Requirement::F5));
+        }
+        Change::Fail(Dns, _) | Change::Restore(Dns) if was.placement.is_some() => {
+            // As `dns.*.dns-fails` judges it: a request that needs a name whose answer ran out
+            // (any over UDP with the SRV's 2 s TTL) waits for the query to time out, then uses the
+            // last answer; a query sent before the DNS returned may still time out.
+            let deadline = timing
+                .next_register()
+                .and(Deadline::of("a DNS query timing out (transaction timer)", timing.transaction_timeout()))
+                .plus("scheduling jitter", timing.jitter());
+            return Some((deadline, now.requirement));
+        }
+        Change::Event(..) if was.placement.is_some() => {
+            let refresh = if timing.timers.subscription_period > timing.timers.registration_period {
+                timing.next_subscribe()
+            } else {
+                timing.next_register()
+            };
+            let deadline = refresh
+                .plus(
+                    "a new connection, or a new subscription after a 481 (one transaction)",
+                    timing.transaction_timeout(),
+                )
+                .plus("scheduling jitter", timing.jitter());
+            return Some((deadline, now.requirement));
+        }
+        _ => {}
+    }
     let Some(from) = was.placement else {
         let deadline = timing
             .next_register()
@@ -242,32 +500,13 @@ pub fn move_deadline(before: &World, change: Change, timing: &Timing) -> Option<
         };
         return Some((refresh.plus("scheduling jitter", timing.jitter()), now.requirement));
     }
-    let row_2 = matches!(before.configuration, Configuration::FullBackup | Configuration::FullBackupRfc5626);
     match change {
-        Change::Restore(element) => {
-            let requirement = match (before.configuration, element) {
-                (Configuration::NoOutbound, RegistrarA) => Requirement::R1_4,
-                (Configuration::NoOutbound, _) => Requirement::R1_5,
-                (Configuration::OutboundOnly | Configuration::OutboundOnlyRfc5626, _) => Requirement::R3_3,
-                _ => Requirement::R2_3,
-            };
-            Some((timing.failback(), requirement))
-        }
+        Change::Restore(element) => Some((timing.failback(), failback_requirement(before.configuration, element))),
         Change::Fail(element, fault) => {
-            let detect = if row_2 && element != OutboundA {
-                timing.detect_through_outbound(fault)
-            } else {
-                timing.detect(fault)
-            };
-            let deadline = if element.is_registrar() {
-                timing.registrar_failover(detect)
-            } else if element.is_proxy() {
-                timing.proxy_failover(detect)
-            } else {
-                timing.outbound_failover(fault, true)
-            };
-            Some((deadline, now.requirement))
+            Some((failover_deadline(before.configuration, element, fault, timing), now.requirement))
         }
+        // Nothing else moves the phone (handled above, or from == target).
+        _ => Some((timing.failback(), now.requirement)),
     }
 }
 
@@ -386,9 +625,80 @@ mod tests {
         // Into both down: nowhere to converge.
         let one = healthy.after(Change::Fail(RegistrarA, Fault::Silent), 1);
         assert!(move_deadline(&one, Change::Fail(RegistrarB, Fault::Silent), &t).is_none());
+        // The DNS failing: the next refresh may wait for a query to time out.
+        let (deadline, _) = move_deadline(&healthy, Change::Fail(Dns, Fault::Silent), &t).unwrap();
+        assert_eq!(deadline.limit(), t.next_register().limit() + t.transaction_timeout() + t.jitter());
         // An unused backup failing moves nothing: the next refresh.
         let (deadline, requirement) = move_deadline(&healthy, Change::Fail(ProxyB, Fault::Silent), &t).unwrap();
         assert_eq!(deadline.limit(), t.next_register().limit() + t.jitter());
         assert_eq!(requirement, Requirement::R1_1);
+    }
+
+    /// After a primary's return the elements the phone left are unused, and a second binding is a
+    /// breach of the failback bullet (as the suites' failover cases cite it: register-both).
+    #[test]
+    fn a_return_has_the_failbacks_rules() {
+        let t = timing();
+        let row_1 = world(Configuration::NoOutbound, &[RegistrarA]);
+        let rules = expected_after(&row_1, Change::Restore(RegistrarA), &t).rules;
+        assert_eq!(rules.registrar, (RegistrarA, Requirement::R1_4));
+        assert!(rules.unused.contains(&(RegistrarB, Requirement::R1_4)), "{:?}", rules.unused);
+        assert_eq!(rules.unused.iter().filter(|(e, _)| *e == RegistrarB).count(), 1);
+        let row_2 = world(Configuration::FullBackup, &[ProxyA]);
+        let rules = expected_after(&row_2, Change::Restore(ProxyA), &t).rules;
+        for left in [OutboundB, RegistrarB, ProxyB] {
+            assert!(rules.unused.contains(&(left, Requirement::R2_3)), "{left}: {:?}", rules.unused);
+        }
+        // No move, no failback rules: a backup's return keeps the state's own.
+        let backup = world(Configuration::NoOutbound, &[ProxyB]);
+        let rules = expected_after(&backup, Change::Restore(ProxyB), &t).rules;
+        assert_eq!(rules.registrar, (RegistrarA, Requirement::R1_1));
+    }
+
+    #[test]
+    fn one_off_steps_have_their_deadlines() {
+        let t = timing();
+        let healthy = World::new(Configuration::NoOutbound);
+        // A reboot with registrar-a failed: the start-up, then registrar-a found failed again.
+        let failed = healthy.after(Change::Fail(RegistrarA, Fault::Refuse), 1);
+        let (deadline, requirement) = move_deadline(&failed, Change::Reboot, &t).unwrap();
+        assert_eq!(deadline, t.startup().and(t.registrar_failover(t.detect(Fault::Refuse))));
+        assert_eq!(requirement, Requirement::R1_2);
+        // A reboot with only a backup failed: the start-up.
+        let backup = healthy.after(Change::Fail(ProxyB, Fault::Silent), 1);
+        assert_eq!(move_deadline(&backup, Change::Reboot, &t).unwrap().0, t.startup());
+        // A restart: the next refresh and one transaction.
+        let (deadline, _) = move_deadline(&healthy, Change::Event(ProxyA, Event::Restart), &t).unwrap();
+        assert_eq!(deadline.limit(), t.next_register().limit() + t.transaction_timeout() + t.jitter());
+        // A DNS change moves the registrar once the TTL ran out (F5); nothing else moves.
+        let service = World::of_lab(Configuration::NoOutbound, true);
+        let changed = service.after(Change::Dns(RegistrarB), 1);
+        assert_eq!(changed.placement(), at(RegistrarB, ProxyA, None));
+        assert_eq!(move_deadline(&service, Change::Dns(RegistrarB), &t).unwrap().1, Requirement::F5);
+        let rules = changed.expected(&t).rules;
+        assert!(rules.unused.contains(&(RegistrarA, Requirement::F5)));
+        // With the registrar a SIP service the registrars do not fail; the DNS only alone.
+        assert!(!service.may_fail(RegistrarA) && service.may_fail(Dns) && service.may_fail(ProxyA));
+        let dns_down = service.after(Change::Fail(Dns, Fault::Silent), 1);
+        assert!(!dns_down.may_fail(ProxyA) && !dns_down.may_reboot() && !dns_down.may_dial());
+        assert!(!dns_down.may_prefer(RegistrarB) && !dns_down.may_upset(ProxyA));
+        assert!(!service.may_upset(RegistrarA) && service.may_upset(ProxyA));
+    }
+
+    /// A `delay`ed primary is no failed one: the phone stays, and its deadlines wait for the answers.
+    #[test]
+    fn a_delayed_primary_is_not_failed() {
+        let t = timing();
+        let healthy = World::new(Configuration::NoOutbound);
+        let slow = Fault::Delay { ms: 400 };
+        let delayed = healthy.after(Change::Fail(RegistrarA, slow), 1);
+        assert!(!delayed.is_failed(RegistrarA) && delayed.is_faulted(RegistrarA));
+        assert_eq!(delayed.placement(), healthy.placement());
+        assert!(delayed.expected(&t).rules.unused.contains(&(RegistrarB, Requirement::R1_2)));
+        assert!(!delayed.may_fail(RegistrarA) && delayed.may_fail(ProxyA));
+        let (deadline, requirement) = move_deadline(&healthy, Change::Fail(RegistrarA, slow), &t).unwrap();
+        assert_eq!(requirement, Requirement::R1_1);
+        let undelayed = t.next_register().limit() + t.jitter();
+        assert_eq!(deadline.limit(), undelayed + std::time::Duration::from_millis(800));
     }
 }

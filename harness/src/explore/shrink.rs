@@ -1,4 +1,4 @@
-//! Shrinking: a failing schedule made as short and plain as it can be while it still fails the same requirement, each candidate replayed against the phone, within a cap on replays and time.
+//! Shrinking: a failing schedule made as short and plain as it can be while it still fails the same requirement (twice in a row, so a flake is not kept), each candidate replayed against the phone, within a cap on replays and time.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub struct Shrunk {
     pub played: Played,
     pub replays: usize,
     pub elapsed: Duration,
+    /// Whether one more replay of the final schedule failed the same requirement again.
+    pub confirmed: bool,
 }
 
 /// The steps up to the one whose check failed: the steps after it were never played.
@@ -37,8 +39,10 @@ pub fn truncated(schedule: &Schedule, failed_step: usize) -> Schedule {
     cut
 }
 
-/// Simpler schedules to try, most promising first: a fail dropped with its restore (the biggest
-/// cut), then a single step, then a mid-move step made settled, then a fault made plainer
+/// Simpler schedules to try, most promising first: every step that is no fault or restore (DNS
+/// changes, reboots, calls, resets, restarts) dropped at once, then a fail dropped with its
+/// restore (the biggest cut), then a single step, then a mid-move step made settled, then a
+/// fault made plainer
 /// (`refuse` and `reject` to `silent`: no answer at all, the fault every phone finds by its
 /// transaction timer; `reject 408` to `reject 503`). Only valid schedules (nothing restored
 /// that is not failed) are offered.
@@ -49,6 +53,15 @@ pub fn candidates(schedule: &Schedule) -> Vec<Schedule> {
         steps: steps.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, s)| *s).collect(),
         ..schedule.clone()
     };
+    let extras: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !matches!(s.action, Action::Fail { .. } | Action::Restore { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if !extras.is_empty() {
+        out.push(without(&extras));
+    }
     for (i, step) in steps.iter().enumerate() {
         if let Action::Fail { element, .. } = step.action {
             let restore = steps
@@ -90,8 +103,10 @@ pub fn candidates(schedule: &Schedule) -> Vec<Schedule> {
 }
 
 /// Shrinks `failing` (already played: `played`) against `profile`: each candidate is a full
-/// replay, kept when it fails the same requirement; the first that does restarts the search
-/// from it. Stops when no candidate fails, or at `limits`.
+/// replay, and counts as failing only when it fails the same requirement on a second replay too
+/// (a timing flake does not shrink the schedule to something that passes); the first that does
+/// restarts the search from it. Stops when no candidate fails, or at `limits` (both replays
+/// count). The result is replayed once more (`confirmed`), beyond the limits.
 pub async fn shrink(
     failing: &Schedule,
     played: Played,
@@ -104,9 +119,11 @@ pub async fn shrink(
     let mut best = truncated(failing, played.failed_step.unwrap_or(failing.steps.len()));
     let mut best_played = played;
     let mut replays = 0;
+    let fails_the_same =
+        |outcome: &Played| outcome.failed_requirement().is_some() && outcome.failed_requirement() == requirement;
     'search: loop {
         for candidate in candidates(&best) {
-            if replays >= limits.replays || started.elapsed() >= limits.time {
+            if replays + 2 > limits.replays || started.elapsed() >= limits.time {
                 progress(format!(
                     "shrink: stopped at the limit ({replays} replays, {:.0} s)",
                     started.elapsed().as_secs_f64()
@@ -115,11 +132,15 @@ pub async fn shrink(
             }
             replays += 1;
             let outcome = play(&candidate, profile, &mut |_| {}).await;
-            let same = outcome.failed_requirement().is_some() && outcome.failed_requirement() == requirement;
+            let mut same = fails_the_same(&outcome);
+            if same {
+                replays += 1;
+                same = fails_the_same(&play(&candidate, profile, &mut |_| {}).await);
+            }
             progress(format!(
                 "shrink: replay {replays}, {} steps: {}",
                 candidate.steps.len(),
-                if same { "still fails" } else { "passes (or fails otherwise)" }
+                if same { "still fails, twice" } else { "passes (or fails otherwise, or only once)" }
             ));
             if same {
                 best = truncated(&candidate, outcome.failed_step.unwrap_or(candidate.steps.len()));
@@ -129,7 +150,17 @@ pub async fn shrink(
         }
         break;
     }
-    Shrunk { schedule: best, played: best_played, replays, elapsed: started.elapsed() }
+    let confirmation = play(&best, profile, &mut |_| {}).await;
+    let confirmed = fails_the_same(&confirmation);
+    progress(format!(
+        "shrink: the final {} steps replayed once more: {}",
+        best.steps.len(),
+        if confirmed { "fails the same requirement" } else { "did not fail the same requirement (a flaky failure)" }
+    ));
+    if confirmed {
+        best_played = confirmation;
+    }
+    Shrunk { schedule: best, played: best_played, replays, elapsed: started.elapsed(), confirmed }
 }
 
 #[cfg(test)]
@@ -160,6 +191,22 @@ mod tests {
             )
         );
         assert!(!all.contains(&schedule));
+    }
+
+    #[test]
+    fn the_steps_that_are_no_faults_go_first_and_together() {
+        let schedule = Schedule::parse(
+            "schedule no-outbound tcp registrar=srv\nstep 1 dial\nstep 2 fail proxy-a silent\nstep 3 reboot\n\
+             step 4 dns prefer registrar-b\nstep 5 restart proxy-b\nstep 6 restore proxy-a\n",
+        )
+        .unwrap();
+        let all = candidates(&schedule);
+        assert_eq!(
+            all[0].to_string(),
+            "schedule no-outbound tcp registrar=srv\nstep 1 fail proxy-a silent\nstep 2 restore proxy-a\n"
+        );
+        assert!(all.iter().all(|c| c.check().is_ok()));
+        assert!(all.iter().any(|c| c.steps.len() == 5 && !c.steps.iter().any(|s| s.action == Action::Dial)));
     }
 
     #[test]
