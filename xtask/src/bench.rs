@@ -79,9 +79,7 @@ impl Part {
         Ok(match words.as_slice() {
             [] => Part::All,
             ["throughput"] => Part::Throughput(RATES.to_vec()),
-            ["throughput", rates] => Part::Throughput(
-                rates.split(',').map(parse_rate).collect::<Result<Vec<u32>>>()?,
-            ),
+            ["throughput", rates] => Part::Throughput(rates.split(',').map(parse_rate).collect::<Result<Vec<u32>>>()?),
             ["latency"] => Part::Latency,
             ["memory"] => Part::Memory,
             _ => bail!("usage: cargo xtask bench [throughput [RATE,...] | latency | memory]"),

@@ -69,6 +69,7 @@ pub fn explore(args: &[String]) -> Result<()> {
     while let Some(word) = words.next() {
         match word.as_str() {
             "refphone" | "quirks" | "all" => part.clone_from(word),
+            "--help" | "-h" => return super::note(&format!("{USAGE}\n")),
             "--steps" => steps = words.next().and_then(|n| n.parse().ok()).context(USAGE)?,
             "--jobs" => jobs = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0).context(USAGE)?,
             _ => bail!("{USAGE}"),

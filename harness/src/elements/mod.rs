@@ -500,7 +500,9 @@ impl ElementShared {
                             // The element's own printing parses back; the trace shows it again.
                             match Message::parse(&bytes) {
                                 Ok(response) => self.transmit_encoded(reply_to, response, bytes.to_vec()).await,
-                                Err(e) => tracing::error!(element = %self.element, "a kept response does not parse: {e}"),
+                                Err(e) => {
+                                    tracing::error!(element = %self.element, "a kept response does not parse: {e}")
+                                }
                             }
                             return;
                         }

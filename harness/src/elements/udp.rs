@@ -82,7 +82,11 @@ pub(crate) async fn read_udp(shared: Arc<ElementShared>) {
 }
 
 /// Hands what one `recv_from` read to the element.
-async fn take_datagram(shared: &Arc<ElementShared>, received: std::io::Result<(usize, std::net::SocketAddr)>, buf: &[u8]) {
+async fn take_datagram(
+    shared: &Arc<ElementShared>,
+    received: std::io::Result<(usize, std::net::SocketAddr)>,
+    buf: &[u8],
+) {
     match received {
         Ok((n, source)) => {
             let peer = Peer { transport: Transport::Udp, flow: None, addr: source };
