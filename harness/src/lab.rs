@@ -321,7 +321,7 @@ impl Lab {
             let shared = ElementShared::new(element, topology.clone(), trace.clone(), behaviour);
             let acceptor = ca.acceptor(element, &topology)?;
             tasks.push(tokio::spawn(elements::run_udp(shared.clone(), sockets.udp)));
-            for _ in 1..spec.udp_readers {
+            for _ in 0..spec.udp_readers.max(1) {
                 tasks.push(tokio::spawn(elements::read_udp(shared.clone())));
             }
             tasks.push(tokio::spawn(elements::run_tcp_listener(shared.clone(), sockets.tcp)));

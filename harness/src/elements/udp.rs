@@ -1,4 +1,4 @@
-//! An element's UDP port: datagrams classified (SIP, STUN, CRLF keep-alive) and handed to the element, and its client transactions retransmitted; `refuse` closes the port.
+//! An element's UDP port: one task owns the socket (`refuse` closes it) and retransmits, readers hand the datagrams, classified (SIP, STUN, CRLF keep-alive), to the element.
 
 use std::sync::Arc;
 
@@ -9,20 +9,21 @@ use super::{ElementShared, Inbound, Peer};
 use crate::faults::Fault;
 use crate::trace::Transport;
 
-/// Runs until aborted. `refuse` drops the socket so the kernel answers ICMP port unreachable;
-/// lifting it binds the port again.
+/// The owner of the element's UDP port, run until aborted: it opens the socket (`read_udp`s
+/// read it) and retransmits the element's client transactions. `refuse` drops the socket so the
+/// kernel answers ICMP port unreachable; lifting it binds the port again.
 pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
     let addr = shared.local_addr(Transport::Udp);
     widen_receive_buffer(&shared, &socket);
     let mut faults = shared.faults.subscribe();
-    let mut socket = Some(Arc::new(socket));
-    shared.set_udp_socket(socket.clone());
-    let mut buf = vec![0u8; 65_536];
+    shared.set_udp_socket(Some(Arc::new(socket)));
+    let mut open = true;
     loop {
         let refused = faults.borrow_and_update().udp == Some(Fault::Refuse);
         if refused {
-            if socket.take().is_some() {
+            if open {
                 shared.set_udp_socket(None);
+                open = false;
                 tracing::info!(element = %shared.element, "udp port closed (refuse)");
             }
             if faults.changed().await.is_err() {
@@ -30,15 +31,13 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
             }
             continue;
         }
-        let sock = match &socket {
-            Some(s) => s.clone(),
-            None => match crate::net::bind_udp(addr) {
-                Ok(s) => {
-                    widen_receive_buffer(&shared, &s);
-                    let s = Arc::new(s);
-                    shared.set_udp_socket(Some(s.clone()));
+        if !open {
+            match crate::net::bind_udp(addr) {
+                Ok(socket) => {
+                    widen_receive_buffer(&shared, &socket);
+                    shared.set_udp_socket(Some(Arc::new(socket)));
+                    open = true;
                     tracing::info!(element = %shared.element, "udp port open again");
-                    socket.insert(s).clone()
                 }
                 Err(e) => {
                     tracing::error!(element = %shared.element, "cannot rebind {addr}: {e}");
@@ -47,12 +46,9 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
                     }
                     continue;
                 }
-            },
-        };
+            }
+        }
         tokio::select! {
-            // Received in the select, handled in its arm: a branch that fires mid-answer must not
-            // cancel the answer.
-            received = sock.recv_from(&mut buf) => take_datagram(&shared, received, &buf).await,
             changed = faults.changed() => if changed.is_err() { return },
             () = retransmission_due(shared.next_retransmission()) => shared.retransmit_due().await,
             () = shared.client_started.notified() => {}
@@ -60,8 +56,8 @@ pub(crate) async fn run_udp(shared: Arc<ElementShared>, socket: UdpSocket) {
     }
 }
 
-/// Another reader of the element's UDP socket, beside `run_udp`'s own (`LabSpec::udp_readers`):
-/// under load the datagrams are handled on as many cores. It follows the socket `run_udp`
+/// A reader of the element's UDP socket (`LabSpec::udp_readers` of them: one in a case, so the
+/// trace is in arrival order; one per core under `serve`). It follows the socket `run_udp`
 /// opens and closes, so `refuse` closes the port for every reader. Runs until aborted.
 pub(crate) async fn read_udp(shared: Arc<ElementShared>) {
     let mut socket = shared.udp_socket();
@@ -74,6 +70,8 @@ pub(crate) async fn read_udp(shared: Arc<ElementShared>) {
             continue;
         };
         tokio::select! {
+            // Received in the select, handled in its arm: the other branch firing mid-answer
+            // must not cancel the answer.
             received = sock.recv_from(&mut buf) => take_datagram(&shared, received, &buf).await,
             // Closed (refuse) or opened again: the clone is dropped and the new one taken.
             changed = socket.changed() => if changed.is_err() { return },
